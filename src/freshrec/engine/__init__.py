@@ -1,0 +1,6 @@
+"""Wiring: log + state + models + processor + recommender behind ``Engine``."""
+
+from freshrec.engine.engine import Engine, IngestResult
+from freshrec.engine.recommender import Recommendation
+
+__all__ = ["Engine", "IngestResult", "Recommendation"]

@@ -1,0 +1,194 @@
+"""``Engine``: the Python API of DESIGN §3, and what the HTTP server is a thin layer over.
+
+>>> engine = Engine.open()  # in memory
+>>> engine.ingest([{"type": "view", "user_id": "u1", "item_id": "shoe", "timestamp": 1000},
+...                {"type": "view", "user_id": "u1", "item_id": "sock", "timestamp": 1010},
+...                {"type": "view", "user_id": "u2", "item_id": "shoe", "timestamp": 1020}]).accepted
+3
+>>> engine.process()
+3
+>>> [(r.item_id, r.reason["type"]) for r in engine.recommend("u2", k=2)]
+[('sock', 'because_you_viewed'), ('shoe', 'popular')]
+>>> engine.close()
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from freshrec.errors import NotFound
+from freshrec.events import Event, EventValidator, ValidatedBatch
+from freshrec.engine.processor import Processor
+from freshrec.engine.recommender import Recommendation, Recommender
+from freshrec.log import EventLog, open_log
+from freshrec.models import CoVisitation, DecayedPopularity
+from freshrec.registry import SnapshotStore
+from freshrec.settings import Settings
+from freshrec.state import OnlineState
+
+log = logging.getLogger(__name__)
+
+
+class IngestResult(msgspec.Struct):
+    """What an ingest call did: events accepted, duplicates dropped, ``(index, reason)`` errors."""
+
+    accepted: int
+    duplicates: int
+    errors: list[tuple[int, str]]
+
+
+class Engine:
+    """An embedded freshrec: durable log, processor, models and recommendations in one process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        data = settings.data_dir
+        self.log: EventLog = open_log(
+            "memory://" if data is None else f"sqlite://{Path(data) / 'log.db'}",
+            dedup_max_ids=settings.dedup_max_ids,
+            dedup_window_seconds=settings.dedup_window_seconds,
+        )
+        self.validator = EventValidator()
+        self.state = OnlineState(settings.recent_items, settings.session_window,
+                                 settings.session_gap_seconds, settings.type_weight_vector())
+        self.popularity = DecayedPopularity(settings.popularity_half_life_seconds)
+        self.covisitation = CoVisitation(settings.covis_neighbours, settings.covis_backward_weight,
+                                         settings.covis_half_life_seconds)
+        self.lock = threading.RLock()
+        snapshots = None if data is None else SnapshotStore(Path(data) / "snapshots",
+                                                            settings.snapshots_kept)
+        self.processor = Processor(
+            self.log, self.state, [self.popularity, self.covisitation], self.lock, snapshots,
+            settings.processor_batch_events, settings.snapshot_every_events,
+            settings.snapshot_every_seconds)
+        self.recommender = Recommender(self.state, self.popularity, self.covisitation,
+                                       settings.popularity_blend)
+        self.rejected = 0
+        self.ready = False
+        self.model_version = "embedded-1"
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ingest_lock = threading.Lock()
+        self.processor.restore()
+
+    @classmethod
+    def open(cls, path: str | Path | None = None, **settings: Any) -> Engine:
+        """Open (or create) an engine whose data lives in ``path`` (None = in memory)."""
+        return cls(Settings(data_dir=path, **settings))
+
+    # -- ingest ------------------------------------------------------------------------------
+    def ingest(self, events: Event | Mapping[str, Any] | Iterable[Event | Mapping[str, Any]]
+               ) -> IngestResult:
+        """Validate, de-duplicate and durably append events; returns what was accepted."""
+        if isinstance(events, Event | Mapping):
+            events = [events]  # type: ignore[list-item]
+        return self._append(self.validator.validate_many(events))  # type: ignore[arg-type]
+
+    def ingest_json(self, body: bytes) -> IngestResult:
+        """Ingest an HTTP body: one event object or ``{"events": [...]}``."""
+        return self._append(self.validator.validate_json(body, self.settings.max_batch_events))
+
+    def _append(self, batch: ValidatedBatch) -> IngestResult:
+        with self._ingest_lock:
+            self.rejected += len(batch.errors)
+        if not batch.events:
+            return IngestResult(0, 0, batch.errors)
+        result = self.log.append(batch.events)
+        self._wake.set()
+        return IngestResult(result.accepted, result.duplicates, batch.errors)
+
+    # -- processing --------------------------------------------------------------------------
+    def process(self) -> int:
+        """Drain the log through the processor; returns the number of events processed."""
+        n = self.processor.drain()
+        self.ready = True
+        return n
+
+    def start(self) -> None:
+        """Run the processor in a background thread (what a server does)."""
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="freshrec-processor",
+                                            daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        self.process()
+        while not self._stop.is_set():
+            try:
+                n = self.processor.step()
+            except Exception:  # keep serving; the batch is retried from the same offset
+                log.exception("processor step failed; retrying")
+                self._stop.wait(1.0)
+                continue
+            if n == 0:
+                self._wake.wait(self.settings.processor_idle_seconds)
+                self._wake.clear()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._wake.set()
+            self._thread.join()
+            self._thread = None
+
+    # -- serving -----------------------------------------------------------------------------
+    def recommend(self, user_id: str, k: int = 10, context: Mapping[str, Any] | None = None,
+                  exclude: Iterable[str] | None = None) -> list[Recommendation]:
+        """Top-``k`` items for ``user_id`` with a score and a reason; popular items for new users."""
+        with self.lock:
+            return self.recommender.recommend(user_id, k, list(exclude or ()))
+
+    def similar(self, item_id: str, k: int = 10) -> list[Recommendation]:
+        """Items shoppers interact with around ``item_id``; ``NotFound`` for an unknown item."""
+        with self.lock:
+            item = self.state.items.get(item_id)
+            if item is None:
+                raise NotFound(f"item_id: unknown item {item_id!r}")
+            return self.recommender.similar(item, k)
+
+    def stats(self) -> dict[str, Any]:
+        accepted = self.log.end_offset()
+        processed = self.processor.offset
+        return {
+            "events_accepted": accepted,
+            "events_processed": processed,
+            "events_duplicate": self.log.duplicates_total(),
+            "events_rejected": self.rejected,
+            "processor_lag": accepted - processed,
+            "users": len(self.state.users),
+            "items": len(self.state.items),
+            "model_version": self.model_version,
+            "ready": self.ready,
+        }
+
+    def close(self) -> None:
+        """Stop the processor, write a final snapshot and close the log."""
+        self.stop()
+        if self.settings.data_dir is not None:
+            self.processor.drain()
+            self.processor.snapshot()
+        self.log.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def wait_processed(self, timeout: float = 5.0) -> bool:
+        """Block until every accepted event is processed (for tests and tools)."""
+        deadline = time.monotonic() + timeout
+        while self.processor.offset < self.log.end_offset():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.001)
+        return True

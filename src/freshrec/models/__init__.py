@@ -1,0 +1,8 @@
+"""Incremental recommenders behind one small interface (``Model``)."""
+
+from freshrec.models.base import Model, ModelError, UserView
+from freshrec.models.covisitation import CoVisitation
+from freshrec.models.decay import ForwardDecay
+from freshrec.models.popularity import DecayedPopularity
+
+__all__ = ["CoVisitation", "DecayedPopularity", "ForwardDecay", "Model", "ModelError", "UserView"]

@@ -1,0 +1,64 @@
+"""The one interface every model implements.
+
+A model learns from micro-batches (``learn``) and scores items for a user (``score``). The
+optional abilities -- proposing candidates, explaining, similar items -- have defaults derived
+from the required ones or raise ``NotImplementedError``. Parameters are saved as a dict of numpy
+arrays (``state_dict``) so snapshots are plain ``.npz`` files, never pickles.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import numpy as np
+
+from freshrec.errors import FreshrecError
+from freshrec.state import Batch, UserView
+
+
+class ModelError(FreshrecError):
+    """A model's parameters are unusable (NaN, overflow, wrong shapes)."""
+
+
+class Model(abc.ABC):
+    """Base of every incremental recommender."""
+
+    name: str = "model"
+
+    @abc.abstractmethod
+    def learn(self, batch: Batch) -> None:
+        """Update the parameters with one micro-batch (events in log order)."""
+
+    @abc.abstractmethod
+    def score(self, user: UserView, candidates: np.ndarray) -> np.ndarray:
+        """Scores (float64, higher is better) of the ``candidates`` item indices for ``user``."""
+
+    def candidates(self, user: UserView, n: int) -> np.ndarray:
+        """Up to ``n`` item indices worth scoring for ``user``, best first."""
+        raise NotImplementedError
+
+    def similar(self, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` items most similar to ``item`` and their scores."""
+        raise NotImplementedError
+
+    def params(self) -> dict[str, Any]:
+        """Constructor arguments, to recreate the model exactly."""
+        return {}
+
+    @abc.abstractmethod
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Learned parameters as arrays (trimmed to the items/users seen)."""
+
+    @abc.abstractmethod
+    def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
+        """Restore what ``state_dict`` returned."""
+
+    def check_finite(self) -> None:
+        """Raise ``ModelError`` if any learned parameter is NaN or infinite."""
+        for key, value in self.state_dict().items():
+            if value.dtype.kind == "f" and not np.isfinite(value).all():
+                raise ModelError(f"{self.name}: non-finite values in {key!r}")
+
+
+__all__ = ["Model", "ModelError", "UserView"]

@@ -1,0 +1,172 @@
+"""Session-aware item-to-item co-visitation with bounded memory.
+
+When a shopper interacts with item ``j``, every item ``r`` they touched earlier in the same
+session (up to ``window`` back) gains weight towards ``j`` (forward: "viewed r, then j") and,
+scaled by ``backward_weight``, ``j`` towards ``r``. The weight is the event's type weight
+(purchase > add_to_cart > click > view), divided by the distance in the session, and decayed on
+event time with ``half_life_seconds``.
+
+Each item keeps its ``neighbours`` strongest partners in a fixed row updated with the
+Space-Saving rule: an unseen partner takes the slot of the weakest one and inherits its weight,
+so frequent pairs are never lost while memory stays ``items x neighbours``.
+
+>>> from freshrec.testing import make_batch
+>>> cv = CoVisitation(neighbours=4)
+>>> cv.learn(make_batch(items=[0, 1, 2], prev_items=[[], [0], [1, 0]]))
+>>> items, scores = cv.similar(0, 2)
+>>> items.tolist(), [round(s, 3) for s in scores.tolist()]
+([1, 2], [0.667, 0.333])
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from freshrec.models.base import Model
+from freshrec.models.decay import ForwardDecay
+from freshrec.state import Batch, UserView
+from freshrec.state.arrays import grow
+
+
+@numba.njit(cache=True, nogil=True)
+def _add(nbr, nbw, row, col, w):  # pragma: no cover - compiled
+    weakest = 0
+    for s in range(nbr.shape[1]):
+        c = nbr[row, s]
+        if c == col:
+            nbw[row, s] += w
+            return
+        if c < 0:
+            nbr[row, s] = col
+            nbw[row, s] = w
+            return
+        if nbw[row, s] < nbw[row, weakest]:
+            weakest = s
+    nbr[row, weakest] = col
+    nbw[row, weakest] += w
+
+
+@numba.njit(cache=True, nogil=True)
+def _learn(items, weight, prev_items, backward, nbr, nbw):  # pragma: no cover - compiled
+    for k in range(items.shape[0]):
+        w = weight[k]
+        if w <= 0.0:
+            continue
+        j = items[k]
+        for m in range(prev_items.shape[1]):
+            r = prev_items[k, m]
+            if r < 0:
+                break
+            if r == j:
+                continue
+            pw = w / (m + 1)
+            _add(nbr, nbw, r, j, pw)
+            if backward > 0.0:
+                _add(nbr, nbw, j, r, pw * backward)
+
+
+class CoVisitation(Model):
+    """Item-to-item scores from what shoppers interact with next in their sessions."""
+
+    name = "covisitation"
+
+    def __init__(self, neighbours: int = 64, backward_weight: float = 0.5,
+                 half_life_seconds: float = 30 * 86_400.0) -> None:
+        self.neighbours = neighbours
+        self.backward_weight = backward_weight
+        self.half_life_seconds = half_life_seconds
+        self._clock = ForwardDecay(half_life_seconds)
+        self._nbr = np.full((0, neighbours), -1, dtype=np.int32)
+        self._nbw = np.zeros((0, neighbours), dtype=np.float64)
+        self._n_items = 0
+
+    def params(self) -> dict[str, float]:
+        return {"neighbours": self.neighbours, "backward_weight": self.backward_weight,
+                "half_life_seconds": self.half_life_seconds}
+
+    def learn(self, batch: Batch) -> None:
+        if len(batch) == 0:
+            return
+        self._n_items = max(self._n_items, batch.n_items)
+        self._nbr = grow(self._nbr, self._n_items, fill=-1)
+        self._nbw = grow(self._nbw, self._n_items)
+        factor = self._clock.rebase(batch.ts)
+        if factor != 1.0:
+            self._nbw *= factor
+        w = batch.weight * self._clock.weights(batch.ts)
+        _learn(batch.items, w, batch.prev_items, self.backward_weight, self._nbr, self._nbw)
+
+    def neighbours_of(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Partners of each item (-1 padded) and their weights normalised per row (sum 1)."""
+        nbr = self._nbr[items]
+        nbw = self._nbw[items]
+        total = nbw.sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            norm = np.where(total > 0, nbw / total, 0.0)
+        return nbr, norm
+
+    def aggregate(self, sources: np.ndarray, source_weights: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Candidates reached from ``sources``: (items, scores, index of the top source)."""
+        if sources.size == 0 or self._n_items == 0:
+            empty = np.zeros(0, dtype=np.int32)
+            return empty, np.zeros(0), empty
+        sources = sources[sources < self._n_items]
+        source_weights = source_weights[: sources.shape[0]]
+        nbr, norm = self.neighbours_of(sources)
+        contrib = norm * source_weights[:, None]
+        valid = nbr >= 0
+        cand = nbr[valid]
+        contrib = contrib[valid]
+        origin = np.broadcast_to(np.arange(sources.shape[0])[:, None], nbr.shape)[valid]
+        items, inverse = np.unique(cand, return_inverse=True)
+        scores = np.bincount(inverse, weights=contrib, minlength=items.shape[0])
+        order = np.lexsort((-contrib, inverse))
+        first = np.ones(order.shape[0], dtype=bool)
+        first[1:] = inverse[order[1:]] != inverse[order[:-1]]
+        top_source = origin[order[first]]
+        return items.astype(np.int32), scores, top_source
+
+    def score(self, user: UserView, candidates: np.ndarray) -> np.ndarray:
+        items, scores, _ = self.aggregate(user.recent_items, recency_weights(user))
+        out = np.zeros(candidates.shape[0])
+        pos = np.searchsorted(items, candidates)
+        pos = np.minimum(pos, max(items.shape[0] - 1, 0))
+        hit = items.shape[0] > 0
+        if hit:
+            match = items[pos] == candidates
+            out[match] = scores[pos[match]]
+        return out
+
+    def candidates(self, user: UserView, n: int) -> np.ndarray:
+        items, scores, _ = self.aggregate(user.recent_items, recency_weights(user))
+        return items[np.argsort(-scores, kind="stable")[:n]]
+
+    def similar(self, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if item >= self._n_items:
+            return np.zeros(0, dtype=np.int32), np.zeros(0)
+        nbr, norm = self.neighbours_of(np.asarray([item]))
+        nbr, norm = nbr[0], norm[0]
+        valid = nbr >= 0
+        nbr, norm = nbr[valid], norm[valid]
+        order = np.lexsort((nbr, -norm))[:k]
+        return nbr[order], norm[order]
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        n = self._n_items
+        return {"nbr": self._nbr[:n].copy(), "nbw": self._nbw[:n].copy(),
+                "t_ref": self._clock.state()}
+
+    def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
+        self._nbr = arrays["nbr"].astype(np.int32, copy=True)
+        self._nbw = arrays["nbw"].astype(np.float64, copy=True)
+        self._n_items = self._nbr.shape[0]
+        self._clock.load(arrays["t_ref"])
+
+
+def recency_weights(user: UserView) -> np.ndarray:
+    """Weight of each recent item as a source: 1/(1+position), doubled inside the session."""
+    n = user.recent_items.shape[0]
+    w = 1.0 / (1.0 + np.arange(n))
+    return np.where(user.in_session, 2.0 * w, w)

@@ -1,0 +1,79 @@
+"""One typed settings object: flags, then ``FRESHREC_*`` environment variables, then defaults.
+
+>>> s = Settings(popularity_half_life_seconds=60)
+>>> s.popularity_half_life_seconds, s.type_weight_vector()[:2]
+(60.0, [1.0, 2.0])
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from freshrec.events import EVENT_TYPES
+
+DEFAULT_TYPE_WEIGHTS: dict[str, float] = {
+    "view": 1.0,
+    "click": 2.0,
+    "favorite": 3.0,
+    "add_to_cart": 4.0,
+    "remove_from_cart": 0.0,
+    "purchase": 8.0,
+    "impression": 0.0,
+    "rating": 2.0,
+}
+
+
+class Settings(BaseSettings):
+    """Every tunable of an engine and its server, validated at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="FRESHREC_", extra="forbid")
+
+    data_dir: Path | None = Field(None, description="Where the log and snapshots live; None = memory.")
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds.")
+    port: int = Field(8000, ge=0, le=65535, description="Port the HTTP server binds.")
+
+    max_body_bytes: int = Field(1_048_576, gt=0, description="Largest accepted request body.")
+    max_batch_events: int = Field(10_000, gt=0, description="Most events in one POST.")
+    dedup_max_ids: int = Field(10_000_000, gt=0, description="event_ids remembered (per window).")
+    dedup_window_seconds: float = Field(7 * 86_400.0, gt=0, description="Age of the dedup window.")
+
+    session_gap_seconds: float = Field(1800.0, gt=0, description="Inactivity that ends a session.")
+    recent_items: int = Field(20, ge=1, le=256, description="Recent items kept per user.")
+    session_window: int = Field(10, ge=1, le=64, description="Earlier session items paired per event.")
+    type_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_TYPE_WEIGHTS),
+                                           description="Weight of each event type in the models.")
+
+    popularity_half_life_seconds: float = Field(3 * 86_400.0, gt=0)
+    covis_half_life_seconds: float = Field(30 * 86_400.0, gt=0)
+    covis_neighbours: int = Field(64, ge=1, le=1024)
+    covis_backward_weight: float = Field(0.5, ge=0)
+    popularity_blend: float = Field(0.05, ge=0, description="Weight of popularity next to co-visitation.")
+
+    processor_batch_events: int = Field(5_000, gt=0, description="Events per processor micro-batch.")
+    processor_idle_seconds: float = Field(0.01, gt=0, description="Processor poll interval when idle.")
+    snapshot_every_events: int = Field(200_000, gt=0, description="Snapshot after this many events.")
+    snapshot_every_seconds: float = Field(60.0, gt=0, description="... or after this long.")
+    snapshots_kept: int = Field(2, ge=1, description="Snapshots kept on disk.")
+
+    @field_validator("type_weights")
+    @classmethod
+    def _known_types(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, weight in value.items():
+            if name not in EVENT_TYPES:
+                raise ValueError(f"unknown event type {name!r} (known: {', '.join(EVENT_TYPES)})")
+            if not weight >= 0:
+                raise ValueError(f"weight of {name!r} must be >= 0")
+        return {**DEFAULT_TYPE_WEIGHTS, **value}
+
+    @model_validator(mode="after")
+    def _window_fits(self) -> Settings:
+        if self.session_window > self.recent_items:
+            raise ValueError("session_window must not exceed recent_items")
+        return self
+
+    def type_weight_vector(self) -> list[float]:
+        """Weights indexed by event-type code."""
+        return [self.type_weights[name] for name in EVENT_TYPES]
