@@ -1,0 +1,28 @@
+"""Dependencies shared by the routers: the engine, settings and metrics of this app."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from freshrec.engine import Engine
+from freshrec.serving.metrics import Metrics
+from freshrec.settings import Settings
+
+
+def _engine(request: Request) -> Engine:
+    return request.app.state.engine
+
+
+def _metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.engine.settings
+
+
+EngineDep = Annotated[Engine, Depends(_engine)]
+MetricsDep = Annotated[Metrics, Depends(_metrics)]
+SettingsDep = Annotated[Settings, Depends(_settings)]
