@@ -35,5 +35,5 @@ def make_batch(
         prev_items=prev,
         prev_types=np.zeros((n, window), dtype=np.int8),
         n_users=int(users_arr.max()) + 1 if n else 0,
-        n_items=int(items_arr.max()) + 1 if n else 0,
+        n_items=max(int(items_arr.max()), int(prev.max())) + 1 if n else 0,
     )

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -40,14 +41,21 @@ class ValidatedBatch:
     errors: list[tuple[int, str]] = field(default_factory=list)
 
 
+_FIELD_IN_MESSAGE = re.compile(r"^Object (missing required|contains unknown) field `([^`]+)`$")
+
+
 def _field_error(exc: msgspec.ValidationError) -> str:
     """Turn msgspec's ``"Expected `str`, got `int` - at `$.user_id`"`` into ``"user_id: ..."``."""
     text = str(exc)
     message, sep, where = text.rpartition(" - at `")
     if not sep:
-        return text
-    path = where.rstrip("`").removeprefix("$").lstrip(".") or "event"
-    return f"{path}: {message}"
+        message, where = text, "$`"
+    path = where.rstrip("`").removeprefix("$").lstrip(".")
+    named = _FIELD_IN_MESSAGE.match(message)
+    if named:
+        what = "is required" if named.group(1) == "missing required" else "is not a known field"
+        return f"{path + '.' if path else ''}{named.group(2)}: {what}"
+    return f"{path or 'event'}: {message}"
 
 
 def _check_id(name: str, value: str | None, required: bool) -> None:

@@ -1,9 +1,11 @@
 """Forward exponential decay on event time.
 
 Instead of shrinking every stored weight as time passes, new contributions are scaled *up* by
-``2 ** ((t - t_ref) / half_life)``; relative order is what a decayed sum would give. When the
-scale would grow too large the reference time moves forward and the stored weights are rescaled
-once (``rebase``), so updates stay O(batch) and no value overflows.
+``2 ** ((t - t_ref) / half_life)``; relative order is what a decayed sum would give. The
+reference time sits on a grid of ``GRID`` half-lives from the first event, at the last grid point
+before the latest event seen. When the latest event crosses into a new grid cell, stored weights
+are rescaled once by an exact power of two (``rebase``). So updates stay O(batch), nothing
+overflows, and the stored values depend only on the events, not on how they were batched.
 
 >>> clock = ForwardDecay(half_life=10.0)
 >>> clock.rebase(np.array([100.0]))
@@ -20,7 +22,7 @@ import math
 
 import numpy as np
 
-_MAX_HALF_LIVES = 40.0
+GRID = 16  # half-lives between reference points
 
 
 class ForwardDecay:
@@ -30,37 +32,46 @@ class ForwardDecay:
         if not half_life > 0:
             raise ValueError(f"half_life must be > 0 seconds, got {half_life!r}")
         self.half_life = float(half_life)
-        self.t_ref: float | None = None
+        self.t0: float | None = None
+        self.cell = 0
+
+    @property
+    def t_ref(self) -> float | None:
+        if self.t0 is None:
+            return None
+        return self.t0 + self.cell * GRID * self.half_life
 
     def rebase(self, ts: np.ndarray) -> float:
         """Prepare for events at times ``ts``; returns the factor to multiply stored weights by."""
         if ts.size == 0 or math.isinf(self.half_life):
             return 1.0
-        latest = float(ts.max())
-        if self.t_ref is None:
-            self.t_ref = latest
+        if self.t0 is None:
+            self.t0 = float(ts.min())
+        cell = int((float(ts.max()) - self.t0) // (GRID * self.half_life))
+        if cell <= self.cell:
             return 1.0
-        ahead = (latest - self.t_ref) / self.half_life
-        if ahead <= _MAX_HALF_LIVES:
-            return 1.0
-        self.t_ref = latest
-        return float(2.0 ** -ahead)
+        shift = cell - self.cell
+        self.cell = cell
+        return float(2.0 ** (-GRID * shift))
 
     def weights(self, ts: np.ndarray) -> np.ndarray:
         """Scale of a contribution made at each time in ``ts``."""
-        if self.t_ref is None or math.isinf(self.half_life):
+        t_ref = self.t_ref
+        if t_ref is None or math.isinf(self.half_life):
             return np.ones_like(ts, dtype=np.float64)
-        return np.exp2((ts - self.t_ref) / self.half_life)
+        return np.exp2((ts - t_ref) / self.half_life)
 
     def decayed(self, stored: np.ndarray, at: float) -> np.ndarray:
         """Stored weights as their decayed value at time ``at``."""
-        if self.t_ref is None or math.isinf(self.half_life):
+        t_ref = self.t_ref
+        if t_ref is None or math.isinf(self.half_life):
             return stored
-        return stored * 2.0 ** (-(at - self.t_ref) / self.half_life)
+        return stored * 2.0 ** (-(at - t_ref) / self.half_life)
 
     def state(self) -> np.ndarray:
-        """``[t_ref, 1]``, or ``[0, 0]`` before the first event."""
-        return np.asarray([0.0, 0.0] if self.t_ref is None else [self.t_ref, 1.0])
+        """``[t0, cell, 1]``, or zeros before the first event."""
+        return np.asarray([0.0, 0.0, 0.0] if self.t0 is None else [self.t0, self.cell, 1.0])
 
     def load(self, value: np.ndarray) -> None:
-        self.t_ref = float(value[0]) if value[1] else None
+        self.t0 = float(value[0]) if value[2] else None
+        self.cell = int(value[1])

@@ -1,0 +1,23 @@
+"""Shared fixtures: small event streams with a known answer."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def view(user: str, item: str, ts: float, **extra: object) -> dict[str, object]:
+    return {"type": "view", "user_id": user, "item_id": item, "timestamp": ts, **extra}
+
+
+@pytest.fixture
+def checkerboard() -> list[dict[str, object]]:
+    """Two tastes: users u0..u9 browse a0->a1->a2, users v0..v9 browse b0->b1->b2 (sessions)."""
+    events = []
+    t = 1_700_000_000.0
+    for n in range(10):
+        for group in ("a", "b"):
+            user = f"{'u' if group == 'a' else 'v'}{n}"
+            for step in range(3):
+                events.append(view(user, f"{group}{step}", t))
+                t += 10
+    return events

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+import numpy as np
+
+from freshrec.models import CoVisitation, DecayedPopularity, ForwardDecay
+from freshrec.testing import make_batch
+
+
+def test_recent_events_outweigh_old_ones() -> None:
+    pop = DecayedPopularity(half_life_seconds=100.0)
+    pop.learn(make_batch(items=[0, 0, 0], ts=[0.0, 1.0, 2.0]))  # three events long ago
+    pop.learn(make_batch(items=[1], ts=[1000.0]))  # one event ten half-lives later
+    assert pop.top(2).tolist() == [1, 0]
+    decayed = pop.decayed(at=1000.0)
+    assert decayed[1] == 1.0 and decayed[0] < 3 * 2.0**-9.9
+
+
+def test_decay_survives_rebasing_over_long_spans() -> None:
+    pop = DecayedPopularity(half_life_seconds=1.0)
+    for t in range(0, 5000, 100):  # 5000 half-lives: would overflow without rebasing
+        pop.learn(make_batch(items=[t % 3], ts=[float(t)]))
+    assert np.isfinite(pop.raw_scores()).all()
+    assert pop.top(1).tolist() == [4900 // 100 % 3]
+
+
+def test_forward_decay_matches_plain_decay() -> None:
+    clock = ForwardDecay(half_life=50.0)
+    ts = np.array([0.0, 30.0, 80.0, 5000.0])
+    stored = np.zeros(1)
+    for t in ts:
+        stored *= clock.rebase(np.array([t]))
+        stored += clock.weights(np.array([t]))
+    expected = sum(2.0 ** (-(ts[-1] - t) / 50.0) for t in ts)
+    np.testing.assert_allclose(clock.decayed(stored, at=ts[-1]), [expected])
+
+
+def test_event_type_weights_rank_purchases_above_views() -> None:
+    pop = DecayedPopularity(half_life_seconds=1e9)
+    pop.learn(make_batch(items=[0, 0, 0, 1], weight=[1.0, 1.0, 1.0, 8.0]))
+    assert pop.top(2).tolist() == [1, 0]
+
+
+def test_covisitation_is_directional_and_session_bounded() -> None:
+    cv = CoVisitation(neighbours=8, backward_weight=0.25)
+    # session a -> b -> c; item d is seen alone in another session (no previous items)
+    cv.learn(make_batch(items=[0, 1, 2, 3], prev_items=[[], [0], [1, 0], []]))
+    items, scores = cv.similar(0, 5)
+    assert items.tolist() == [1, 2]  # forward from a: b (distance 1) before c (distance 2)
+    back_items, _ = cv.similar(2, 5)
+    assert set(back_items.tolist()) == {0, 1}  # backward links exist, weaker
+    assert cv.similar(3, 5)[0].size == 0  # never shared a session with anything
+    assert np.isclose(scores.sum(), 1.0)
+
+
+def test_space_saving_keeps_heavy_partners_in_a_full_row() -> None:
+    cv = CoVisitation(neighbours=4, backward_weight=0.0)
+    items, prev = [], []
+    for step in range(200):  # item 0 is followed by 1 and 2 often, and 100 one-off items
+        partner = 1 if step % 4 == 0 else 2 if step % 4 == 1 else 10 + step
+        items.append(partner)
+        prev.append([0])
+    cv.learn(make_batch(items=items, prev_items=prev))
+    top, _ = cv.similar(0, 2)
+    assert set(top.tolist()) == {1, 2}
+
+
+def test_aggregate_names_the_strongest_source() -> None:
+    cv = CoVisitation(neighbours=8, backward_weight=0.0)
+    cv.learn(make_batch(items=[1, 2, 2, 2], prev_items=[[0], [5], [5], [5]]))
+    items, scores, source = cv.aggregate(np.array([0, 5], dtype=np.int32), np.array([1.0, 0.5]))
+    assert items.tolist() == [1, 2]
+    assert source.tolist() == [0, 1]  # item 1 came from source 0 (item 0), item 2 from item 5
+    assert scores.tolist() == [1.0, 0.5]
