@@ -46,10 +46,12 @@ class Settings(BaseSettings):
     type_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_TYPE_WEIGHTS),
                                            description="Weight of each event type in the models.")
 
-    popularity_half_life_seconds: float = Field(3 * 86_400.0, gt=0)
-    covis_half_life_seconds: float = Field(30 * 86_400.0, gt=0)
-    covis_neighbours: int = Field(64, ge=1, le=1024)
-    covis_backward_weight: float = Field(0.5, ge=0)
+    popularity_half_life_seconds: float = Field(3 * 86_400.0, gt=0,
+                                                description="Event-time half-life of popularity.")
+    covis_half_life_seconds: float = Field(30 * 86_400.0, gt=0,
+                                           description="Event-time half-life of co-visitation.")
+    covis_neighbours: int = Field(64, ge=1, le=1024, description="Partners kept per item.")
+    covis_backward_weight: float = Field(0.5, ge=0, description="Weight of 'j then r' links.")
     popularity_blend: float = Field(0.05, ge=0, description="Weight of popularity next to co-visitation.")
 
     processor_batch_events: int = Field(5_000, gt=0, description="Events per processor micro-batch.")
