@@ -31,7 +31,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="FRESHREC_", extra="forbid")
 
-    data_dir: Path | None = Field(None, description="Where the log and snapshots live; None = memory.")
+    data_dir: Path | None = Field(
+        None, description="Where the log and snapshots live; None = memory."
+    )
     host: str = Field("127.0.0.1", description="Address the HTTP server binds.")
     port: int = Field(8000, ge=0, le=65535, description="Port the HTTP server binds.")
 
@@ -42,21 +44,35 @@ class Settings(BaseSettings):
 
     session_gap_seconds: float = Field(1800.0, gt=0, description="Inactivity that ends a session.")
     recent_items: int = Field(20, ge=1, le=256, description="Recent items kept per user.")
-    session_window: int = Field(10, ge=1, le=64, description="Earlier session items paired per event.")
-    type_weights: dict[str, float] = Field(default_factory=lambda: dict(DEFAULT_TYPE_WEIGHTS),
-                                           description="Weight of each event type in the models.")
+    session_window: int = Field(
+        10, ge=1, le=64, description="Earlier session items paired per event."
+    )
+    type_weights: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_TYPE_WEIGHTS),
+        description="Weight of each event type in the models.",
+    )
 
-    popularity_half_life_seconds: float = Field(3 * 86_400.0, gt=0,
-                                                description="Event-time half-life of popularity.")
-    covis_half_life_seconds: float = Field(30 * 86_400.0, gt=0,
-                                           description="Event-time half-life of co-visitation.")
+    popularity_half_life_seconds: float = Field(
+        3 * 86_400.0, gt=0, description="Event-time half-life of popularity."
+    )
+    covis_half_life_seconds: float = Field(
+        30 * 86_400.0, gt=0, description="Event-time half-life of co-visitation."
+    )
     covis_neighbours: int = Field(64, ge=1, le=1024, description="Partners kept per item.")
     covis_backward_weight: float = Field(0.5, ge=0, description="Weight of 'j then r' links.")
-    popularity_blend: float = Field(0.05, ge=0, description="Weight of popularity next to co-visitation.")
+    popularity_blend: float = Field(
+        0.05, ge=0, description="Weight of popularity next to co-visitation."
+    )
 
-    processor_batch_events: int = Field(5_000, gt=0, description="Events per processor micro-batch.")
-    processor_idle_seconds: float = Field(0.01, gt=0, description="Processor poll interval when idle.")
-    snapshot_every_events: int = Field(200_000, gt=0, description="Snapshot after this many events.")
+    processor_batch_events: int = Field(
+        5_000, gt=0, description="Events per processor micro-batch."
+    )
+    processor_idle_seconds: float = Field(
+        0.01, gt=0, description="Processor poll interval when idle."
+    )
+    snapshot_every_events: int = Field(
+        200_000, gt=0, description="Snapshot after this many events."
+    )
     snapshot_every_seconds: float = Field(60.0, gt=0, description="... or after this long.")
     snapshots_kept: int = Field(2, ge=1, description="Snapshots kept on disk.")
 

@@ -1,9 +1,11 @@
 """``Engine``: the Python API of DESIGN §3, and what the HTTP server is a thin layer over.
 
 >>> engine = Engine.open()  # in memory
->>> engine.ingest([{"type": "view", "user_id": "u1", "item_id": "shoe", "timestamp": 1000},
-...                {"type": "view", "user_id": "u1", "item_id": "sock", "timestamp": 1010},
-...                {"type": "view", "user_id": "u2", "item_id": "shoe", "timestamp": 1020}]).accepted
+>>> result = engine.ingest([
+...     {"type": "view", "user_id": "u1", "item_id": "shoe", "timestamp": 1000},
+...     {"type": "view", "user_id": "u1", "item_id": "sock", "timestamp": 1010},
+...     {"type": "view", "user_id": "u2", "item_id": "shoe", "timestamp": 1020}])
+>>> result.accepted
 3
 >>> engine.process()
 3
@@ -23,10 +25,10 @@ from typing import Any
 
 import msgspec
 
-from freshrec.errors import NotFound
-from freshrec.events import Event, EventValidator, ValidatedBatch
 from freshrec.engine.processor import Processor
 from freshrec.engine.recommender import Recommendation, Recommender
+from freshrec.errors import NotFound
+from freshrec.events import Event, EventValidator, ValidatedBatch
 from freshrec.log import EventLog, open_log
 from freshrec.models import CoVisitation, DecayedPopularity
 from freshrec.registry import SnapshotStore
@@ -56,20 +58,37 @@ class Engine:
             dedup_window_seconds=settings.dedup_window_seconds,
         )
         self.validator = EventValidator()
-        self.state = OnlineState(settings.recent_items, settings.session_window,
-                                 settings.session_gap_seconds, settings.type_weight_vector())
+        self.state = OnlineState(
+            settings.recent_items,
+            settings.session_window,
+            settings.session_gap_seconds,
+            settings.type_weight_vector(),
+        )
         self.popularity = DecayedPopularity(settings.popularity_half_life_seconds)
-        self.covisitation = CoVisitation(settings.covis_neighbours, settings.covis_backward_weight,
-                                         settings.covis_half_life_seconds)
+        self.covisitation = CoVisitation(
+            settings.covis_neighbours,
+            settings.covis_backward_weight,
+            settings.covis_half_life_seconds,
+        )
         self.lock = threading.RLock()
-        snapshots = None if data is None else SnapshotStore(Path(data) / "snapshots",
-                                                            settings.snapshots_kept)
+        snapshots = (
+            None
+            if data is None
+            else SnapshotStore(Path(data) / "snapshots", settings.snapshots_kept)
+        )
         self.processor = Processor(
-            self.log, self.state, [self.popularity, self.covisitation], self.lock, snapshots,
-            settings.processor_batch_events, settings.snapshot_every_events,
-            settings.snapshot_every_seconds)
-        self.recommender = Recommender(self.state, self.popularity, self.covisitation,
-                                       settings.popularity_blend)
+            self.log,
+            self.state,
+            [self.popularity, self.covisitation],
+            self.lock,
+            snapshots,
+            settings.processor_batch_events,
+            settings.snapshot_every_events,
+            settings.snapshot_every_seconds,
+        )
+        self.recommender = Recommender(
+            self.state, self.popularity, self.covisitation, settings.popularity_blend
+        )
         self.rejected = 0
         self.ready = False
         self.model_version = "embedded-1"
@@ -85,8 +104,9 @@ class Engine:
         return cls(Settings(data_dir=path, **settings))
 
     # -- ingest ------------------------------------------------------------------------------
-    def ingest(self, events: Event | Mapping[str, Any] | Iterable[Event | Mapping[str, Any]]
-               ) -> IngestResult:
+    def ingest(
+        self, events: Event | Mapping[str, Any] | Iterable[Event | Mapping[str, Any]]
+    ) -> IngestResult:
         """Validate, de-duplicate and durably append events; returns what was accepted."""
         if isinstance(events, Event | Mapping):
             events = [events]  # type: ignore[list-item]
@@ -116,8 +136,9 @@ class Engine:
         """Run the processor in a background thread (what a server does)."""
         if self._thread is None:
             self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="freshrec-processor",
-                                            daemon=True)
+            self._thread = threading.Thread(
+                target=self._run, name="freshrec-processor", daemon=True
+            )
             self._thread.start()
 
     def _run(self) -> None:
@@ -141,9 +162,14 @@ class Engine:
             self._thread = None
 
     # -- serving -----------------------------------------------------------------------------
-    def recommend(self, user_id: str, k: int = 10, context: Mapping[str, Any] | None = None,
-                  exclude: Iterable[str] | None = None) -> list[Recommendation]:
-        """Top-``k`` items for ``user_id`` with a score and a reason; popular items for new users."""
+    def recommend(
+        self,
+        user_id: str,
+        k: int = 10,
+        context: Mapping[str, Any] | None = None,
+        exclude: Iterable[str] | None = None,
+    ) -> list[Recommendation]:
+        """Top-``k`` items for ``user_id`` with score and reason (popular ones for new users)."""
         with self.lock:
             return self.recommender.recommend(user_id, k, list(exclude or ()))
 

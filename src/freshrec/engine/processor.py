@@ -24,10 +24,17 @@ CONSUMER = "processor"
 class Processor:
     """Reads the log from its offset, updates state and models, commits, snapshots."""
 
-    def __init__(self, log_: EventLog, state: OnlineState, models: Sequence[Model],
-                 lock: threading.RLock, snapshots: SnapshotStore | None = None,
-                 batch_events: int = 5_000, snapshot_every_events: int = 200_000,
-                 snapshot_every_seconds: float = 60.0) -> None:
+    def __init__(
+        self,
+        log_: EventLog,
+        state: OnlineState,
+        models: Sequence[Model],
+        lock: threading.RLock,
+        snapshots: SnapshotStore | None = None,
+        batch_events: int = 5_000,
+        snapshot_every_events: int = 200_000,
+        snapshot_every_seconds: float = 60.0,
+    ) -> None:
         self.log = log_
         self.state = state
         self.models = list(models)
@@ -49,8 +56,11 @@ class Processor:
                 for model in self.models:
                     model.load_state_dict(_section(snap.arrays, model.name))
             self.offset = self._snapshot_offset = snap.offset
-            log.info("restored snapshot at offset %d; replaying %d events after it",
-                     snap.offset, self.log.end_offset() - snap.offset)
+            log.info(
+                "restored snapshot at offset %d; replaying %d events after it",
+                snap.offset,
+                self.log.end_offset() - snap.offset,
+            )
         elif self.log.end_offset():
             log.info("no snapshot: replaying the whole log (%d events)", self.log.end_offset())
         return self.offset
@@ -79,8 +89,10 @@ class Processor:
     def maybe_snapshot(self, force: bool = False) -> None:
         if self.snapshots is None or self.offset == self._snapshot_offset:
             return
-        due = (self.offset - self._snapshot_offset >= self.snapshot_every_events
-               or time.monotonic() - self._snapshot_time >= self.snapshot_every_seconds)
+        due = (
+            self.offset - self._snapshot_offset >= self.snapshot_every_events
+            or time.monotonic() - self._snapshot_time >= self.snapshot_every_seconds
+        )
         if force or due:
             self.snapshot()
 
@@ -102,4 +114,4 @@ class Processor:
 
 def _section(arrays: dict, prefix: str) -> dict:
     start = prefix + "/"
-    return {k[len(start):]: v for k, v in arrays.items() if k.startswith(start)}
+    return {k[len(start) :]: v for k, v in arrays.items() if k.startswith(start)}

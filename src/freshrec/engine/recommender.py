@@ -33,8 +33,13 @@ class Recommendation(msgspec.Struct, frozen=True):
 class Recommender:
     """Candidates from co-visitation and popularity, exclusions, top-K, reasons."""
 
-    def __init__(self, state: OnlineState, popularity: DecayedPopularity,
-                 covisitation: CoVisitation, popularity_blend: float) -> None:
+    def __init__(
+        self,
+        state: OnlineState,
+        popularity: DecayedPopularity,
+        covisitation: CoVisitation,
+        popularity_blend: float,
+    ) -> None:
         self.state = state
         self.popularity = popularity
         self.covisitation = covisitation
@@ -47,7 +52,8 @@ class Recommender:
         if exclude:
             excluded = np.concatenate([excluded, state.items.lookup(list(exclude))])
         cov_items, cov_scores, top_source = self.covisitation.aggregate(
-            user.recent_items, recency_weights(user))
+            user.recent_items, recency_weights(user)
+        )
         if cov_scores.size:
             cov_scores = cov_scores / cov_scores.max()
         pop_items = self.popularity.top(k + excluded.shape[0] + 8)
@@ -66,7 +72,12 @@ class Recommender:
         cov_part[found] = cov_scores[where[found]]
         scores = cov_part + pop_part
         ok = np.isfinite(scores)
-        candidates, scores, cov_part, pop_part = candidates[ok], scores[ok], cov_part[ok], pop_part[ok]
+        candidates, scores, cov_part, pop_part = (
+            candidates[ok],
+            scores[ok],
+            cov_part[ok],
+            pop_part[ok],
+        )
         found = found[ok]
         where = where[ok]
         n = min(k, candidates.shape[0])
@@ -77,7 +88,9 @@ class Recommender:
         for t in top.tolist():
             if found[t] and cov_part[t] >= pop_part[t]:
                 src = int(top_source[where[t]])
-                kind = _REASON_BY_TYPE.get(EventType(int(user.recent_types[src])), "because_you_viewed")
+                kind = _REASON_BY_TYPE.get(
+                    EventType(int(user.recent_types[src])), "because_you_viewed"
+                )
                 reason = {"type": kind, "item_id": keys[int(user.recent_items[src])]}
             else:
                 reason = {"type": "popular"}
@@ -88,5 +101,7 @@ class Recommender:
         items, scores = self.covisitation.similar(item, k)
         keys = self.state.items.keys()
         source = keys[item]
-        return [Recommendation(keys[i], float(s), {"type": "also_viewed", "item_id": source})
-                for i, s in zip(items.tolist(), scores.tolist(), strict=True)]
+        return [
+            Recommendation(keys[i], float(s), {"type": "also_viewed", "item_id": source})
+            for i, s in zip(items.tolist(), scores.tolist(), strict=True)
+        ]

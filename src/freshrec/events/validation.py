@@ -119,8 +119,15 @@ class EventValidator:
         if event.value is not None and not math.isfinite(event.value):
             raise ValidationError("value", "must be a finite number")
         return LoggedEvent(
-            code, event.user_id, event.item_id, ts, event.event_id, event.session_id,
-            event.context, event.recommendation_id, event.value,
+            code,
+            event.user_id,
+            event.item_id,
+            ts,
+            event.event_id,
+            event.session_id,
+            event.context,
+            event.recommendation_id,
+            event.value,
         )
 
     def _collect(self, items: Iterable[Any], convert: bool) -> ValidatedBatch:
@@ -130,7 +137,9 @@ class EventValidator:
             try:
                 if convert and not isinstance(item, Event):
                     if not isinstance(item, dict):
-                        raise ValidationError("event", f"expected an object, got {type(item).__name__}")
+                        raise ValidationError(
+                            "event", f"expected an object, got {type(item).__name__}"
+                        )
                     item = msgspec.convert(item, Event)
                 out.events.append(self.normalise(item, now))
             except msgspec.ValidationError as exc:
@@ -165,7 +174,7 @@ class EventValidator:
             return self._collect(raw["events"], convert=True)
         if isinstance(raw, dict):
             return self._collect([raw], convert=True)
-        raise BadRequest("body must be an event object or {\"events\": [...]}")
+        raise BadRequest('body must be an event object or {"events": [...]}')
 
     @staticmethod
     def _check_size(n: int, max_batch: int) -> None:

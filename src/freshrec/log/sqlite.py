@@ -130,7 +130,8 @@ class SqliteLog(EventLog):
             self._gen_count += len(new_ids)
         if kept:
             self._db.execute(
-                "INSERT INTO chunks VALUES (?, ?, ?)", (first, len(kept), self._encoder.encode(kept))
+                "INSERT INTO chunks VALUES (?, ?, ?)",
+                (first, len(kept), self._encoder.encode(kept)),
             )
         self._duplicates += duplicates
         self._db.executemany(

@@ -71,8 +71,12 @@ class CoVisitation(Model):
 
     name = "covisitation"
 
-    def __init__(self, neighbours: int = 64, backward_weight: float = 0.5,
-                 half_life_seconds: float = 30 * 86_400.0) -> None:
+    def __init__(
+        self,
+        neighbours: int = 64,
+        backward_weight: float = 0.5,
+        half_life_seconds: float = 30 * 86_400.0,
+    ) -> None:
         self.neighbours = neighbours
         self.backward_weight = backward_weight
         self.half_life_seconds = half_life_seconds
@@ -82,8 +86,11 @@ class CoVisitation(Model):
         self._n_items = 0
 
     def params(self) -> dict[str, float]:
-        return {"neighbours": self.neighbours, "backward_weight": self.backward_weight,
-                "half_life_seconds": self.half_life_seconds}
+        return {
+            "neighbours": self.neighbours,
+            "backward_weight": self.backward_weight,
+            "half_life_seconds": self.half_life_seconds,
+        }
 
     def learn(self, batch: Batch) -> None:
         if len(batch) == 0:
@@ -106,8 +113,9 @@ class CoVisitation(Model):
             norm = np.where(total > 0, nbw / total, 0.0)
         return nbr, norm
 
-    def aggregate(self, sources: np.ndarray, source_weights: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def aggregate(
+        self, sources: np.ndarray, source_weights: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Candidates reached from ``sources``: (items, scores, index of the top source)."""
         if sources.size == 0 or self._n_items == 0:
             empty = np.zeros(0, dtype=np.int32)
@@ -155,8 +163,11 @@ class CoVisitation(Model):
 
     def state_dict(self) -> dict[str, np.ndarray]:
         n = self._n_items
-        return {"nbr": self._nbr[:n].copy(), "nbw": self._nbw[:n].copy(),
-                "t_ref": self._clock.state()}
+        return {
+            "nbr": self._nbr[:n].copy(),
+            "nbw": self._nbw[:n].copy(),
+            "t_ref": self._clock.state(),
+        }
 
     def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
         self._nbr = arrays["nbr"].astype(np.int32, copy=True)

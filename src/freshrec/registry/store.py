@@ -62,11 +62,19 @@ class SnapshotStore:
 
     def versions(self) -> list[Path]:
         """Snapshot folders, newest first."""
-        return sorted((p for p in self.root.iterdir() if p.is_dir() and p.name.isdigit()),
-                      key=lambda p: int(p.name), reverse=True)
+        return sorted(
+            (p for p in self.root.iterdir() if p.is_dir() and p.name.isdigit()),
+            key=lambda p: int(p.name),
+            reverse=True,
+        )
 
-    def save(self, offset: int, arrays: dict[str, np.ndarray], documents: dict[str, Any],
-             meta: dict[str, Any]) -> Path:
+    def save(
+        self,
+        offset: int,
+        arrays: dict[str, np.ndarray],
+        documents: dict[str, Any],
+        meta: dict[str, Any],
+    ) -> Path:
         final = self.root / f"{offset:015d}"
         tmp = self.root / f".tmp-{offset}-{os.getpid()}-{time.monotonic_ns()}"
         tmp.mkdir()
@@ -80,7 +88,9 @@ class SnapshotStore:
                 f.flush()
                 os.fsync(f.fileno())
             full_meta = {
-                **meta, "offset": offset, "created_at": time.time(),
+                **meta,
+                "offset": offset,
+                "created_at": time.time(),
                 "sha256": {name: _digest(tmp / name) for name in (_ARRAYS, _DOCS)},
             }
             with (tmp / _META).open("w") as f:

@@ -31,8 +31,12 @@ def create_app(engine: Engine, run_processor: bool = True) -> FastAPI:
         finally:
             engine.stop()
 
-    app = FastAPI(title="freshrec", version="0.1.0", lifespan=lifespan,
-                  description="Real-time recommendations from a live stream of shop events.")
+    app = FastAPI(
+        title="freshrec",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Real-time recommendations from a live stream of shop events.",
+    )
     app.state.engine = engine
     app.state.metrics = metrics = Metrics(engine)
     app.include_router(events.router)

@@ -32,11 +32,16 @@ class _EngineCollector(Collector):
             ("events_processed", "Events the processor has applied to state and models."),
         ):
             yield CounterMetricFamily(f"freshrec_{key}", help_text, value=s[key])
-        yield GaugeMetricFamily("freshrec_processor_lag_events",
-                                "Accepted events not yet processed.", value=s["processor_lag"])
+        yield GaugeMetricFamily(
+            "freshrec_processor_lag_events",
+            "Accepted events not yet processed.",
+            value=s["processor_lag"],
+        )
         yield GaugeMetricFamily("freshrec_users", "Users known to the engine.", value=s["users"])
         yield GaugeMetricFamily("freshrec_items", "Items known to the engine.", value=s["items"])
-        yield GaugeMetricFamily("freshrec_ready", "1 once the log is replayed.", value=int(s["ready"]))
+        yield GaugeMetricFamily(
+            "freshrec_ready", "1 once the log is replayed.", value=int(s["ready"])
+        )
 
 
 class Metrics:
@@ -46,11 +51,18 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.registry.register(_EngineCollector(engine))
         self.http_latency = Histogram(
-            "freshrec_http_request_duration_seconds", "HTTP request latency by route.",
-            ["method", "route", "status"], buckets=LATENCY_BUCKETS, registry=self.registry)
+            "freshrec_http_request_duration_seconds",
+            "HTTP request latency by route.",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.recommend_latency = Histogram(
-            "freshrec_recommend_duration_seconds", "Time to compute one recommendation list.",
-            buckets=LATENCY_BUCKETS, registry=self.registry)
+            "freshrec_recommend_duration_seconds",
+            "Time to compute one recommendation list.",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -81,4 +93,5 @@ class LatencyMiddleware:
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
             self.metrics.http_latency.labels(scope["method"], path, str(status[0])).observe(
-                time.perf_counter() - start)
+                time.perf_counter() - start
+            )

@@ -22,8 +22,24 @@ _NO_FLAG, _SAME, _NEW = -1, 0, 1
 
 
 @numba.njit(cache=True, nogil=True)
-def _advance(users, items, types, ts, weight, flags, gap, last_ts, session_no, rec_item,
-             rec_type, rec_session, rec_count, prev_items, prev_types, new_session):  # pragma: no cover - compiled
+def _advance(
+    users,
+    items,
+    types,
+    ts,
+    weight,
+    flags,
+    gap,
+    last_ts,
+    session_no,
+    rec_item,
+    rec_type,
+    rec_session,
+    rec_count,
+    prev_items,
+    prev_types,
+    new_session,
+):  # pragma: no cover - compiled
     R = rec_item.shape[1]
     W = prev_items.shape[1]
     for k in range(users.shape[0]):
@@ -31,26 +47,19 @@ def _advance(users, items, types, ts, weight, flags, gap, last_ts, session_no, r
         t = ts[k]
         c = rec_count[u]
         flag = flags[k]
-        if flag == -1:
-            new = c == 0 or t - last_ts[u] > gap
-        else:
-            new = flag == 1 or c == 0
+        new = (c == 0 or t - last_ts[u] > gap) if flag == -1 else (flag == 1 or c == 0)
         if new:
             session_no[u] += 1
         new_session[k] = new
         if t > last_ts[u] or c == 0:
             last_ts[u] = t
-        m = 0
         s = session_no[u]
-        for back in range(min(c, R)):
-            if m >= W:
-                break
+        for back in range(min(c, R, W)):
             slot = (c - 1 - back) % R
             if rec_session[u, slot] != s:
                 break
-            prev_items[k, m] = rec_item[u, slot]
-            prev_types[k, m] = rec_type[u, slot]
-            m += 1
+            prev_items[k, back] = rec_item[u, slot]
+            prev_types[k, back] = rec_type[u, slot]
         if weight[k] > 0:
             slot = c % R
             rec_item[u, slot] = items[k]
@@ -74,8 +83,13 @@ class UserView:
 class OnlineState:
     """Id maps and per-user online features for embedded mode (snapshot + log replay)."""
 
-    def __init__(self, recent_items: int = 20, session_window: int = 10,
-                 session_gap_seconds: float = 1800.0, type_weights: Sequence[float] = ()) -> None:
+    def __init__(
+        self,
+        recent_items: int = 20,
+        session_window: int = 10,
+        session_gap_seconds: float = 1800.0,
+        type_weights: Sequence[float] = (),
+    ) -> None:
         self.recent_items = recent_items
         self.session_window = session_window
         self.session_gap_seconds = session_gap_seconds
@@ -127,23 +141,50 @@ class OnlineState:
         prev_items = np.full((n, W), -1, dtype=np.int32)
         prev_types = np.zeros((n, W), dtype=np.int8)
         new_session = np.zeros(n, dtype=np.bool_)
-        _advance(users, items, types, ts, weight, flags, self.session_gap_seconds, self.last_ts,
-                 self.session_no, self.rec_item, self.rec_type, self.rec_session, self.rec_count,
-                 prev_items, prev_types, new_session)
+        _advance(
+            users,
+            items,
+            types,
+            ts,
+            weight,
+            flags,
+            self.session_gap_seconds,
+            self.last_ts,
+            self.session_no,
+            self.rec_item,
+            self.rec_type,
+            self.rec_session,
+            self.rec_count,
+            prev_items,
+            prev_types,
+            new_session,
+        )
         np.add.at(self.item_events, items, 1)
         for k in np.flatnonzero(types == EventType.purchase):
             self.purchased.setdefault(int(users[k]), set()).add(int(items[k]))
         if n:
             self.max_ts = max(self.max_ts, float(ts.max()))
-        return Batch(users, items, types, ts, weight, new_session, prev_items, prev_types,
-                     len(self.users), len(self.items))
+        return Batch(
+            users,
+            items,
+            types,
+            ts,
+            weight,
+            new_session,
+            prev_items,
+            prev_types,
+            len(self.users),
+            len(self.items),
+        )
 
     def view(self, user_id: str, max_items: int | None = None) -> UserView:
         """The user's recent distinct items, most recent first (empty for unknown users)."""
         u = self.users.get(user_id)
         empty = np.zeros(0, dtype=np.int32)
         if u is None:
-            return UserView(-1, empty, empty.astype(np.int8), empty.astype(bool), set(), self.max_ts)
+            return UserView(
+                -1, empty, empty.astype(np.int8), empty.astype(bool), set(), self.max_ts
+            )
         c = int(self.rec_count[u])
         R = self.recent_items
         slots = (c - 1 - np.arange(min(c, R))) % R
@@ -152,8 +193,9 @@ class OnlineState:
         in_session = self.rec_session[u, slots] == self.session_no[u]
         _, first = np.unique(items, return_index=True)
         keep = np.sort(first)[:max_items]
-        return UserView(u, items[keep], types[keep], in_session[keep],
-                        self.purchased.get(u, set()), self.max_ts)
+        return UserView(
+            u, items[keep], types[keep], in_session[keep], self.purchased.get(u, set()), self.max_ts
+        )
 
     # -- snapshots ---------------------------------------------------------------------------
     def arrays(self) -> dict[str, np.ndarray]:
@@ -161,9 +203,12 @@ class OnlineState:
         pu = [u for u, s in self.purchased.items() for _ in s]
         pi = [i for s in self.purchased.values() for i in s]
         return {
-            "last_ts": self.last_ts[:nu], "session_no": self.session_no[:nu],
-            "rec_item": self.rec_item[:nu], "rec_type": self.rec_type[:nu],
-            "rec_session": self.rec_session[:nu], "rec_count": self.rec_count[:nu],
+            "last_ts": self.last_ts[:nu],
+            "session_no": self.session_no[:nu],
+            "rec_item": self.rec_item[:nu],
+            "rec_type": self.rec_type[:nu],
+            "rec_session": self.rec_session[:nu],
+            "rec_count": self.rec_count[:nu],
             "item_events": self.item_events[:ni],
             "purchased_user": np.asarray(pu, dtype=np.int32),
             "purchased_item": np.asarray(pi, dtype=np.int32),
@@ -173,20 +218,35 @@ class OnlineState:
     def documents(self) -> dict[str, object]:
         """The non-array part of the state (ids), for msgpack."""
         return {
-            "users": self.users.keys(), "items": self.items.keys(),
-            "session_users": list(self._sessions), "session_ids": list(self._sessions.values()),
+            "users": self.users.keys(),
+            "items": self.items.keys(),
+            "session_users": list(self._sessions),
+            "session_ids": list(self._sessions.values()),
         }
 
     def restore(self, arrays: dict[str, np.ndarray], documents: dict[str, object]) -> None:
         self.users = IdMap(documents["users"])  # type: ignore[arg-type]
         self.items = IdMap(documents["items"])  # type: ignore[arg-type]
-        self._sessions = dict(zip(documents["session_users"], documents["session_ids"],  # type: ignore[call-overload]
-                                  strict=True))
-        for name in ("last_ts", "session_no", "rec_item", "rec_type", "rec_session", "rec_count",
-                     "item_events"):
+        self._sessions = dict(
+            zip(
+                documents["session_users"],
+                documents["session_ids"],  # type: ignore[call-overload]
+                strict=True,
+            )
+        )
+        for name in (
+            "last_ts",
+            "session_no",
+            "rec_item",
+            "rec_type",
+            "rec_session",
+            "rec_count",
+            "item_events",
+        ):
             setattr(self, name, arrays[name].copy())
         self.purchased = {}
-        for u, i in zip(arrays["purchased_user"].tolist(), arrays["purchased_item"].tolist(),
-                        strict=True):
+        for u, i in zip(
+            arrays["purchased_user"].tolist(), arrays["purchased_item"].tolist(), strict=True
+        ):
             self.purchased.setdefault(u, set()).add(i)
         self.max_ts = float(arrays["max_ts"][0])

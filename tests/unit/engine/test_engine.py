@@ -16,7 +16,8 @@ def view(user: str, item: str, ts: float, kind: str = "view", **extra: object) -
 def same(a: list, b: list) -> bool:
     """Same items and reasons, scores equal up to float rounding (batching sums differently)."""
     return [(r.item_id, r.reason) for r in a] == [(r.item_id, r.reason) for r in b] and all(
-        x.score == pytest.approx(y.score, rel=1e-9) for x, y in zip(a, b, strict=True))
+        x.score == pytest.approx(y.score, rel=1e-9) for x, y in zip(a, b, strict=True)
+    )
 
 
 def test_recommendations_follow_the_taste_of_the_session(checkerboard: list[dict]) -> None:
@@ -33,7 +34,7 @@ def test_recommendations_follow_the_taste_of_the_session(checkerboard: list[dict
 
 def test_unknown_user_gets_popular_items(checkerboard: list[dict]) -> None:
     with Engine.open() as engine:
-        engine.ingest(checkerboard + [view("x", "b2", 1_700_001_000, "purchase")])
+        engine.ingest([*checkerboard, view("x", "b2", 1_700_001_000, "purchase")])
         engine.process()
         recs = engine.recommend("someone-new", k=3)
         assert recs[0].item_id == "b2"
@@ -42,7 +43,7 @@ def test_unknown_user_gets_popular_items(checkerboard: list[dict]) -> None:
 
 def test_purchased_and_excluded_items_are_left_out(checkerboard: list[dict]) -> None:
     with Engine.open() as engine:
-        engine.ingest(checkerboard + [view("u0", "a1", 1_700_001_000, "purchase")])
+        engine.ingest([*checkerboard, view("u0", "a1", 1_700_001_000, "purchase")])
         engine.process()
         assert "a1" not in {r.item_id for r in engine.recommend("u0", k=10)}
         got = {r.item_id for r in engine.recommend("v0", k=10, exclude=["b1", "not-an-item"])}
@@ -66,8 +67,9 @@ def test_similar_items_and_unknown_item(checkerboard: list[dict]) -> None:
             engine.similar("zzz")
 
 
-def test_restart_restores_snapshot_then_replays_the_rest(tmp_path: Path,
-                                                          checkerboard: list[dict]) -> None:
+def test_restart_restores_snapshot_then_replays_the_rest(
+    tmp_path: Path, checkerboard: list[dict]
+) -> None:
     with Engine.open(tmp_path) as engine:
         engine.ingest(checkerboard[:30])
         engine.process()
@@ -87,8 +89,9 @@ def test_restart_restores_snapshot_then_replays_the_rest(tmp_path: Path,
         assert restarted.stats()["events_accepted"] == len(checkerboard)
 
 
-def test_damaged_snapshot_falls_back_to_full_replay(tmp_path: Path,
-                                                    checkerboard: list[dict]) -> None:
+def test_damaged_snapshot_falls_back_to_full_replay(
+    tmp_path: Path, checkerboard: list[dict]
+) -> None:
     with Engine.open(tmp_path) as engine:
         engine.ingest(checkerboard)
         engine.process()

@@ -51,11 +51,13 @@ def test_each_rejection_names_the_field(validator: EventValidator, event: dict, 
 
 
 def test_valid_events_are_normalised(validator: EventValidator) -> None:
-    batch = validator.validate_many([
-        ok(timestamp="2023-11-14T22:13:20Z", context={"device": "mobile"}, event_id="e1"),
-        ok(type="purchase", timestamp=NOW - 5, value=19.9),
-        ok(),
-    ])
+    batch = validator.validate_many(
+        [
+            ok(timestamp="2023-11-14T22:13:20Z", context={"device": "mobile"}, event_id="e1"),
+            ok(type="purchase", timestamp=NOW - 5, value=19.9),
+            ok(),
+        ]
+    )
     assert batch.errors == []
     first, second, third = batch.events
     assert first.ts == pytest.approx(NOW) and first.type == EventType.view
@@ -65,9 +67,9 @@ def test_valid_events_are_normalised(validator: EventValidator) -> None:
 
 
 def test_limits_are_inclusive(validator: EventValidator) -> None:
-    batch = validator.validate_many([
-        ok(user_id="x" * 256, timestamp=NOW + 86_400, context={f"k{i}": i for i in range(64)})
-    ])
+    batch = validator.validate_many(
+        [ok(user_id="x" * 256, timestamp=NOW + 86_400, context={f"k{i}": i for i in range(64)})]
+    )
     assert batch.errors == [] and len(batch.events) == 1
 
 

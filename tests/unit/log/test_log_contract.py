@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -28,10 +29,8 @@ def make_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callabl
 
     yield factory
     for log in opened:
-        try:
+        with contextlib.suppress(Exception):
             log.close()
-        except Exception:
-            pass
 
 
 def test_append_assigns_ordered_offsets(make_log: Callable[..., EventLog]) -> None:

@@ -20,15 +20,23 @@ MODELS: dict[str, Callable[[], Model]] = {
 
 def new_state() -> OnlineState:
     s = Settings()
-    return OnlineState(s.recent_items, s.session_window, s.session_gap_seconds,
-                       s.type_weight_vector())
+    return OnlineState(
+        s.recent_items, s.session_window, s.session_gap_seconds, s.type_weight_vector()
+    )
 
 
 def stream(n: int = 400, seed: int = 0, items: int = 30) -> list[LoggedEvent]:
     rng = np.random.default_rng(seed)
     kinds = [EventType.view, EventType.click, EventType.add_to_cart, EventType.purchase]
-    return [LoggedEvent(int(rng.choice(kinds, p=[0.7, 0.2, 0.07, 0.03])), f"u{rng.integers(20)}",
-                        f"i{rng.integers(items)}", 1000.0 + 30.0 * k) for k in range(n)]
+    return [
+        LoggedEvent(
+            int(rng.choice(kinds, p=[0.7, 0.2, 0.07, 0.03])),
+            f"u{rng.integers(20)}",
+            f"i{rng.integers(items)}",
+            1000.0 + 30.0 * k,
+        )
+        for k in range(n)
+    ]
 
 
 def batches(events: list[LoggedEvent], size: int) -> tuple[OnlineState, list[Batch]]:
@@ -73,8 +81,9 @@ def test_batch_size_does_not_change_what_is_learned(make: Callable[[], Model]) -
         m2.learn(b)
     for key, value in m1.state_dict().items():
         np.testing.assert_allclose(value, m2.state_dict()[key], rtol=1e-9, err_msg=key)
-    np.testing.assert_allclose(m1.score(s1.view("u1"), all_items(s1)),
-                               m2.score(s2.view("u1"), all_items(s2)), rtol=1e-9)
+    np.testing.assert_allclose(
+        m1.score(s1.view("u1"), all_items(s1)), m2.score(s2.view("u1"), all_items(s2)), rtol=1e-9
+    )
 
 
 def test_save_load_round_trip_gives_identical_scores(make: Callable[[], Model]) -> None:
@@ -87,8 +96,10 @@ def test_save_load_round_trip_gives_identical_scores(make: Callable[[], Model]) 
     model.learn(parts[-1])
     copy.learn(parts[-1])  # grows and keeps learning after a load
     for user in ("u0", "u5", "nobody"):
-        np.testing.assert_array_equal(model.score(state.view(user), all_items(state)),
-                                      copy.score(state.view(user), all_items(state)))
+        np.testing.assert_array_equal(
+            model.score(state.view(user), all_items(state)),
+            copy.score(state.view(user), all_items(state)),
+        )
 
 
 def test_new_items_mid_stream(make: Callable[[], Model]) -> None:
@@ -103,8 +114,10 @@ def test_new_items_mid_stream(make: Callable[[], Model]) -> None:
 
 def test_learning_does_not_mutate_the_batch(make: Callable[[], Model]) -> None:
     _, (batch,) = batches(stream(n=100), 100)
-    before = {name: getattr(batch, name).copy() for name in ("users", "items", "ts", "weight",
-                                                             "prev_items")}
+    before = {
+        name: getattr(batch, name).copy()
+        for name in ("users", "items", "ts", "weight", "prev_items")
+    }
     make().learn(batch)
     for name, value in before.items():
         assert np.array_equal(getattr(batch, name), value), name

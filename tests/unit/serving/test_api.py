@@ -32,16 +32,23 @@ def settle(client: TestClient) -> None:
 
 
 def test_batch_keeps_valid_events_and_lists_each_invalid_one(client: TestClient) -> None:
-    status, body = post(client, {"events": [
-        {"type": "view", "user_id": "u", "item_id": "a", "event_id": "e1"},
-        {"type": "jump", "user_id": "u", "item_id": "a"},
-        {"type": "view", "user_id": "u", "item_id": 3},
-        {"type": "view", "user_id": "u", "item_id": "b", "event_id": "e1"},
-    ]})
+    status, body = post(
+        client,
+        {
+            "events": [
+                {"type": "view", "user_id": "u", "item_id": "a", "event_id": "e1"},
+                {"type": "jump", "user_id": "u", "item_id": "a"},
+                {"type": "view", "user_id": "u", "item_id": 3},
+                {"type": "view", "user_id": "u", "item_id": "b", "event_id": "e1"},
+            ]
+        },
+    )
     assert status == 202
     assert (body["accepted"], body["duplicates"]) == (1, 1)
     assert [(e["index"], e["error"].split(":")[0]) for e in body["errors"]] == [
-        (1, "type"), (2, "item_id")]
+        (1, "type"),
+        (2, "item_id"),
+    ]
 
 
 def test_single_event_and_duplicate(client: TestClient) -> None:
@@ -57,15 +64,24 @@ def test_single_event_and_duplicate(client: TestClient) -> None:
         (b"", 400, "empty"),
         (b'"just a string"', 400, "body must be"),
         (b'{"type": "view", "user_id": "", "item_id": "a"}', 422, "user_id"),
-        (json.dumps({"events": [{"type": "x", "user_id": "u", "item_id": "i"}] * 3}).encode(),
-         422, "type: unknown event type"),
-        (json.dumps({"events": [{"type": "view", "user_id": "u", "item_id": "i"}] * 1001}).encode(),
-         413, "over the limit of 1000"),
+        (
+            json.dumps({"events": [{"type": "x", "user_id": "u", "item_id": "i"}] * 3}).encode(),
+            422,
+            "type: unknown event type",
+        ),
+        (
+            json.dumps(
+                {"events": [{"type": "view", "user_id": "u", "item_id": "i"}] * 1001}
+            ).encode(),
+            413,
+            "over the limit of 1000",
+        ),
         (b"[" + b" " * 300_000 + b"]", 413, "over the limit of 200000"),
     ],
 )
-def test_bad_bodies_get_a_clear_4xx(client: TestClient, content: bytes, status: int,
-                                    words: str) -> None:
+def test_bad_bodies_get_a_clear_4xx(
+    client: TestClient, content: bytes, status: int, words: str
+) -> None:
     r = client.post("/v1/events", content=content)
     assert r.status_code == status
     assert words in r.json()["error"]
@@ -96,8 +112,9 @@ def test_recommendations_contract(client: TestClient, checkerboard: list[dict]) 
     assert unknown["recommendation_id"] != body["recommendation_id"]
 
 
-def test_recommendations_reflect_the_latest_event(client: TestClient,
-                                                  checkerboard: list[dict]) -> None:
+def test_recommendations_reflect_the_latest_event(
+    client: TestClient, checkerboard: list[dict]
+) -> None:
     post(client, {"events": checkerboard})
     settle(client)
     post(client, {"type": "view", "user_id": "shopper", "item_id": "b0"})
@@ -128,21 +145,30 @@ def test_similar_items(client: TestClient, checkerboard: list[dict]) -> None:
 
 
 def test_stats_health_and_metrics(client: TestClient, checkerboard: list[dict]) -> None:
-    post(client, {"events": checkerboard + [{"type": "bad", "user_id": "u", "item_id": "i"}]})
+    post(client, {"events": [*checkerboard, {"type": "bad", "user_id": "u", "item_id": "i"}]})
     settle(client)
     stats = client.get("/v1/stats").json()
     assert (stats["events_accepted"], stats["events_processed"], stats["events_rejected"]) == (
-        60, 60, 1)
+        60,
+        60,
+        1,
+    )
     assert (stats["users"], stats["items"]) == (20, 6)
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").status_code == 200
     client.get("/v1/recommendations", params={"user_id": "u0"})
     text = client.get("/metrics").text
-    for line in ("freshrec_events_accepted_total 60.0", "freshrec_events_rejected_total 1.0",
-                 "freshrec_events_duplicate_total 0.0", "freshrec_events_processed_total 60.0"):
+    for line in (
+        "freshrec_events_accepted_total 60.0",
+        "freshrec_events_rejected_total 1.0",
+        "freshrec_events_duplicate_total 0.0",
+        "freshrec_events_processed_total 60.0",
+    ):
         assert line in text
-    assert 'freshrec_http_request_duration_seconds_count{method="GET",route="/v1/recommendations"' \
+    assert (
+        'freshrec_http_request_duration_seconds_count{method="GET",route="/v1/recommendations"'
         in text
+    )
     assert "freshrec_recommend_duration_seconds_count 1.0" in text
 
 
@@ -157,5 +183,12 @@ def test_readyz_is_503_until_the_log_is_replayed(tmp_path: Path) -> None:
 
 def test_openapi_documents_the_routes(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
-    assert {"/v1/events", "/v1/recommendations", "/v1/items/{item_id}/similar", "/v1/stats",
-            "/healthz", "/readyz", "/metrics"} <= set(paths)
+    assert {
+        "/v1/events",
+        "/v1/recommendations",
+        "/v1/items/{item_id}/similar",
+        "/v1/stats",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    } <= set(paths)

@@ -9,12 +9,19 @@ from freshrec.state import OnlineState
 
 def make_state(**kw: object) -> OnlineState:
     s = Settings(**kw)  # type: ignore[arg-type]
-    return OnlineState(s.recent_items, s.session_window, s.session_gap_seconds,
-                       s.type_weight_vector())
+    return OnlineState(
+        s.recent_items, s.session_window, s.session_gap_seconds, s.type_weight_vector()
+    )
 
 
-def ev(user: str, item: str, ts: float, kind: EventType = EventType.view,
-       session: str | None = None, value: float | None = None) -> LoggedEvent:
+def ev(
+    user: str,
+    item: str,
+    ts: float,
+    kind: EventType = EventType.view,
+    session: str | None = None,
+    value: float | None = None,
+) -> LoggedEvent:
     return LoggedEvent(int(kind), user, item, ts, None, session, None, None, value)
 
 
@@ -31,8 +38,13 @@ def test_sessions_split_on_inactivity_by_event_time() -> None:
 
 def test_explicit_session_ids_win_over_the_gap() -> None:
     state = make_state(session_gap_seconds=100)
-    batch = state.advance([ev("u", "a", 0, session="s1"), ev("u", "b", 5, session="s2"),
-                           ev("u", "c", 1000, session="s2")])
+    batch = state.advance(
+        [
+            ev("u", "a", 0, session="s1"),
+            ev("u", "b", 5, session="s2"),
+            ev("u", "c", 1000, session="s2"),
+        ]
+    )
     assert batch.new_session.tolist() == [True, True, False]
 
 
@@ -57,15 +69,22 @@ def test_view_lists_distinct_recent_items_most_recent_first() -> None:
 
 def test_weightless_events_do_not_enter_history() -> None:
     state = make_state()
-    state.advance([ev("u", "a", 1), ev("u", "x", 2, EventType.impression),
-                   ev("u", "r", 3, EventType.rating, value=2.0),
-                   ev("u", "g", 4, EventType.rating, value=5.0)])
+    state.advance(
+        [
+            ev("u", "a", 1),
+            ev("u", "x", 2, EventType.impression),
+            ev("u", "r", 3, EventType.rating, value=2.0),
+            ev("u", "g", 4, EventType.rating, value=5.0),
+        ]
+    )
     assert [state.items.key(i) for i in state.view("u").recent_items] == ["g", "a"]
 
 
 def test_purchases_are_remembered_and_ring_buffer_wraps() -> None:
     state = make_state(recent_items=4, session_window=2)
-    state.advance([ev("u", f"i{n}", n) for n in range(10)] + [ev("u", "i3", 11, EventType.purchase)])
+    state.advance(
+        [ev("u", f"i{n}", n) for n in range(10)] + [ev("u", "i3", 11, EventType.purchase)]
+    )
     view = state.view("u")
     assert len(view.recent_items) == 4
     assert view.purchased == {state.items.get("i3")}
@@ -73,7 +92,9 @@ def test_purchases_are_remembered_and_ring_buffer_wraps() -> None:
 
 def test_snapshot_round_trip() -> None:
     state = make_state()
-    state.advance([ev("u", "a", 1, session="s"), ev("v", "b", 2), ev("u", "c", 3, EventType.purchase)])
+    state.advance(
+        [ev("u", "a", 1, session="s"), ev("v", "b", 2), ev("u", "c", 3, EventType.purchase)]
+    )
     copy = make_state()
     copy.restore({k: v.copy() for k, v in state.arrays().items()}, state.documents())
     for a, b in ((state, copy),):

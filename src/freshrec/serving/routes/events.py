@@ -30,29 +30,41 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLarge(f"body: over the limit of {limit} bytes")
         chunks.append(chunk)
     if not size:
-        raise BadRequest("body: empty; send an event object or {\"events\": [...]}")
+        raise BadRequest('body: empty; send an event object or {"events": [...]}')
     return b"".join(chunks)
 
 
 _EVENT_SCHEMA = msgspec.json.schema_components([Event])[1]["Event"]
-_BODY_SCHEMA = {"oneOf": [_EVENT_SCHEMA, {"type": "object", "required": ["events"], "properties": {
-    "events": {"type": "array", "items": _EVENT_SCHEMA, "maxItems": 10_000}}}]}
+_BODY_SCHEMA = {
+    "oneOf": [
+        _EVENT_SCHEMA,
+        {
+            "type": "object",
+            "required": ["events"],
+            "properties": {"events": {"type": "array", "items": _EVENT_SCHEMA, "maxItems": 10_000}},
+        },
+    ]
+}
 
 
 @router.post(
     "/v1/events",
     status_code=202,
     summary="Ingest one event or a batch",
-    openapi_extra={"requestBody": {"required": True,
-                                   "content": {"application/json": {"schema": _BODY_SCHEMA}}}},
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _BODY_SCHEMA}}}
+    },
 )
-async def post_events(request: Request, engine: EngineDep, settings: SettingsDep) -> MsgspecResponse:
+async def post_events(
+    request: Request, engine: EngineDep, settings: SettingsDep
+) -> MsgspecResponse:
     body = await read_body(request, settings.max_body_bytes)
     result = await run_in_threadpool(engine.ingest_json, body)
     errors = [{"index": i, "error": e} for i, e in result.errors]
     content = {"accepted": result.accepted, "duplicates": result.duplicates, "errors": errors}
     if errors and not result.accepted and not result.duplicates:
         content["error"] = f"no valid event: {errors[0]['error']}" + (
-            "" if len(errors) == 1 else f" (and {len(errors) - 1} more)")
+            "" if len(errors) == 1 else f" (and {len(errors) - 1} more)"
+        )
         return MsgspecResponse(content, status_code=422)
     return MsgspecResponse(content, status_code=202)

@@ -26,8 +26,10 @@ async def healthz() -> MsgspecResponse:
 async def readyz(engine: EngineDep) -> MsgspecResponse:
     s = engine.stats()
     if not s["ready"]:
-        reason = (f"replaying the event log: {s['events_processed']} of "
-                  f"{s['events_accepted']} events processed")
+        reason = (
+            f"replaying the event log: {s['events_processed']} of "
+            f"{s['events_accepted']} events processed"
+        )
         return MsgspecResponse({"status": "not ready", "reason": reason}, status_code=503)
     return MsgspecResponse({"status": "ready"})
 

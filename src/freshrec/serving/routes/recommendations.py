@@ -22,29 +22,37 @@ async def recommendations(
     metrics: MetricsDep,
     user_id: Annotated[str, Query(min_length=1, max_length=256)],
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
-    exclude: Annotated[str | None, Query(description="Comma-separated item ids to leave out")] = None,
+    exclude: Annotated[
+        str | None, Query(description="Comma-separated item ids to leave out")
+    ] = None,
     device: str | None = None,
     country: str | None = None,
 ) -> MsgspecResponse:
     context = {key: v for key, v in (("device", device), ("country", country)) if v is not None}
     start = time.perf_counter()
-    items = engine.recommend(user_id, k, context=context or None,
-                             exclude=exclude.split(",") if exclude else None)
+    items = engine.recommend(
+        user_id, k, context=context or None, exclude=exclude.split(",") if exclude else None
+    )
     metrics.recommend_latency.observe(time.perf_counter() - start)
-    return MsgspecResponse({
-        "recommendation_id": uuid.uuid4().hex,
-        "model_version": engine.model_version,
-        "user_id": user_id,
-        "items": items,
-    })
+    return MsgspecResponse(
+        {
+            "recommendation_id": uuid.uuid4().hex,
+            "model_version": engine.model_version,
+            "user_id": user_id,
+            "items": items,
+        }
+    )
 
 
 @router.get("/v1/items/{item_id}/similar", summary="Items shoppers interact with around this one")
-async def similar(engine: EngineDep, item_id: str,
-                  k: Annotated[int, Query(ge=1, le=MAX_K)] = 10) -> MsgspecResponse:
-    return MsgspecResponse({
-        "recommendation_id": uuid.uuid4().hex,
-        "model_version": engine.model_version,
-        "item_id": item_id,
-        "items": engine.similar(item_id, k),
-    })
+async def similar(
+    engine: EngineDep, item_id: str, k: Annotated[int, Query(ge=1, le=MAX_K)] = 10
+) -> MsgspecResponse:
+    return MsgspecResponse(
+        {
+            "recommendation_id": uuid.uuid4().hex,
+            "model_version": engine.model_version,
+            "item_id": item_id,
+            "items": engine.similar(item_id, k),
+        }
+    )
