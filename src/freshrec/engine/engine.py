@@ -96,7 +96,11 @@ class Engine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._ingest_lock = threading.Lock()
-        self.processor.restore()
+        try:
+            self.processor.restore()
+        except BaseException:
+            self.log.close()
+            raise
 
     @classmethod
     def open(cls, path: str | Path | None = None, **settings: Any) -> Engine:

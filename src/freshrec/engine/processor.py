@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Sequence
 
+from freshrec.errors import StorageError
 from freshrec.log import EventLog
 from freshrec.models import Model
 from freshrec.registry import SnapshotStore
@@ -50,6 +51,12 @@ class Processor:
     def restore(self) -> int:
         """Load the newest intact snapshot; returns the offset replay must start from."""
         snap = self.snapshots.load_latest() if self.snapshots else None
+        if snap is not None and snap.offset > self.log.end_offset():
+            raise StorageError(
+                f"snapshot at offset {snap.offset} is ahead of the event log "
+                f"({self.log.end_offset()} events): the log was lost or replaced; restore it "
+                "or remove the snapshots to start over"
+            )
         if snap is not None:
             with self.lock:
                 self.state.restore(_section(snap.arrays, "state"), snap.documents)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from freshrec import Engine, Event
-from freshrec.errors import NotFound
+from freshrec.errors import NotFound, StorageError
 
 
 def view(user: str, item: str, ts: float, kind: str = "view", **extra: object) -> dict:
@@ -137,3 +137,13 @@ def test_settings_are_validated() -> None:
         Engine.open(type_weights={"teleport": 1.0})
     with pytest.raises(ValueError, match="popularity_half_life_seconds"):
         Engine.open(popularity_half_life_seconds=0)
+
+
+def test_a_lost_log_is_refused_not_silently_restarted(tmp_path: Path, checkerboard: list) -> None:
+    with Engine.open(tmp_path) as engine:
+        engine.ingest(checkerboard)
+        engine.process()
+    for name in ("log.db", "log.db-wal", "log.db-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    with pytest.raises(StorageError, match="ahead of the event log"):
+        Engine.open(tmp_path)
