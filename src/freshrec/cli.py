@@ -6,6 +6,7 @@ Settings come from flags, then ``FRESHREC_*`` environment variables, then defaul
 from __future__ import annotations
 
 import logging
+import signal
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -31,11 +32,19 @@ def run_server(settings: Settings) -> None:
     from freshrec.engine import Engine
     from freshrec.serving import create_app
 
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
     engine = Engine(settings)
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it: end with exit code 0 instead
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
-        uvicorn.run(create_app(engine), host=settings.host, port=settings.port,
-                    log_level="warning", access_log=False)
+        uvicorn.run(create_app(engine, close_engine=True), host=settings.host,
+                    port=settings.port, log_level="warning", access_log=False)
+    except KeyboardInterrupt:
+        pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         engine.close()
 
 
@@ -74,6 +83,51 @@ def replay(
                           type_map, default_type)
     summary = replay_file(source, settings)
     typer.echo(summary)
+
+
+@app.command()
+def demo(
+    data_dir: DataDir = None,
+    host: Host = None,
+    port: Port = None,
+    rate: Annotated[float, typer.Option(min=0.1, help="Simulated events per second.")] = 200.0,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated shop.")] = 0,
+    shoppers: Annotated[int, typer.Option(min=1, help="Shoppers in the simulated shop.")] = 500,
+    items: Annotated[int, typer.Option(min=20, help="Items in the simulated shop.")] = 3000,
+) -> None:
+    """Run the server, a simulated shop sending it live traffic, and the dashboard at /."""
+    import time
+    import uuid
+
+    from freshrec.sim import ShopSimulator, TrafficDriver
+
+    settings = _settings(data_dir=data_dir, host=host, port=port)
+    if settings.data_dir is None:
+        settings = settings.model_copy(update={"data_dir": Path(".freshrec")})
+    if settings.port == 0:
+        raise typer.BadParameter("the demo needs a fixed port", param_hint="--port")
+    reach = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    url = f"http://{'[' + reach + ']' if ':' in reach else reach}:{settings.port}"
+    shop = ShopSimulator(
+        n_items=items,
+        n_shoppers=shoppers,
+        seed=seed,
+        start_time=time.time(),
+        run_id=f"demo-{uuid.uuid4().hex[:8]}",
+    )
+    driver = TrafficDriver(url, shop, rate_events_per_s=rate)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per simulated request
+
+    typer.echo(
+        f"freshrec demo: dashboard at {url}/ ({rate:g} simulated events/s, seed {seed}, "
+        f"data in {settings.data_dir}); Ctrl-C to stop"
+    )
+    driver.start()
+    try:
+        run_server(settings)
+    finally:
+        driver.stop()
+    typer.echo(f"freshrec demo stopped ({driver.acknowledged} simulated events acknowledged)")
 
 
 def main() -> None:

@@ -96,6 +96,7 @@ class Engine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._ingest_lock = threading.Lock()
+        self._closed = False
         try:
             self.processor.restore()
         except BaseException:
@@ -201,7 +202,10 @@ class Engine:
         }
 
     def close(self) -> None:
-        """Stop the processor, write a final snapshot and close the log."""
+        """Stop the processor, write a final snapshot and close the log (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
         self.stop()
         if self.settings.data_dir is not None:
             self.processor.drain()

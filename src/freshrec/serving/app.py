@@ -19,8 +19,12 @@ from freshrec.serving.routes import events, ops, recommendations
 WEB_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 
 
-def create_app(engine: Engine, run_processor: bool = True) -> FastAPI:
-    """An app serving ``engine``; its processor runs in the background while the app is up."""
+def create_app(engine: Engine, run_processor: bool = True, close_engine: bool = False) -> FastAPI:
+    """An app serving ``engine``; its processor runs in the background while the app is up.
+
+    With ``close_engine`` the engine is closed (final snapshot) when the server shuts down, before
+    the server re-raises a SIGTERM that stopped it.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -30,6 +34,8 @@ def create_app(engine: Engine, run_processor: bool = True) -> FastAPI:
             yield
         finally:
             engine.stop()
+            if close_engine:
+                engine.close()
 
     app = FastAPI(
         title="freshrec",

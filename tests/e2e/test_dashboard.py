@@ -1,0 +1,167 @@
+"""The dashboard in headless Chromium against a real ``freshrec demo`` process."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+START_TIMEOUT = 90.0
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is not installed"),
+]
+
+from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("demo")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = root / "demo.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "freshrec.cli",
+                "demo",
+                "--data-dir",
+                str(root / "data"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--rate",
+                "300",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=root,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        yield url
+        process.terminate()
+        assert process.wait(timeout=30) == 0, log.read_text()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, demo_url: str) -> Iterator[Page]:
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(demo_url + "/")
+    yield page
+    page.close()
+    assert not errors, errors
+
+
+def counter(page: Page, name: str) -> int:
+    text = page.locator(f"#c-{name}").text_content() or ""
+    digits = text.replace(",", "")
+    return int(digits) if digits.isdigit() else -1
+
+
+def test_counters_update(page: Page) -> None:
+    expect(page.locator("#status")).to_have_class(re.compile(r"\bok\b"), timeout=15_000)
+    page.wait_for_function(
+        "() => /^[0-9,]+$/.test(document.querySelector('#c-accepted').textContent)"
+        " && document.querySelector('#c-accepted').textContent !== '0'",
+        timeout=15_000,
+    )
+    first = counter(page, "accepted")
+    page.wait_for_function(
+        f"() => Number(document.querySelector('#c-accepted').textContent.replace(/,/g, ''))"
+        f" > {first}",
+        timeout=10_000,
+    )
+    expect(page.locator("#c-rate")).to_have_text(re.compile(r"^[0-9][0-9,.]*$"), timeout=10_000)
+    assert counter(page, "processed") > 0
+    assert counter(page, "users") > 0 and counter(page, "items") > 0
+
+
+def test_shopper_panels_show_recommendations_with_reasons(page: Page) -> None:
+    cards = page.locator(".shopper")
+    expect(cards).to_have_count(6)
+    for n in range(6):
+        expect(cards.nth(n).locator(".recs li").first).to_be_visible(timeout=15_000)
+    reasons = page.locator(".shopper .reason.personal")
+    expect(reasons.first).to_have_text(re.compile(r"^because you .+ sku-\d{6}"), timeout=15_000)
+    first_item = cards.first.locator(".item").first
+    expect(first_item).to_have_text(re.compile(r"^sku-\d{6}$"))
+    # the panels are live: some shopper's list changes within a few seconds
+    expect(page.locator(".shopper .meta", has_text="change")).not_to_have_count(0, timeout=15_000)
+
+
+def test_look_up_a_user_and_similar_items(page: Page) -> None:
+    page.fill("#user-input", "shopper-0002")
+    page.click("#user-form button")
+    expect(page.locator("#lookup-title-text")).to_have_text("Recommendations for shopper-0002")
+    expect(page.locator("#lookup-list li").first).to_be_visible(timeout=10_000)
+    item = page.locator("#lookup-list .item").first.text_content() or ""
+    page.locator("#lookup-list .item").first.click()
+    expect(page.locator("#lookup-title-text")).to_have_text(f"Similar to {item}")
+    expect(page.locator("#item-input")).to_have_value(item)
+    expect(page.locator("#lookup-list li").first).to_be_visible(timeout=10_000)
+    page.fill("#item-input", "sku-does-not-exist")
+    page.click("#item-form button")
+    expect(page.locator("#lookup-message")).to_contain_text("unknown item", timeout=10_000)
+
+
+def test_text_from_the_server_is_not_markup(page: Page) -> None:
+    hostile = '<img src=x onerror="window.__pwned=1"><b>x</b>'
+    page.fill("#user-input", hostile)
+    page.click("#user-form button")
+    expect(page.locator("#lookup-title-text")).to_have_text(f"Recommendations for {hostile}")
+    expect(page.locator("#lookup-list li").first).to_be_visible(timeout=10_000)
+    assert page.locator("#lookup img, #lookup b").count() == 0
+    assert page.evaluate("() => window.__pwned === undefined")
