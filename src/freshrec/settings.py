@@ -60,9 +60,15 @@ class Settings(BaseSettings):
     )
     covis_neighbours: int = Field(64, ge=1, le=1024, description="Partners kept per item.")
     covis_backward_weight: float = Field(0.5, ge=0, description="Weight of 'j then r' links.")
-    popularity_blend: float = Field(
-        0.05, ge=0, description="Weight of popularity next to co-visitation."
+    ensemble_priors: dict[str, float] = Field(
+        default_factory=lambda: {"popularity": 0.05, "covisitation": 1.0, "mf": 1.0},
+        description="Prior weight of each ensemble member (before live quality).",
     )
+    ensemble_eta: float = Field(10.0, ge=0, description="How sharply weights follow hit rates.")
+    ensemble_min_weight: float = Field(0.02, ge=0, lt=1, description="Floor of a member's weight.")
+    live_eval_k: int = Field(10, ge=1, le=1000, description="Top-k of live hit-rate tests.")
+    live_eval_every: int = Field(100, ge=1, description="Test one event in this many (by offset).")
+    live_eval_window: int = Field(500, ge=1, description="Tests in the hit-rate window.")
 
     processor_batch_events: int = Field(
         5_000, gt=0, description="Events per processor micro-batch."

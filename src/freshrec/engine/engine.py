@@ -30,7 +30,9 @@ from freshrec.engine.recommender import Recommendation, Recommender
 from freshrec.errors import NotFound
 from freshrec.events import Event, EventValidator, ValidatedBatch
 from freshrec.log import EventLog, open_log
-from freshrec.models import CoVisitation, DecayedPopularity
+from freshrec.engine.quality import LiveQuality, model_top_k
+from freshrec.models import CoVisitation, DecayedPopularity, Model
+from freshrec.models.ensemble import Ensemble
 from freshrec.registry import SnapshotStore
 from freshrec.settings import Settings
 from freshrec.state import OnlineState
@@ -76,18 +78,34 @@ class Engine:
             if data is None
             else SnapshotStore(Path(data) / "snapshots", settings.snapshots_kept)
         )
+        self.models: list[Model] = [self.popularity, self.covisitation]
+        self.ensemble = Ensemble(
+            self.models,
+            settings.ensemble_priors,
+            settings.ensemble_eta,
+            settings.ensemble_min_weight,
+        )
+        self.recommender = Recommender(self.state, self.ensemble, self.covisitation)
+        rankers = {m.name: model_top_k(m) for m in self.models}
+        rankers["ensemble"] = self.recommender.top_k
+        self.quality = LiveQuality(
+            self.state,
+            rankers,
+            settings.live_eval_k,
+            settings.live_eval_window,
+            settings.live_eval_every,
+            on_update=self.ensemble.update_weights,
+        )
         self.processor = Processor(
             self.log,
             self.state,
-            [self.popularity, self.covisitation],
+            self.models,
             self.lock,
             snapshots,
+            [self.quality],
             settings.processor_batch_events,
             settings.snapshot_every_events,
             settings.snapshot_every_seconds,
-        )
-        self.recommender = Recommender(
-            self.state, self.popularity, self.covisitation, settings.popularity_blend
         )
         self.rejected = 0
         self.ready = False
@@ -185,6 +203,22 @@ class Engine:
             if item is None:
                 raise NotFound(f"item_id: unknown item {item_id!r}")
             return self.recommender.similar(item, k)
+
+    def models_info(self) -> dict[str, Any]:
+        """The serving models: parameters, live hit rates and ensemble weights."""
+        with self.lock:
+            rates = self.quality.hit_rates()
+            weights = dict(self.ensemble.weights)
+            return {
+                "model_version": self.model_version,
+                "live_eval": {"k": self.quality.k, "every": self.quality.every,
+                              "window": self.quality.window, "tests": self.quality.tests},
+                "ensemble": {"hit_rate": rates["ensemble"], "eta": self.ensemble.eta,
+                             "min_weight": self.ensemble.min_weight},
+                "models": [{"name": m.name, "params": m.params(), "weight": weights[m.name],
+                            "prior": self.ensemble.priors[m.name], "hit_rate": rates[m.name]}
+                           for m in self.models],
+            }
 
     def stats(self) -> dict[str, Any]:
         accepted = self.log.end_offset()

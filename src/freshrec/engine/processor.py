@@ -1,7 +1,10 @@
 """The processor: drains the log in micro-batches into the online state and the models.
 
-On start it restores the newest intact snapshot and replays the log after it, so the state after
-a restart (clean or ``kill -9``) is the state the same events would have built live.
+For each micro-batch, under the engine lock: the monitors look at the events first (live
+quality tests them against the models as they stand: test, then learn), the online state
+advances, and every model learns. Then the offset is committed and, when due, a snapshot
+written. On start it restores the newest intact snapshot and replays the log after it, so the
+state after a restart (clean or ``kill -9``) is the state the same events would have built live.
 """
 
 from __future__ import annotations
@@ -10,8 +13,12 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
 
 from freshrec.errors import StorageError
+from freshrec.events import LoggedEvent
 from freshrec.log import EventLog
 from freshrec.models import Model
 from freshrec.registry import SnapshotStore
@@ -20,6 +27,24 @@ from freshrec.state import OnlineState
 log = logging.getLogger(__name__)
 
 CONSUMER = "processor"
+
+
+class Monitor(Protocol):
+    """Something that looks at chosen events just before the models learn them."""
+
+    name: str
+
+    def due(self, first_offset: int, n: int) -> np.ndarray:
+        """Positions, within a batch starting at ``first_offset``, of the events to observe."""
+        ...
+
+    def observe(self, event: LoggedEvent, offset: int) -> None:
+        """See ``event`` with every event before it learned and it not yet learned."""
+        ...
+
+    def state_dict(self) -> dict[str, np.ndarray]: ...
+
+    def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None: ...
 
 
 class Processor:
@@ -32,6 +57,7 @@ class Processor:
         models: Sequence[Model],
         lock: threading.RLock,
         snapshots: SnapshotStore | None = None,
+        monitors: Sequence[Monitor] = (),
         batch_events: int = 5_000,
         snapshot_every_events: int = 200_000,
         snapshot_every_seconds: float = 60.0,
@@ -39,6 +65,7 @@ class Processor:
         self.log = log_
         self.state = state
         self.models = list(models)
+        self.monitors = list(monitors)
         self.lock = lock
         self.snapshots = snapshots
         self.batch_events = batch_events
@@ -47,6 +74,10 @@ class Processor:
         self.offset = 0
         self._snapshot_offset = 0
         self._snapshot_time = time.monotonic()
+
+    @property
+    def _parts(self) -> list[Model | Monitor]:
+        return [*self.models, *self.monitors]
 
     def restore(self) -> int:
         """Load the newest intact snapshot; returns the offset replay must start from."""
@@ -60,8 +91,10 @@ class Processor:
         if snap is not None:
             with self.lock:
                 self.state.restore(_section(snap.arrays, "state"), snap.documents)
-                for model in self.models:
-                    model.load_state_dict(_section(snap.arrays, model.name))
+                for part in self._parts:
+                    arrays = _section(snap.arrays, part.name)
+                    if arrays:
+                        part.load_state_dict(arrays)
             self.offset = self._snapshot_offset = snap.offset
             log.info(
                 "restored snapshot at offset %d; replaying %d events after it",
@@ -78,13 +111,27 @@ class Processor:
         if not events:
             return 0
         with self.lock:
-            batch = self.state.advance(events)
-            for model in self.models:
-                model.learn(batch)
+            first = self.offset
+            due = [set(m.due(first, len(events)).tolist()) for m in self.monitors]
+            start = 0
+            # learn up to each observed event, let the monitors see it, go on (test-then-learn)
+            for cut in sorted(set().union(*due)):
+                self._learn(events[start:cut])
+                for monitor, positions in zip(self.monitors, due, strict=True):
+                    if cut in positions:
+                        monitor.observe(events[cut], first + cut)
+                start = cut
+            self._learn(events[start:])
             self.offset += len(events)
         self.log.commit(CONSUMER, self.offset)
         self.maybe_snapshot()
         return len(events)
+
+    def _learn(self, events: list[LoggedEvent]) -> None:
+        if events:
+            batch = self.state.advance(events)
+            for model in self.models:
+                model.learn(batch)
 
     def drain(self) -> int:
         """Process until the end of the log; returns the number of events processed."""
@@ -110,8 +157,8 @@ class Processor:
         with self.lock:
             offset = self.offset
             arrays = {f"state/{k}": v.copy() for k, v in self.state.arrays().items()}
-            for model in self.models:
-                arrays.update({f"{model.name}/{k}": v for k, v in model.state_dict().items()})
+            for part in self._parts:
+                arrays.update({f"{part.name}/{k}": v for k, v in part.state_dict().items()})
             documents = {k: list(v) for k, v in self.state.documents().items()}  # type: ignore[call-overload]
             meta = {"models": {m.name: m.params() for m in self.models}}
         self.snapshots.save(offset, arrays, documents, meta)

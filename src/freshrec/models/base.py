@@ -38,6 +38,12 @@ class Model(abc.ABC):
         """Up to ``n`` item indices worth scoring for ``user``, best first."""
         raise NotImplementedError
 
+    def explain(self, user: UserView, items: np.ndarray) -> list[dict[str, int | str]]:
+        """Why each of ``items`` was scored by this model; item references are indices."""
+        return [{"type": self.reason} for _ in range(items.shape[0])]
+
+    reason: str = "recommended"
+
     def similar(self, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` items most similar to ``item`` and their scores."""
         raise NotImplementedError

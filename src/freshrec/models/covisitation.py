@@ -23,6 +23,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from freshrec.events import EventType
 from freshrec.models.base import Model
 from freshrec.models.decay import ForwardDecay
 from freshrec.state import Batch, UserView
@@ -136,8 +137,14 @@ class CoVisitation(Model):
         top_source = origin[order[first]]
         return items.astype(np.int32), scores, top_source
 
+    def _for_user(self, user: UserView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        found = user.memo.get(self.name)
+        if found is None:
+            found = user.memo[self.name] = self.aggregate(user.recent_items, recency_weights(user))
+        return found  # type: ignore[return-value]
+
     def score(self, user: UserView, candidates: np.ndarray) -> np.ndarray:
-        items, scores, _ = self.aggregate(user.recent_items, recency_weights(user))
+        items, scores, _ = self._for_user(user)
         out = np.zeros(candidates.shape[0])
         pos = np.searchsorted(items, candidates)
         pos = np.minimum(pos, max(items.shape[0] - 1, 0))
@@ -148,8 +155,22 @@ class CoVisitation(Model):
         return out
 
     def candidates(self, user: UserView, n: int) -> np.ndarray:
-        items, scores, _ = self.aggregate(user.recent_items, recency_weights(user))
+        items, scores, _ = self._for_user(user)
         return items[np.argsort(-scores, kind="stable")[:n]]
+
+    def explain(self, user: UserView, items: np.ndarray) -> list[dict[str, int | str]]:
+        """``because_you_<what you did>`` naming the recent item that contributed most."""
+        found, _, source = self._for_user(user)
+        pos = np.minimum(np.searchsorted(found, items), max(found.shape[0] - 1, 0))
+        out: list[dict[str, int | str]] = []
+        for p, item in zip(pos.tolist(), items.tolist(), strict=True):
+            if found.shape[0] == 0 or found[p] != item:
+                out.append({"type": "popular"})
+                continue
+            s = int(source[p])
+            kind = REASON_BY_TYPE.get(int(user.recent_types[s]), "because_you_viewed")
+            out.append({"type": kind, "item": int(user.recent_items[s])})
+        return out
 
     def similar(self, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         if item >= self._n_items:
@@ -174,6 +195,16 @@ class CoVisitation(Model):
         self._nbw = arrays["nbw"].astype(np.float64, copy=True)
         self._n_items = self._nbr.shape[0]
         self._clock.load(arrays["t_ref"])
+
+
+REASON_BY_TYPE = {
+    EventType.view: "because_you_viewed",
+    EventType.click: "because_you_viewed",
+    EventType.favorite: "because_you_liked",
+    EventType.add_to_cart: "because_you_added_to_cart",
+    EventType.purchase: "because_you_bought",
+    EventType.rating: "because_you_rated",
+}
 
 
 def recency_weights(user: UserView) -> np.ndarray:

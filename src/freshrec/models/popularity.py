@@ -23,6 +23,7 @@ class DecayedPopularity(Model):
     """Scores every item by its decayed, type-weighted event count."""
 
     name = "popularity"
+    reason = "popular"
 
     def __init__(self, half_life_seconds: float = 3 * 86_400.0) -> None:
         self.half_life_seconds = half_life_seconds

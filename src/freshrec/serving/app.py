@@ -14,7 +14,7 @@ from freshrec.engine import Engine
 from freshrec.errors import FreshrecError
 from freshrec.serving.metrics import LatencyMiddleware, Metrics
 from freshrec.serving.responses import error_body
-from freshrec.serving.routes import events, ops, recommendations
+from freshrec.serving.routes import events, models, ops, recommendations
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 
@@ -47,6 +47,7 @@ def create_app(engine: Engine, run_processor: bool = True, close_engine: bool = 
     app.state.metrics = metrics = Metrics(engine)
     app.include_router(events.router)
     app.include_router(recommendations.router)
+    app.include_router(models.router)
     app.include_router(ops.router)
 
     @app.exception_handler(FreshrecError)

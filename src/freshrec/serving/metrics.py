@@ -42,6 +42,26 @@ class _EngineCollector(Collector):
         yield GaugeMetricFamily(
             "freshrec_ready", "1 once the log is replayed.", value=int(s["ready"])
         )
+        info = self.engine.models_info()
+        hit = GaugeMetricFamily(
+            "freshrec_model_hit_rate",
+            "Live prequential hit rate@k over the recent window.",
+            labels=["model"],
+        )
+        weight = GaugeMetricFamily(
+            "freshrec_ensemble_weight", "Ensemble weight of each model.", labels=["model"]
+        )
+        for model in info["models"]:
+            hit.add_metric([model["name"]], model["hit_rate"])
+            weight.add_metric([model["name"]], model["weight"])
+        hit.add_metric(["ensemble"], info["ensemble"]["hit_rate"])
+        yield hit
+        yield weight
+        yield CounterMetricFamily(
+            "freshrec_live_tests",
+            "Live test-then-learn checks made.",
+            value=info["live_eval"]["tests"],
+        )
 
 
 class Metrics:

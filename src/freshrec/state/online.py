@@ -19,6 +19,7 @@ from freshrec.state.batch import Batch
 from freshrec.state.ids import IdMap
 
 _NO_FLAG, _SAME, _NEW = -1, 0, 1
+POSITIVE_RATING = 3.5  # a rating event at or above this is a positive signal
 
 
 @numba.njit(cache=True, nogil=True)
@@ -78,6 +79,7 @@ class UserView:
     in_session: np.ndarray  # bool, whether that interaction is in the current session
     purchased: set[int] = field(default_factory=set)
     now: float = 0.0
+    memo: dict[str, object] = field(default_factory=dict)  # per-request results models share
 
 
 class OnlineState:
@@ -131,11 +133,7 @@ class OnlineState:
                 u = int(users[k])
                 flags[k] = _SAME if sessions.get(u) == sid else _NEW
                 sessions[u] = sid
-        weight = self.type_weights[types]
-        rating = types == EventType.rating
-        if rating.any():
-            values = np.array([e.value if e.value is not None else np.nan for e in events])
-            weight = np.where(rating & ~(values >= 3.5), 0.0, weight)
+        weight = self.weights_of(events, types)
         self._ensure(len(self.users), len(self.items))
         W = self.session_window
         prev_items = np.full((n, W), -1, dtype=np.int32)
@@ -176,6 +174,17 @@ class OnlineState:
             len(self.users),
             len(self.items),
         )
+
+    def weights_of(self, events: list[LoggedEvent], types: np.ndarray | None = None) -> np.ndarray:
+        """Model weight of each event: its type's weight; ratings below 3.5 weigh nothing."""
+        if types is None:
+            types = np.fromiter((e.type for e in events), dtype=np.int8, count=len(events))
+        weight = self.type_weights[types]
+        rating = types == EventType.rating
+        if rating.any():
+            values = np.array([e.value if e.value is not None else np.nan for e in events])
+            weight = np.where(rating & ~(values >= POSITIVE_RATING), 0.0, weight)
+        return weight
 
     def view(self, user_id: str, max_items: int | None = None) -> UserView:
         """The user's recent distinct items, most recent first (empty for unknown users)."""

@@ -192,3 +192,15 @@ def test_openapi_documents_the_routes(client: TestClient) -> None:
         "/readyz",
         "/metrics",
     } <= set(paths)
+
+
+def test_models_endpoint_and_quality_metrics(client: TestClient, checkerboard: list[dict]) -> None:
+    post(client, {"events": checkerboard})
+    settle(client)
+    body = client.get("/v1/models").json()
+    assert {m["name"] for m in body["models"]} == {"popularity", "covisitation"}
+    assert abs(sum(m["weight"] for m in body["models"]) - 1) < 1e-9
+    text = client.get("/metrics").text
+    assert 'freshrec_model_hit_rate{model="covisitation"}' in text
+    assert 'freshrec_ensemble_weight{model="popularity"}' in text
+    assert "freshrec_live_tests_total" in text

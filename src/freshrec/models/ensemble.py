@@ -1,0 +1,109 @@
+"""An ensemble whose member weights follow each member's recent live hit rate.
+
+Candidates are the union of every member's own candidates; each member scores all of them, the
+scores are min-max normalised per member over the candidate set, and combined with weights
+
+    w_m = prior_m * exp(eta * hit_rate_m) / sum_j prior_j * exp(eta * hit_rate_j)
+
+where ``hit_rate_m`` is the member's prequential hit rate over a sliding window of live tests
+(``freshrec.engine.quality.LiveQuality``). A member never drops below ``min_weight``, so one that
+falls behind keeps a voice and can win back weight after a drift.
+
+>>> from freshrec.models import DecayedPopularity
+>>> ens = Ensemble([DecayedPopularity()], priors={"popularity": 1.0})
+>>> ens.weights
+{'popularity': 1.0}
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from freshrec.models.base import Model
+from freshrec.state import UserView
+
+
+@dataclass(slots=True)
+class Ranked:
+    """Items ranked for one user: ``parts[:, m]`` is member m's weighted share of each score."""
+
+    items: np.ndarray
+    scores: np.ndarray
+    parts: np.ndarray
+    members: list[str]
+
+
+def _normalise(scores: np.ndarray) -> np.ndarray:
+    if scores.size == 0:
+        return scores
+    lo = min(float(scores.min()), 0.0)
+    hi = float(scores.max())
+    if not hi > lo:
+        return np.zeros_like(scores)
+    return (scores - lo) / (hi - lo)
+
+
+class Ensemble:
+    """Weighted blend of member models with weights driven by live quality."""
+
+    def __init__(self, members: Sequence[Model], priors: Mapping[str, float] | None = None,
+                 eta: float = 10.0, min_weight: float = 0.02, candidates_per_member: int = 100
+                 ) -> None:
+        if not members:
+            raise ValueError("members: an ensemble needs at least one model")
+        if eta < 0 or not 0 <= min_weight < 1:
+            raise ValueError("eta must be >= 0 and min_weight in [0, 1)")
+        self.members = list(members)
+        self.priors = {m.name: float((priors or {}).get(m.name, 1.0)) for m in self.members}
+        self.eta = eta
+        self.min_weight = min_weight
+        self.candidates_per_member = candidates_per_member
+        self.hit_rates: dict[str, float] = {m.name: 0.0 for m in self.members}
+        self.weights: dict[str, float] = {}
+        self.update_weights(self.hit_rates)
+
+    def update_weights(self, hit_rates: Mapping[str, float]) -> dict[str, float]:
+        """Recompute the weights from each member's recent hit rate; returns them."""
+        self.hit_rates = {name: float(hit_rates.get(name, 0.0)) for name in self.priors}
+        best = max(self.hit_rates.values())
+        raw = {n: p * math.exp(self.eta * (self.hit_rates[n] - best)) for n, p in self.priors.items()}
+        total = sum(raw.values()) or 1.0
+        floor = self.min_weight if len(raw) > 1 else 0.0
+        weights = {n: max(v / total, floor) for n, v in raw.items()}
+        total = sum(weights.values())
+        self.weights = {n: v / total for n, v in weights.items()}
+        return self.weights
+
+    def candidates(self, user: UserView, n: int) -> np.ndarray:
+        found = []
+        for member in self.members:
+            try:
+                found.append(member.candidates(user, max(n, self.candidates_per_member)))
+            except NotImplementedError:
+                continue
+        if not found:
+            return np.zeros(0, dtype=np.int32)
+        return np.unique(np.concatenate(found)).astype(np.int32)
+
+    def rank(self, user: UserView, k: int, exclude: np.ndarray | None = None) -> Ranked:
+        """The top ``k`` items for ``user`` (``exclude`` left out) with each member's share."""
+        names = [m.name for m in self.members]
+        candidates = self.candidates(user, k + (0 if exclude is None else exclude.shape[0]))
+        if exclude is not None and exclude.size and candidates.size:
+            candidates = candidates[~np.isin(candidates, exclude)]
+        if candidates.size == 0:
+            empty = np.zeros(0)
+            return Ranked(candidates, empty, np.zeros((0, len(names))), names)
+        parts = np.empty((candidates.shape[0], len(self.members)))
+        for j, member in enumerate(self.members):
+            parts[:, j] = self.weights[member.name] * _normalise(member.score(user, candidates))
+        parts[~np.isfinite(parts)] = 0.0
+        scores = parts.sum(axis=1)
+        n = min(k, candidates.shape[0])
+        top = np.argpartition(-scores, n - 1)[:n] if n < candidates.shape[0] else np.arange(n)
+        top = top[np.lexsort((candidates[top], -scores[top]))]
+        return Ranked(candidates[top], scores[top], parts[top], names)
