@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from freshrec.errors import FreshrecError
 from freshrec.settings import Settings
 
 app = typer.Typer(help="freshrec: real-time recommendations for e-commerce.", no_args_is_help=True)
@@ -79,9 +80,12 @@ def replay(
     settings = _settings(data_dir=data_dir)
     if settings.data_dir is None:
         raise typer.BadParameter("--data-dir (or FRESHREC_DATA_DIR) is required", param_hint="--data-dir")
-    source = ReplaySource(file, fmt, user_col, item_col, time_col, type_col, session_col,
-                          type_map, default_type)
-    summary = replay_file(source, settings)
+    try:
+        source = ReplaySource(file, fmt, user_col, item_col, time_col, type_col, session_col,
+                              type_map, default_type)
+        summary = replay_file(source, settings)
+    except FreshrecError as exc:
+        raise typer.BadParameter(str(exc)) from None
     typer.echo(summary)
 
 
@@ -128,6 +132,75 @@ def demo(
     finally:
         driver.stop()
     typer.echo(f"freshrec demo stopped ({driver.acknowledged} simulated events acknowledged)")
+
+
+@app.command()
+def evaluate(
+    data: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="u.data or a CSV file.")
+    ],
+    fmt: Annotated[str, typer.Option("--format", help="ml100k, csv or diginetica.")] = "csv",
+    user_col: Annotated[str, typer.Option(help="Column of users (name or 0-based).")] = "user_id",
+    item_col: Annotated[str, typer.Option(help="CSV column of item ids.")] = "item_id",
+    time_col: Annotated[str, typer.Option(help="CSV column of timestamps.")] = "timestamp",
+    type_col: Annotated[str | None, typer.Option(help="CSV column of event types.")] = None,
+    session_col: Annotated[str | None, typer.Option(help="CSV column of session ids.")] = None,
+    type_map: Annotated[
+        str | None, typer.Option(help="Rename types, e.g. 'pv=view,buy=purchase'.")
+    ] = None,
+    protocol: Annotated[str, typer.Option(help="user or session.")] = "user",
+    models: Annotated[
+        str | None, typer.Option(help="Comma-separated model names (default: standard set).")
+    ] = None,
+    k: Annotated[str, typer.Option("--k", help="Cut-offs, e.g. 10,20.")] = "10,20",
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+    plot: Annotated[Path | None, typer.Option(help="Write Recall@10 curves here (PNG).")] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N events.")] = None,
+    window: Annotated[int, typer.Option(min=1, help="Tests per window of the curves.")] = 1000,
+    auc_negatives: Annotated[
+        int, typer.Option(min=0, help="Sampled items per AUC test (0: no AUC).")
+    ] = 100,
+    min_rating: Annotated[float, typer.Option(help="ml100k: lowest positive rating.")] = 4.0,
+    session_gap: Annotated[
+        float, typer.Option(help="Inactivity (s) ending a session without a session id.")
+    ] = 1800.0,
+    seed: Annotated[int, typer.Option(help="Seed of models and AUC sampling.")] = 0,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Prequential (test-then-learn) evaluation of models on a data file; prints a table."""
+    import json
+
+    from rich.console import Console
+
+    from freshrec.errors import FreshrecError
+    from freshrec.eval import DataSpec
+    from freshrec.eval import evaluate as run_evaluation
+    from freshrec.eval.plot import plot_curves
+    from freshrec.eval.report import rich_table
+
+    try:
+        ks = sorted({int(x) for x in k.split(",") if x.strip()})
+    except ValueError:
+        message = f"expected integers like 10,20, got {k!r}"
+        raise typer.BadParameter(message, param_hint="--k") from None
+    if not ks or ks[0] < 1:
+        raise typer.BadParameter("cut-offs must be integers >= 1", param_hint="--k")
+    names = [m.strip() for m in models.split(",") if m.strip()] if models else None
+    try:
+        spec = DataSpec(
+            data, fmt, user_col, item_col, time_col, type_col, session_col, type_map, min_rating
+        )
+        report = run_evaluation(
+            spec, protocol, names, ks, window, auc_negatives, seed, limit, session_gap, progress
+        )
+    except (FreshrecError, ValueError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    Console().print(rich_table(report))
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    if plot is not None:
+        plot_curves(report, plot)
 
 
 def main() -> None:

@@ -98,10 +98,10 @@ def test_demo_serves_live_traffic_and_stops_on_ctrl_c(demo: Demo) -> None:
             items = body.json()["items"]
             rankings.add(tuple(i["item_id"] for i in items))
             personal |= any(i["reason"]["type"].startswith("because_you") for i in items)
-            if len(rankings) >= 3 and personal and accepted[-1] > accepted[0] > 0:
+            if len(rankings) >= 3 and personal and accepted[-1] > max(accepted[0], 0):
                 break
             time.sleep(0.5)
-        assert accepted[-1] > accepted[0] > 0, demo.log()
+        assert accepted[-1] > max(accepted[0], 0), demo.log()
         assert len(rankings) >= 2, "shopper-0001's recommendations never changed"
         assert personal, "no recommendation was explained by shopper-0001's own events"
         page = client.get("/")

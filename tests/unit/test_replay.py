@@ -15,7 +15,7 @@ from freshrec.engine import Engine
 from freshrec.errors import ValidationError
 from freshrec.replay import ReplaySource, replay_into
 
-DATA = Path("/work/shared/data")
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data"  # ../shared/data
 runner = CliRunner()
 
 # user, item, rating, time: u1 and u2 like m1 then m2 (ratings >= 3.5); u3 rates m1 low.
@@ -70,16 +70,33 @@ def events_csv(tmp_path: Path) -> Path:
     return path
 
 
-CSV_ARGS = ("--user-col", "visitor", "--item-col", "sku", "--time-col", "when",
-            "--type-col", "kind", "--session-col", "visit",
-            "--type-map", "pv=view,cart=add_to_cart,buy=purchase,fav=favorite")
+CSV_ARGS = (
+    "--user-col",
+    "visitor",
+    "--item-col",
+    "sku",
+    "--time-col",
+    "when",
+    "--type-col",
+    "kind",
+    "--session-col",
+    "visit",
+    "--type-map",
+    "pv=view,cart=add_to_cart,buy=purchase,fav=favorite",
+)
 
 
 def test_ml100k_counts_event_time_and_ratings(u_data: Path, tmp_path: Path) -> None:
     result = run_replay(u_data, tmp_path / "d")
     assert result.exit_code == 0, result.output
-    assert counts(result.stdout) == {"rows read": 8, "accepted": 6, "duplicates": 0,
-                                     "rejected": 2, "users": 4, "items": 2}
+    assert counts(result.stdout) == {
+        "rows read": 8,
+        "accepted": 6,
+        "duplicates": 0,
+        "rejected": 2,
+        "users": 4,
+        "items": 2,
+    }
     assert "line 6: expected 4 tab-separated fields" in result.stdout
     assert "line 7: value: rating is not a number: 'five'" in result.stdout
     with Engine.open(tmp_path / "d") as engine:
@@ -96,8 +113,14 @@ def test_second_replay_finds_only_duplicates(u_data: Path, tmp_path: Path) -> No
     assert run_replay(u_data, tmp_path / "d").exit_code == 0
     again = run_replay(u_data, tmp_path / "d", "--format", "ml100k")
     assert again.exit_code == 0, again.output
-    assert counts(again.stdout) == {"rows read": 8, "accepted": 0, "duplicates": 6,
-                                    "rejected": 2, "users": 4, "items": 2}
+    assert counts(again.stdout) == {
+        "rows read": 8,
+        "accepted": 0,
+        "duplicates": 6,
+        "rejected": 2,
+        "users": 4,
+        "items": 2,
+    }
     with Engine.open(tmp_path / "d") as engine:
         assert engine.stats()["events_accepted"] == 6
 
@@ -105,8 +128,14 @@ def test_second_replay_finds_only_duplicates(u_data: Path, tmp_path: Path) -> No
 def test_csv_types_sessions_timestamps_and_bad_rows(events_csv: Path, tmp_path: Path) -> None:
     result = run_replay(events_csv, tmp_path / "d", *CSV_ARGS)
     assert result.exit_code == 0, result.output
-    assert counts(result.stdout) == {"rows read": 10, "accepted": 6, "duplicates": 0,
-                                     "rejected": 4, "users": 4, "items": 3}
+    assert counts(result.stdout) == {
+        "rows read": 10,
+        "accepted": 6,
+        "duplicates": 0,
+        "rejected": 4,
+        "users": 4,
+        "items": 3,
+    }
     out = result.stdout
     assert "line 7: timestamp: RFC 3339 time needs a UTC offset" in out
     assert "line 8: timestamp: empty" in out
@@ -117,8 +146,9 @@ def test_csv_types_sessions_timestamps_and_bad_rows(events_csv: Path, tmp_path: 
         a = engine.state.view("a")
         assert [engine.state.items.key(i) for i in a.recent_items] == ["sock", "shoe"]
         assert a.recent_types.tolist() == [3, 0]  # add_to_cart, view
-        assert engine.state.purchased == {engine.state.users.get("h"): {
-            engine.state.items.get("belt")}}
+        assert engine.state.purchased == {
+            engine.state.users.get("h"): {engine.state.items.get("belt")}
+        }
         top = engine.recommend("c", k=1)[0]
         assert (top.item_id, top.reason["item_id"]) == ("sock", "shoe")
         assert [r.item_id for r in engine.similar("shoe", k=1)] == ["sock"]
@@ -128,8 +158,18 @@ def test_csv_types_sessions_timestamps_and_bad_rows(events_csv: Path, tmp_path: 
 
 
 def test_csv_without_type_column_uses_default_type(events_csv: Path, tmp_path: Path) -> None:
-    result = run_replay(events_csv, tmp_path / "d", "--user-col", "visitor", "--item-col", "sku",
-                        "--time-col", "when", "--default-type", "click")
+    result = run_replay(
+        events_csv,
+        tmp_path / "d",
+        "--user-col",
+        "visitor",
+        "--item-col",
+        "sku",
+        "--time-col",
+        "when",
+        "--default-type",
+        "click",
+    )
     assert result.exit_code == 0, result.output
     assert counts(result.stdout)["accepted"] == 7  # 'teleport' is not read: the row is a click
     with Engine.open(tmp_path / "d") as engine:
@@ -138,8 +178,18 @@ def test_csv_without_type_column_uses_default_type(events_csv: Path, tmp_path: P
 
 
 def test_missing_column_is_a_clear_error(events_csv: Path, tmp_path: Path) -> None:
-    result = run_replay(events_csv, tmp_path / "d", "--user-col", "visitor", "--item-col", "sku",
-                        "--time-col", "when", "--type-col", "behaviour")
+    result = run_replay(
+        events_csv,
+        tmp_path / "d",
+        "--user-col",
+        "visitor",
+        "--item-col",
+        "sku",
+        "--time-col",
+        "when",
+        "--type-col",
+        "behaviour",
+    )
     assert result.exit_code != 0
     message = str(result.exception) + result.output
     assert "--type-col" in message and "'behaviour'" in message
@@ -150,8 +200,20 @@ def test_missing_column_is_a_clear_error(events_csv: Path, tmp_path: Path) -> No
 def test_headerless_csv_by_column_position(tmp_path: Path) -> None:
     path = tmp_path / "behaviour.csv"
     path.write_text("1,100,7,pv,1511658000\n1,101,7,buy,1511658060\n2,100,7,pv,1511658100\n")
-    result = run_replay(path, tmp_path / "d", "--user-col", "0", "--item-col", "1",
-                        "--type-col", "3", "--time-col", "4", "--type-map", "pv=view,buy=purchase")
+    result = run_replay(
+        path,
+        tmp_path / "d",
+        "--user-col",
+        "0",
+        "--item-col",
+        "1",
+        "--type-col",
+        "3",
+        "--time-col",
+        "4",
+        "--type-map",
+        "pv=view,buy=purchase",
+    )
     assert result.exit_code == 0, result.output
     assert counts(result.stdout)["accepted"] == 3
     with Engine.open(tmp_path / "d") as engine:
@@ -159,17 +221,23 @@ def test_headerless_csv_by_column_position(tmp_path: Path) -> None:
         assert engine.state.purchased == {0: {1}}
 
 
-def test_bad_bytes_reject_the_row_only(tmp_path: Path) -> None:
+def test_broken_rows_reject_only_themselves(tmp_path: Path) -> None:
     path = tmp_path / "events.csv"
-    path.write_bytes(b"user_id,item_id,timestamp\nu1,i1,100\nu\xff,i1,101\nu2,i1,102\n")
+    huge = b"x" * 200_000  # over the csv module's field size limit
+    path.write_bytes(
+        b"user_id,item_id,timestamp\nu1,i1,100\nu\xff,i1,101\nu2,i1,102\n"
+        b'u3,"' + huge + b'",103\nu4,i1,104\n'
+    )
     result = run_replay(path, tmp_path / "d")
     assert result.exit_code == 0, result.output
-    assert counts(result.stdout)["accepted"] == 2
+    assert counts(result.stdout)["accepted"] == 3
     assert "line 3: not valid UTF-8 text" in result.stdout
+    assert "line 5: not valid CSV: field larger than field limit" in result.stdout
 
 
-def test_errors_across_chunks_keep_their_line(monkeypatch: pytest.MonkeyPatch,
-                                              tmp_path: Path) -> None:
+def test_errors_across_chunks_keep_their_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setattr(replay_module, "CHUNK_ROWS", 3)
     lines = ["user_id,item_id,timestamp,type"]
     for n in range(20):
@@ -178,8 +246,11 @@ def test_errors_across_chunks_keep_their_line(monkeypatch: pytest.MonkeyPatch,
     path.write_text("\n".join(lines) + "\n")
     seen: list[tuple[int, int]] = []
     with Engine.open() as engine:
-        report = replay_into(engine, ReplaySource(path, "csv", type_col="type"),
-                             lambda rows, chars: seen.append((rows, chars)))
+        report = replay_into(
+            engine,
+            ReplaySource(path, "csv", type_col="type"),
+            lambda rows, chars: seen.append((rows, chars)),
+        )
         assert engine.state.max_ts == 1019.0
         assert engine.stats()["events_processed"] == 17
     assert (report.rows, report.accepted, report.rejected) == (20, 17, 3)
@@ -214,8 +285,13 @@ def test_movielens_slice(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     rows = [line.split("\t") for line in lines]
     assert counts(result.stdout) == {
-        "rows read": 2000, "accepted": 2000, "duplicates": 0, "rejected": 0,
-        "users": len({r[0] for r in rows}), "items": len({r[1] for r in rows})}
+        "rows read": 2000,
+        "accepted": 2000,
+        "duplicates": 0,
+        "rejected": 0,
+        "users": len({r[0] for r in rows}),
+        "items": len({r[1] for r in rows}),
+    }
     with Engine.open(tmp_path / "d") as engine:
         assert engine.state.max_ts == max(float(r[3]) for r in rows)
 
@@ -223,9 +299,20 @@ def test_movielens_slice(tmp_path: Path) -> None:
 def test_taobao_slice(tmp_path: Path) -> None:
     source = DATA / "taobao-userbehavior" / "userbehavior_time_slice.csv"
     lines = _slice(source, tmp_path / "taobao.csv", 3000)
-    result = run_replay(tmp_path / "taobao.csv", tmp_path / "d", "--user-col", "0",
-                        "--item-col", "1", "--type-col", "3", "--time-col", "4",
-                        "--type-map", "pv=view,cart=add_to_cart,buy=purchase,fav=favorite")
+    result = run_replay(
+        tmp_path / "taobao.csv",
+        tmp_path / "d",
+        "--user-col",
+        "0",
+        "--item-col",
+        "1",
+        "--type-col",
+        "3",
+        "--time-col",
+        "4",
+        "--type-map",
+        "pv=view,cart=add_to_cart,buy=purchase,fav=favorite",
+    )
     assert result.exit_code == 0, result.output
     rows = [line.strip().split(",") for line in lines]
     assert counts(result.stdout)["accepted"] == 3000

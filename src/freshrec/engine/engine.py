@@ -25,6 +25,7 @@ from typing import Any
 
 import msgspec
 
+from freshrec.engine.datadir import DataDirLock
 from freshrec.engine.processor import Processor
 from freshrec.engine.recommender import Recommendation, Recommender
 from freshrec.errors import NotFound
@@ -54,6 +55,7 @@ class Engine:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         data = settings.data_dir
+        self._dir_lock = None if data is None else DataDirLock(Path(data))
         self.log: EventLog = open_log(
             "memory://" if data is None else f"sqlite://{Path(data) / 'log.db'}",
             dedup_max_ids=settings.dedup_max_ids,
@@ -119,6 +121,8 @@ class Engine:
             self.processor.restore()
         except BaseException:
             self.log.close()
+            if self._dir_lock is not None:
+                self._dir_lock.release()
             raise
 
     @classmethod
@@ -221,16 +225,19 @@ class Engine:
             }
 
     def stats(self) -> dict[str, Any]:
-        accepted = self.log.end_offset()
-        processed = self.processor.offset
+        """Event counts, catalogue size and readiness, read consistently under the lock."""
+        with self.lock:
+            accepted = self.log.end_offset()
+            processed = self.processor.offset
+            users, items = len(self.state.users), len(self.state.items)
         return {
             "events_accepted": accepted,
             "events_processed": processed,
             "events_duplicate": self.log.duplicates_total(),
             "events_rejected": self.rejected,
             "processor_lag": accepted - processed,
-            "users": len(self.state.users),
-            "items": len(self.state.items),
+            "users": users,
+            "items": items,
             "model_version": self.model_version,
             "ready": self.ready,
         }
@@ -241,10 +248,14 @@ class Engine:
             return
         self._closed = True
         self.stop()
-        if self.settings.data_dir is not None:
-            self.processor.drain()
-            self.processor.snapshot()
-        self.log.close()
+        try:
+            if self.settings.data_dir is not None:
+                self.processor.drain()
+                self.processor.snapshot()
+        finally:
+            self.log.close()
+            if self._dir_lock is not None:
+                self._dir_lock.release()
 
     def __enter__(self) -> Engine:
         return self

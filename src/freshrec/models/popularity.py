@@ -44,8 +44,7 @@ class DecayedPopularity(Model):
         if factor != 1.0:
             self._scores *= factor
         w = batch.weight * self._clock.weights(batch.ts)
-        added = np.bincount(batch.items, weights=w, minlength=self._n_items)
-        self._scores[: self._n_items] += added
+        np.add.at(self._scores, batch.items, w)  # in event order: sums independent of batching
         self._top = None
 
     def raw_scores(self) -> np.ndarray:

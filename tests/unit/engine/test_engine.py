@@ -76,7 +76,8 @@ def test_restart_restores_snapshot_then_replays_the_rest(
     # events appended after the last snapshot, never processed ("crash" before processing)
     engine = Engine.open(tmp_path)
     engine.ingest(checkerboard[30:])
-    engine.log.close()
+    engine.log.close()  # what a crash leaves: the log, no final snapshot, the lock released
+    engine._dir_lock.release()  # type: ignore[union-attr]
     assert len(list((tmp_path / "snapshots").iterdir())) == 1
 
     with Engine.open(tmp_path) as restarted, Engine.open() as reference:
@@ -147,3 +148,11 @@ def test_a_lost_log_is_refused_not_silently_restarted(tmp_path: Path, checkerboa
         (tmp_path / name).unlink(missing_ok=True)
     with pytest.raises(StorageError, match="ahead of the event log"):
         Engine.open(tmp_path)
+
+
+def test_one_engine_per_data_directory(tmp_path: Path) -> None:
+    with Engine.open(tmp_path):
+        with pytest.raises(StorageError, match="in use by another freshrec process"):
+            Engine.open(tmp_path)
+    with Engine.open(tmp_path) as engine:  # released on close
+        assert engine.stats()["events_accepted"] == 0
