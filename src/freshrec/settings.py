@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,8 +61,20 @@ class Settings(BaseSettings):
     )
     covis_neighbours: int = Field(64, ge=1, le=1024, description="Partners kept per item.")
     covis_backward_weight: float = Field(0.5, ge=0, description="Weight of 'j then r' links.")
+    mf_factors: int = Field(64, ge=1, le=1024, description="Latent factors of the online MF.")
+    mf_learning_rate: float = Field(0.08, gt=0, le=1, description="SGD step of the online MF.")
+    mf_regularization: float = Field(0.01, ge=0, le=1, description="L2 penalty of the online MF.")
+    mf_loss: Literal["bpr", "isgd", "isgd_neg"] = Field("bpr", description="Online MF loss.")
+    mf_negatives: int = Field(4, ge=0, le=64, description="Sampled negatives per positive event.")
+    mf_recent_mix: float = Field(
+        0.5, ge=0, le=1, description="Share of the recent-items fold-in in the user vector."
+    )
+    mf_seed: int = Field(0, ge=0, description="Seed of the online MF (initial factors, negatives).")
+    exclude_recent: int = Field(
+        1, ge=0, le=256, description="The user's latest items never recommended (0 = none)."
+    )
     ensemble_priors: dict[str, float] = Field(
-        default_factory=lambda: {"popularity": 0.05, "covisitation": 1.0, "mf": 1.0},
+        default_factory=lambda: {"popularity": 0.05, "covisitation": 1.0, "mf": 0.5},
         description="Prior weight of each ensemble member (before live quality).",
     )
     ensemble_eta: float = Field(10.0, ge=0, description="How sharply weights follow hit rates.")

@@ -9,8 +9,10 @@
 3
 >>> engine.process()
 3
->>> [(r.item_id, r.reason["type"]) for r in engine.recommend("u2", k=2)]
-[('sock', 'because_you_viewed'), ('shoe', 'popular')]
+>>> [(r.item_id, r.reason) for r in engine.recommend("u2", k=2)]  # not "shoe": viewed just now
+[('sock', {'type': 'because_you_viewed', 'item_id': 'shoe'})]
+>>> [(r.item_id, r.reason["type"]) for r in engine.recommend("someone new", k=2)]
+[('shoe', 'popular'), ('sock', 'popular')]
 >>> engine.close()
 """
 
@@ -32,7 +34,7 @@ from freshrec.errors import NotFound
 from freshrec.events import Event, EventValidator, ValidatedBatch
 from freshrec.log import EventLog, open_log
 from freshrec.engine.quality import LiveQuality, model_top_k
-from freshrec.models import CoVisitation, DecayedPopularity, Model
+from freshrec.models import CoVisitation, DecayedPopularity, Model, OnlineMF
 from freshrec.models.ensemble import Ensemble
 from freshrec.registry import SnapshotStore
 from freshrec.settings import Settings
@@ -80,19 +82,31 @@ class Engine:
             if data is None
             else SnapshotStore(Path(data) / "snapshots", settings.snapshots_kept)
         )
-        self.models: list[Model] = [self.popularity, self.covisitation]
+        self.mf = OnlineMF(
+            factors=settings.mf_factors,
+            learning_rate=settings.mf_learning_rate,
+            regularization=settings.mf_regularization,
+            loss=settings.mf_loss,
+            negatives=settings.mf_negatives,
+            recent_mix=settings.mf_recent_mix,
+            seed=settings.mf_seed,
+        )
+        self.models: list[Model] = [self.popularity, self.covisitation, self.mf]
         self.ensemble = Ensemble(
             self.models,
             settings.ensemble_priors,
             settings.ensemble_eta,
             settings.ensemble_min_weight,
         )
-        self.recommender = Recommender(self.state, self.ensemble, self.covisitation)
+        self.recommender = Recommender(
+            self.state, self.ensemble, self.covisitation, settings.exclude_recent
+        )
         rankers = {m.name: model_top_k(m) for m in self.models}
         rankers["ensemble"] = self.recommender.top_k
         self.quality = LiveQuality(
             self.state,
             rankers,
+            self.recommender.excluded,
             settings.live_eval_k,
             settings.live_eval_window,
             settings.live_eval_every,

@@ -25,12 +25,14 @@ class LiveQuality:
 
     name = "quality"
 
-    def __init__(self, state: OnlineState, rankers: Mapping[str, TopK], k: int = 10,
+    def __init__(self, state: OnlineState, rankers: Mapping[str, TopK],
+                 excluded: Callable[[UserView], np.ndarray], k: int = 10,
                  window: int = 500, every: int = 100,
                  on_update: Callable[[dict[str, float]], object] | None = None) -> None:
         if k < 1 or window < 1 or every < 1:
             raise ValueError("k, window and every must be >= 1")
         self.state = state
+        self.excluded = excluded
         self.rankers = dict(rankers)
         self.names = list(rankers)
         self.on_update = on_update
@@ -59,9 +61,9 @@ class LiveQuality:
         if item is None or event.user_id not in state.users:
             return False
         user = state.view(event.user_id)
-        if item in user.purchased:
+        exclude = self.excluded(user)
+        if item in exclude:
             return False
-        exclude = np.fromiter(user.purchased, dtype=np.int32, count=len(user.purchased))
         slot = self.tests % self.window
         for row, name in enumerate(self.names):
             self._hits[row, slot] = bool(np.any(self.rankers[name](user, self.k, exclude) == item))

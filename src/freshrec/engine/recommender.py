@@ -23,16 +23,22 @@ class Recommendation(msgspec.Struct, frozen=True):
 class Recommender:
     """Ranks with the ensemble, leaves out purchased and excluded items, explains each item."""
 
-    def __init__(self, state: OnlineState, ensemble: Ensemble, covisitation: CoVisitation) -> None:
+    def __init__(self, state: OnlineState, ensemble: Ensemble, covisitation: CoVisitation,
+                 exclude_recent: int = 1) -> None:
         self.state = state
         self.ensemble = ensemble
         self.covisitation = covisitation
+        self.exclude_recent = exclude_recent
 
     def excluded(self, user: UserView, exclude: Iterable[str] = ()) -> np.ndarray:
-        """Item indices never to recommend to ``user``: purchased ones and ``exclude``."""
+        """Item indices never to recommend to ``user``: purchased ones, the latest
+        ``exclude_recent`` items (what they are looking at now) and ``exclude``."""
         bought = np.fromiter(user.purchased, dtype=np.int32, count=len(user.purchased))
+        parts = [bought, user.recent_items[: self.exclude_recent]]
         extra = list(exclude)
-        return np.concatenate([bought, self.state.items.lookup(extra)]) if extra else bought
+        if extra:
+            parts.append(self.state.items.lookup(extra))
+        return np.concatenate(parts)
 
     def recommend(self, user_id: str, k: int, exclude: Iterable[str] = ()) -> list[Recommendation]:
         user = self.state.view(user_id)

@@ -3,6 +3,15 @@
 from freshrec.models.base import Model, ModelError, UserView
 from freshrec.models.covisitation import CoVisitation
 from freshrec.models.decay import ForwardDecay
+from freshrec.models.mf import OnlineMF
 from freshrec.models.popularity import DecayedPopularity
 
-__all__ = ["CoVisitation", "DecayedPopularity", "ForwardDecay", "Model", "ModelError", "UserView"]
+__all__ = [
+    "CoVisitation",
+    "DecayedPopularity",
+    "ForwardDecay",
+    "Model",
+    "ModelError",
+    "OnlineMF",
+    "UserView",
+]

@@ -1,7 +1,8 @@
 """An ensemble whose member weights follow each member's recent live hit rate.
 
 Candidates are the union of every member's own candidates; each member scores all of them, the
-scores are min-max normalised per member over the candidate set, and combined with weights
+scores are scaled per member by their largest absolute value over the candidate set (so zero
+keeps meaning "no opinion" and ratios are kept), and combined with weights
 
     w_m = prior_m * exp(eta * hit_rate_m) / sum_j prior_j * exp(eta * hit_rate_j)
 
@@ -38,13 +39,9 @@ class Ranked:
 
 
 def _normalise(scores: np.ndarray) -> np.ndarray:
-    if scores.size == 0:
-        return scores
-    lo = min(float(scores.min()), 0.0)
-    hi = float(scores.max())
-    if not hi > lo:
-        return np.zeros_like(scores)
-    return (scores - lo) / (hi - lo)
+    """Scale to at most 1 in absolute value: zero stays "no opinion", ratios are kept."""
+    top = float(np.abs(scores).max()) if scores.size else 0.0
+    return scores / top if top > 0 else np.zeros_like(scores)
 
 
 class Ensemble:

@@ -7,6 +7,7 @@ import pytest
 
 from freshrec import Engine, Event
 from freshrec.errors import NotFound, StorageError
+from tests.conftest import make_checkerboard
 
 
 def view(user: str, item: str, ts: float, kind: str = "view", **extra: object) -> dict:
@@ -20,9 +21,9 @@ def same(a: list, b: list) -> bool:
     )
 
 
-def test_recommendations_follow_the_taste_of_the_session(checkerboard: list[dict]) -> None:
-    with Engine.open() as engine:
-        engine.ingest(checkerboard)
+def test_recommendations_follow_the_taste_of_the_session() -> None:
+    with Engine.open() as engine:  # enough shoppers for every model (MF too) to learn the tastes
+        engine.ingest(make_checkerboard(40))
         engine.process()
         engine.ingest([view("new", "a0", 1_750_000_000)])
         engine.process()

@@ -9,12 +9,14 @@ import pytest
 
 from freshrec.events import EventType, LoggedEvent
 from freshrec.models import CoVisitation, DecayedPopularity, Model
+from freshrec.models.mf import OnlineMF
 from freshrec.settings import Settings
 from freshrec.state import Batch, OnlineState
 
 MODELS: dict[str, Callable[[], Model]] = {
     "popularity": lambda: DecayedPopularity(half_life_seconds=3600.0),
     "covisitation": lambda: CoVisitation(neighbours=8, half_life_seconds=86_400.0),
+    "mf": lambda: OnlineMF(factors=8, negatives=2, pool_size=64, seed=3),
 }
 
 

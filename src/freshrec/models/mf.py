@@ -1,0 +1,407 @@
+"""Online matrix factorisation on implicit feedback, updated by SGD one event at a time.
+
+Each positive event (user ``u``, item ``i``, type weight ``w > 0``) takes SGD steps of size
+``learning_rate * min(log2(1 + w), weight_cap)`` -- a view (weight 1) steps by the learning rate,
+a purchase (8) by about three times it. ``loss`` picks the steps:
+
+- ``"isgd"``: ISGD (Vinagre et al., 2014), the positive alone: ``e = 1 - p_u . q_i``,
+  ``p_u += s (e q_i - reg p_u)``, ``q_i += s (e p_u - reg q_i)``;
+- ``"isgd_neg"``: the same, then ``negatives`` sampled items pushed towards 0;
+- ``"bpr"``: ``negatives`` pairwise steps raising ``p_u . (q_i - q_j)`` (Rendle et al., 2009).
+
+Negatives are drawn uniformly from the items seen in positive events so far (``sampling=
+"uniform"``, the default: popular items stay on top, which recall rewards), or from the items of
+the last ``pool_size`` positive events (``"recent"``: popularity-proportional over a sliding
+window, O(1) per event, no alias table to rebuild per batch; it demotes popular items and is
+cache-friendlier, hence faster). Events are processed in log order inside one numba kernel whose
+random generator (splitmix64) is part of the state and advances per event, and new factor rows
+are initialised from a hash of ``(seed, index)``, so what is learned depends only on the events,
+never on how they were batched or when the arrays grew. A non-finite prediction, or a non-finite
+row touched by the batch, raises ``ModelError`` from ``learn``.
+
+A user is scored with ``(1 - recent_mix) p_u + recent_mix f`` where ``f`` folds in their recent
+items, ``f = sum_r w_r q_r / sum_r w_r`` with ``w_r = 1 / (1 + position)``; a user without
+factors (never seen, or no positive event yet) gets ``f`` alone, and no scores without either.
+
+>>> import numpy as np
+>>> from freshrec.testing import make_batch
+>>> users = np.tile([0, 1], 300)  # user 0 likes items 0-2, user 1 likes items 3-5
+>>> items = np.where(users == 0, 0, 3) + np.arange(600) // 2 % 3
+>>> mf = OnlineMF(factors=8, learning_rate=0.1, negatives=2, seed=7)
+>>> mf.learn(make_batch(items=items.tolist(), users=users.tolist()))
+>>> view = UserView(0, np.zeros(0, np.int32), np.zeros(0, np.int8), np.zeros(0, bool))
+>>> sorted(mf.top_k(view, 3)[0].tolist())
+[0, 1, 2]
+>>> mf.top_k(view, 2, exclude=np.array([0, 1]))[0].tolist()[0]
+2
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numba
+import numpy as np
+
+from freshrec.models.base import Model, ModelError
+from freshrec.state import Batch, UserView
+from freshrec.state.arrays import grow
+
+LOSSES = ("isgd", "isgd_neg", "bpr")
+SAMPLING = ("recent", "uniform")
+_ISGD, _ISGD_NEG, _BPR = range(3)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_USER_SALT, _ITEM_SALT = 1, 2
+# Vectorisable reductions, but keep inf/NaN semantics: the kernel checks for them.
+_FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
+
+
+@numba.njit(cache=True, nogil=True)
+def _mix(z):  # pragma: no cover - compiled; splitmix64 finaliser
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+@numba.njit(cache=True, nogil=True)
+def _below(rng, n):  # pragma: no cover - compiled; uniform integer in [0, n), n < 2**32
+    rng[0] += _GOLDEN
+    return np.int64(((_mix(rng[0]) >> np.uint64(32)) * np.uint64(n)) >> np.uint64(32))
+
+
+@numba.njit(cache=True, nogil=True)
+def _init_rows(a, start, seed, salt, std):  # pragma: no cover - compiled
+    """Rows ``start:`` uniform with standard deviation ``std``, a function of (seed, index)."""
+    key = _mix(np.uint64(seed) * _GOLDEN + np.uint64(salt))
+    k = a.shape[1]
+    half = math.sqrt(3.0) * std
+    for r in range(start, a.shape[0]):
+        for f in range(k):
+            z = _mix(key + np.uint64(r * k + f) * _GOLDEN)
+            a[r, f] = ((z >> np.uint64(11)) * 2.0**-53 * 2.0 - 1.0) * half
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _pointwise(P, Q, u, j, target, s, reg):  # pragma: no cover - compiled
+    dot = np.float32(0.0)
+    for f in range(P.shape[1]):
+        dot += P[u, f] * Q[j, f]
+    if not np.isfinite(dot):
+        return False
+    err = target - dot
+    for f in range(P.shape[1]):
+        pu = P[u, f]
+        qj = Q[j, f]
+        P[u, f] = pu + s * (err * qj - reg * pu)
+        Q[j, f] = qj + s * (err * pu - reg * qj)
+    return True
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _pairwise(P, Q, u, i, j, s, reg):  # pragma: no cover - compiled
+    x = np.float32(0.0)
+    for f in range(P.shape[1]):
+        x += P[u, f] * (Q[i, f] - Q[j, f])
+    if not np.isfinite(x):
+        return False
+    g = np.float32(1.0) / (np.float32(1.0) + np.exp(min(x, np.float32(80.0))))
+    for f in range(P.shape[1]):
+        pu = P[u, f]
+        qi = Q[i, f]
+        qj = Q[j, f]
+        P[u, f] = pu + s * (g * (qi - qj) - reg * pu)
+        Q[i, f] = qi + s * (g * pu - reg * qi)
+        Q[j, f] = qj - s * (g * pu + reg * qj)
+    return True
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _learn(
+    users, items, weight, P, Q, user_n, pool, meta, rng, lr, reg, cap, loss, negatives, recent
+):  # pragma: no cover - compiled
+    """SGD over the events in order; False as soon as a prediction is not finite.
+
+    ``meta`` = [items seen in positive events (max index + 1), positive events so far].
+    """
+    R = pool.shape[0]
+    reg32 = np.float32(reg)
+    for e in range(users.shape[0]):
+        w = weight[e]
+        if not w > 0.0:
+            continue
+        u = users[e]
+        i = items[e]
+        s = np.float32(lr * min(math.log2(1.0 + w), cap))
+        if i + 1 > meta[0]:
+            meta[0] = i + 1
+        if loss != _BPR and not _pointwise(P, Q, u, i, np.float32(1.0), s, reg32):
+            return False
+        n_pool = min(meta[1], R) if recent else meta[0]
+        if loss != _ISGD and n_pool > 0:
+            for _ in range(negatives):
+                r = _below(rng, n_pool)
+                j = pool[r] if recent else r
+                if j == i:
+                    continue
+                if loss == _BPR:
+                    if not _pairwise(P, Q, u, i, j, s, reg32):
+                        return False
+                elif not _pointwise(P, Q, u, j, np.float32(0.0), s, reg32):
+                    return False
+        pool[meta[1] % R] = i
+        meta[1] += 1
+        user_n[u] += 1
+    for e in range(users.shape[0]):  # rows touched last are checked now, not at their next use
+        if weight[e] > 0.0:
+            total = np.float32(0.0)
+            for f in range(P.shape[1]):
+                total += P[users[e], f] + Q[items[e], f]
+            if not np.isfinite(total):
+                return False
+    return True
+
+
+class OnlineMF(Model):
+    """Implicit-feedback matrix factorisation learned online (ISGD / BPR with negatives)."""
+
+    name = "mf"
+    reason = "picked_for_you"
+
+    def __init__(
+        self,
+        factors: int = 64,
+        learning_rate: float = 0.08,
+        regularization: float = 0.01,
+        loss: str = "bpr",
+        negatives: int = 4,
+        sampling: str = "uniform",
+        pool_size: int = 10_000,
+        weight_cap: float = 4.0,
+        init_std: float = 0.1,
+        recent_mix: float = 0.5,
+        seed: int = 0,
+    ) -> None:
+        _number("factors", factors, integer=True)
+        _number("learning_rate", learning_rate)
+        _number("regularization", regularization, zero=True)
+        _choice("loss", loss, LOSSES)
+        _number("negatives", negatives, integer=True, zero=loss == "isgd")
+        _choice("sampling", sampling, SAMPLING)
+        _number("pool_size", pool_size, integer=True)
+        _number("weight_cap", weight_cap)
+        _number("init_std", init_std, zero=True)
+        _number("recent_mix", recent_mix, zero=True, most=1.0)
+        _number("seed", seed, integer=True, zero=True, most=2**63 - 1)
+        self.factors = int(factors)
+        self.learning_rate = float(learning_rate)
+        self.regularization = float(regularization)
+        self.loss = loss
+        self.negatives = int(negatives)
+        self.sampling = sampling
+        self.pool_size = int(pool_size)
+        self.weight_cap = float(weight_cap)
+        self.init_std = float(init_std)
+        self.recent_mix = float(recent_mix)
+        self.seed = int(seed)
+        self._P = np.zeros((0, self.factors), dtype=np.float32)  # user factors (rows: capacity)
+        self._Q = np.zeros((0, self.factors), dtype=np.float32)  # item factors
+        self._user_n = np.zeros(0, dtype=np.int64)  # positive events learned per user
+        self._pool = np.full(self.pool_size, -1, dtype=np.int32)  # items of recent positives
+        self._meta = np.zeros(2, dtype=np.int64)  # [items seen in positives, positives so far]
+        self._rng = np.asarray([self.seed], dtype=np.uint64)  # splitmix64 state
+        self._n_users = 0
+        self._n_items = 0
+        self._norms: np.ndarray | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "factors": self.factors,
+            "learning_rate": self.learning_rate,
+            "regularization": self.regularization,
+            "loss": self.loss,
+            "negatives": self.negatives,
+            "sampling": self.sampling,
+            "pool_size": self.pool_size,
+            "weight_cap": self.weight_cap,
+            "init_std": self.init_std,
+            "recent_mix": self.recent_mix,
+            "seed": self.seed,
+        }
+
+    # -- learning ----------------------------------------------------------------------------
+    def _ensure(self, n_users: int, n_items: int) -> None:
+        """Grow the factor arrays geometrically; new rows get their per-index initial values.
+
+        Arrays are replaced before the counts grow, so a concurrent reader never indexes past
+        the arrays it holds.
+        """
+        for attr, n, salt in (("_P", n_users, _USER_SALT), ("_Q", n_items, _ITEM_SALT)):
+            old = getattr(self, attr)
+            new = grow(old, n)
+            if new is not old:
+                _init_rows(new, old.shape[0], self.seed, salt, self.init_std)
+                setattr(self, attr, new)
+        self._user_n = grow(self._user_n, n_users)
+        self._n_users = max(self._n_users, n_users)
+        self._n_items = max(self._n_items, n_items)
+
+    def learn(self, batch: Batch) -> None:
+        if len(batch) == 0:
+            return
+        # the kernel does not check bounds: size the arrays from the indices themselves
+        if batch.users.min() < 0 or batch.items.min() < 0:
+            raise ValueError("batch holds negative user or item indices")
+        n_users = max(batch.n_users, int(batch.users.max()) + 1)
+        n_items = max(batch.n_items, int(batch.items.max()) + 1)
+        self._ensure(n_users, n_items)
+        self._norms = None
+        ok = _learn(
+            batch.users,
+            batch.items,
+            batch.weight,
+            self._P,
+            self._Q,
+            self._user_n,
+            self._pool,
+            self._meta,
+            self._rng,
+            self.learning_rate,
+            self.regularization,
+            self.weight_cap,
+            LOSSES.index(self.loss),
+            self.negatives,
+            self.sampling == "recent",
+        )
+        if not ok:
+            raise ModelError(f"{self.name}: non-finite factors while learning (diverged)")
+
+    # -- scoring -----------------------------------------------------------------------------
+    def user_vector(self, user: UserView) -> np.ndarray:
+        """The user's query vector (float32): ``p_u`` mixed with the fold-in of recent items.
+
+        ``(1 - recent_mix) p_u + recent_mix fold_in`` for a user with factors (``p_u`` alone if
+        they have no recent items), the fold-in alone for a user without, zeros for a user with
+        neither.
+        """
+        u = user.index
+        fold = self.fold_in(user.recent_items)
+        if 0 <= u < self._n_users and self._user_n[u] > 0:
+            if fold is None or self.recent_mix == 0.0:
+                return self._P[u]
+            mix = np.float32(self.recent_mix)
+            return (np.float32(1.0) - mix) * self._P[u] + mix * fold
+        return np.zeros(self.factors, dtype=np.float32) if fold is None else fold
+
+    def fold_in(self, recent_items: np.ndarray) -> np.ndarray | None:
+        """``sum_r w_r q_r / sum_r w_r``, ``w_r = 1 / (1 + position)``; None without items."""
+        recent = recent_items[(recent_items >= 0) & (recent_items < self._n_items)]
+        if recent.size == 0:
+            return None
+        w = (1.0 / (1.0 + np.arange(recent.shape[0]))).astype(np.float32)
+        return (w @ self._Q[recent]) / w.sum()
+
+    def score(self, user: UserView, candidates: np.ndarray) -> np.ndarray:
+        candidates = np.asarray(candidates)
+        out = np.zeros(candidates.shape[0])
+        known = (candidates >= 0) & (candidates < self._n_items)
+        if known.any():
+            out[known] = self._Q[candidates[known]] @ self.user_vector(user)
+        return out
+
+    def top_k(
+        self, user: UserView, k: int, exclude: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best items for ``user`` and their scores, best first, never in ``exclude``.
+
+        One float32 matrix-vector product over every item, excluded items set to -inf, then
+        ``np.argpartition``.
+        """
+        n = self._n_items
+        if n == 0 or k <= 0:
+            return np.zeros(0, dtype=np.int32), np.zeros(0)
+        p = self.user_vector(user)
+        if not p.any():  # nothing known about the user: no opinion, let other models answer
+            return np.zeros(0, dtype=np.int32), np.zeros(0)
+        scores = self._Q[:n] @ p
+        if exclude is not None and len(exclude):
+            exclude = np.asarray(exclude)
+            scores[exclude[(exclude >= 0) & (exclude < n)]] = -np.inf
+        return _select(scores, k)
+
+    def candidates(self, user: UserView, n: int) -> np.ndarray:
+        return self.top_k(user, n)[0]
+
+    def similar(self, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` items with the most similar factors (cosine), ``item`` itself excluded."""
+        n = self._n_items
+        if not 0 <= item < n:
+            return np.zeros(0, dtype=np.int32), np.zeros(0)
+        if self._norms is None:
+            self._norms = np.maximum(np.linalg.norm(self._Q[:n], axis=1), 1e-12)
+        scores = (self._Q[:n] @ self._Q[item]) / (self._norms * self._norms[item])
+        scores[item] = -np.inf
+        return _select(scores, k)
+
+    # -- snapshots ---------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, np.ndarray]:
+        filled = int(min(self._meta[1], self.pool_size))
+        return {
+            "item_factors": self._Q[: self._n_items].copy(),
+            "user_factors": self._P[: self._n_users].copy(),
+            "user_events": self._user_n[: self._n_users].copy(),
+            "pool": self._pool[:filled].copy(),
+            "meta": self._meta.copy(),
+            "rng": self._rng.copy(),
+        }
+
+    def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
+        P, Q = arrays["user_factors"], arrays["item_factors"]
+        if P.ndim != 2 or Q.ndim != 2 or P.shape[1] != self.factors or Q.shape[1] != self.factors:
+            raise ModelError(f"{self.name}: factor arrays do not have {self.factors} columns")
+        pool, user_n = arrays["pool"], arrays["user_events"]
+        if pool.shape[0] > self.pool_size:
+            raise ModelError(f"{self.name}: pool of {pool.shape[0]} > pool_size {self.pool_size}")
+        if user_n.shape != P.shape[:1] or arrays["meta"].shape != (2,) or arrays["rng"].size != 1:
+            raise ModelError(f"{self.name}: inconsistent state arrays")
+        self._P = np.array(P, dtype=np.float32, order="C")
+        self._Q = np.array(Q, dtype=np.float32, order="C")
+        self._user_n = user_n.astype(np.int64, copy=True)
+        self._pool = np.full(self.pool_size, -1, dtype=np.int32)
+        self._pool[: pool.shape[0]] = pool
+        self._meta = arrays["meta"].astype(np.int64, copy=True)
+        self._rng = arrays["rng"].astype(np.uint64, copy=True)
+        self._n_users, self._n_items = P.shape[0], Q.shape[0]
+        self._norms = None
+
+
+def _select(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the ``k`` largest finite ``scores``, best first (ties: lower index)."""
+    n = scores.shape[0]
+    top = np.argpartition(scores, n - k)[n - k :] if k < n else np.arange(n)
+    top = top[np.lexsort((top, -scores[top]))]
+    top = top[scores[top] > -np.inf]
+    return top.astype(np.int32), scores[top].astype(np.float64)
+
+
+def _number(
+    name: str, value: object, *, integer: bool = False, zero: bool = False, most: float = math.inf
+) -> None:
+    """Raise ``ValueError`` naming ``name`` unless ``value`` is a number > 0 (>= 0 if ``zero``)."""
+    kind = (int, np.integer) if integer else (int, float, np.integer, np.floating)
+    if isinstance(value, bool) or not isinstance(value, kind):
+        value_ok = False
+    else:
+        low = value >= 0 if zero else value > 0  # type: ignore[operator]
+        value_ok = low and value <= most and math.isfinite(value)  # type: ignore[operator,arg-type]
+    if not value_ok:
+        what = f"{'an integer' if integer else 'a number'} {'>=' if zero else '>'} 0"
+        what += f" and <= {most}" if most < math.inf else ""
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+
+
+def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
