@@ -70,11 +70,25 @@ class Settings(BaseSettings):
         0.5, ge=0, le=1, description="Share of the recent-items fold-in in the user vector."
     )
     mf_seed: int = Field(0, ge=0, description="Seed of the online MF (initial factors, negatives).")
+    ranker_factors: int = Field(8, ge=1, le=256, description="Factors of the context FM ranker.")
+    ranker_hash_bits: int = Field(18, ge=10, le=26, description="log2 of the FM's hashed rows.")
+    ranker_learning_rate: float = Field(0.05, gt=0, le=1, description="SGD step of the ranker.")
+    ranker_regularization: float = Field(1e-5, ge=0, le=1, description="L2 penalty of the ranker.")
+    ranker_negatives: int = Field(2, ge=1, le=64, description="Sampled negatives per positive.")
+    ranker_hour_buckets: int = Field(8, ge=1, le=24, description="Time-of-day buckets.")
+    ranker_seed: int = Field(0, ge=0, description="Seed of the ranker.")
+    category_window: int = Field(
+        8, ge=0, le=64, description="Recent categories kept per user (ranker recency feature)."
+    )
+    trusted_country_header: str | None = Field(
+        None, description="Request header trusted for the shopper's country (e.g. CF-IPCountry)."
+    )
     exclude_recent: int = Field(
         1, ge=0, le=256, description="The user's latest items never recommended (0 = none)."
     )
     ensemble_priors: dict[str, float] = Field(
-        default_factory=lambda: {"popularity": 0.05, "covisitation": 1.0, "mf": 0.5},
+        default_factory=lambda: {"popularity": 0.05, "covisitation": 1.0, "mf": 0.5,
+                                 "ranker": 0.5},
         description="Prior weight of each ensemble member (before live quality).",
     )
     ensemble_eta: float = Field(10.0, ge=0, description="How sharply weights follow hit rates.")
@@ -83,6 +97,9 @@ class Settings(BaseSettings):
     live_eval_every: int = Field(100, ge=1, description="Test one event in this many (by offset).")
     live_eval_window: int = Field(500, ge=1, description="Tests in the hit-rate window.")
 
+    blas_threads: int = Field(
+        1, ge=0, le=256, description="BLAS threads for scoring (0 = the library's default)."
+    )
     processor_batch_events: int = Field(
         5_000, gt=0, description="Events per processor micro-batch."
     )

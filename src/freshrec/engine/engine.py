@@ -26,15 +26,17 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from threadpoolctl import threadpool_limits
 
 from freshrec.engine.datadir import DataDirLock
 from freshrec.engine.processor import Processor
 from freshrec.engine.recommender import Recommendation, Recommender
 from freshrec.errors import NotFound
 from freshrec.events import Event, EventValidator, ValidatedBatch
+from freshrec.features import enrich
 from freshrec.log import EventLog, open_log
 from freshrec.engine.quality import LiveQuality, model_top_k
-from freshrec.models import CoVisitation, DecayedPopularity, Model, OnlineMF
+from freshrec.models import CoVisitation, ContextRanker, DecayedPopularity, Model, OnlineMF
 from freshrec.models.ensemble import Ensemble
 from freshrec.registry import SnapshotStore
 from freshrec.settings import Settings
@@ -56,6 +58,10 @@ class Engine:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        if settings.blas_threads:
+            # one matrix-vector product per request is faster on one thread than split over
+            # cores that also serve requests and learn (p99 up to 10x worse with 2 threads)
+            threadpool_limits(settings.blas_threads, user_api="blas")
         data = settings.data_dir
         self._dir_lock = None if data is None else DataDirLock(Path(data))
         self.log: EventLog = open_log(
@@ -69,6 +75,7 @@ class Engine:
             settings.session_window,
             settings.session_gap_seconds,
             settings.type_weight_vector(),
+            settings.category_window,
         )
         self.popularity = DecayedPopularity(settings.popularity_half_life_seconds)
         self.covisitation = CoVisitation(
@@ -91,7 +98,16 @@ class Engine:
             recent_mix=settings.mf_recent_mix,
             seed=settings.mf_seed,
         )
-        self.models: list[Model] = [self.popularity, self.covisitation, self.mf]
+        self.ranker = ContextRanker(
+            factors=settings.ranker_factors,
+            hash_bits=settings.ranker_hash_bits,
+            learning_rate=settings.ranker_learning_rate,
+            regularization=settings.ranker_regularization,
+            negatives=settings.ranker_negatives,
+            hour_buckets=settings.ranker_hour_buckets,
+            seed=settings.ranker_seed,
+        )
+        self.models: list[Model] = [self.popularity, self.covisitation, self.mf, self.ranker]
         self.ensemble = Ensemble(
             self.models,
             settings.ensemble_priors,
@@ -101,7 +117,7 @@ class Engine:
         self.recommender = Recommender(
             self.state, self.ensemble, self.covisitation, settings.exclude_recent
         )
-        rankers = {m.name: model_top_k(m) for m in self.models}
+        rankers = {m.name: model_top_k(m, self.ensemble) for m in self.models}
         rankers["ensemble"] = self.recommender.top_k
         self.quality = LiveQuality(
             self.state,
@@ -209,10 +225,21 @@ class Engine:
         k: int = 10,
         context: Mapping[str, Any] | None = None,
         exclude: Iterable[str] | None = None,
+        *,
+        user_agent: str | None = None,
+        trusted_country: str | None = None,
     ) -> list[Recommendation]:
-        """Top-``k`` items for ``user_id`` with score and reason (popular ones for new users)."""
+        """Top-``k`` items for ``user_id`` with score and reason (popular ones for new users).
+
+        ``context`` is the request's context (``device``, ``country``, ``tz_offset_minutes``,
+        and ``timestamp`` -- unix seconds, default now -- as in events); ``user_agent`` and
+        ``trusted_country`` fill in the device and country it does not name.
+        """
+        stamp = (context or {}).get("timestamp")
+        ts = float(stamp) if isinstance(stamp, int | float) else time.time()
+        ctx = enrich(context, ts, user_agent=user_agent, trusted_country=trusted_country)
         with self.lock:
-            return self.recommender.recommend(user_id, k, list(exclude or ()))
+            return self.recommender.recommend(user_id, k, list(exclude or ()), ctx)
 
     def similar(self, item_id: str, k: int = 10) -> list[Recommendation]:
         """Items shoppers interact with around ``item_id``; ``NotFound`` for an unknown item."""

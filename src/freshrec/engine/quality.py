@@ -14,7 +14,9 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from freshrec.events import LoggedEvent
+from freshrec.features import enrich
 from freshrec.models import Model
+from freshrec.models.ensemble import Ensemble
 from freshrec.state import OnlineState, UserView
 
 TopK = Callable[[UserView, int, np.ndarray], np.ndarray]
@@ -60,7 +62,7 @@ class LiveQuality:
         item = state.items.get(event.item_id)
         if item is None or event.user_id not in state.users:
             return False
-        user = state.view(event.user_id)
+        user = state.view(event.user_id, context=enrich(event.context, event.ts))
         exclude = self.excluded(user)
         if item in exclude:
             return False
@@ -89,11 +91,16 @@ class LiveQuality:
                 self.on_update(self.hit_rates())
 
 
-def model_top_k(model: Model) -> TopK:
-    """A model's own top-k (its ``candidates``), leaving out ``exclude``."""
+def model_top_k(model: Model, ensemble: Ensemble) -> TopK:
+    """A model's own top-k (its ``candidates``), leaving out ``exclude``; a model that proposes
+    no candidates (a re-ranker) orders the ensemble's candidates by its own scores."""
 
     def top(user: UserView, k: int, exclude: np.ndarray) -> np.ndarray:
-        items = model.candidates(user, k + exclude.shape[0])
+        try:
+            items = model.candidates(user, k + exclude.shape[0])
+        except NotImplementedError:
+            items = ensemble.candidates(user, k + exclude.shape[0])
+            items = items[np.argsort(-model.score(user, items), kind="stable")]
         if exclude.size:
             items = items[~np.isin(items, exclude)]
         return items[:k]

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import msgspec
 import numpy as np
 
+from freshrec.features import Context
 from freshrec.models import CoVisitation
 from freshrec.models.ensemble import Ensemble
 from freshrec.state import OnlineState, UserView
@@ -40,8 +41,9 @@ class Recommender:
             parts.append(self.state.items.lookup(extra))
         return np.concatenate(parts)
 
-    def recommend(self, user_id: str, k: int, exclude: Iterable[str] = ()) -> list[Recommendation]:
-        user = self.state.view(user_id)
+    def recommend(self, user_id: str, k: int, exclude: Iterable[str] = (),
+                  context: Context | None = None) -> list[Recommendation]:
+        user = self.state.view(user_id, context=context)
         ranked = self.ensemble.rank(user, k, self.excluded(user, exclude))
         if ranked.items.size == 0:
             return []

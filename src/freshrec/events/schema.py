@@ -8,7 +8,7 @@ array so replay decodes a whole chunk in one call.
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
@@ -35,17 +35,25 @@ def type_code(name: str) -> int:
     return _CODES[name]
 
 
+MAX_ID_LENGTH = 256
+MAX_CONTEXT_KEYS = 64
+# checked in C while decoding JSON (or converting dicts); Event objects built in Python are
+# checked by the validator instead
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID_LENGTH)]
+Context = Annotated[dict[str, Any], msgspec.Meta(max_length=MAX_CONTEXT_KEYS)]
+
+
 class Event(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """An interaction a shop reports. ``timestamp`` is RFC 3339 text or unix seconds."""
 
     type: str
-    user_id: str
-    item_id: str
-    event_id: str | None = None
-    session_id: str | None = None
+    user_id: Id
+    item_id: Id
+    event_id: Id | None = None
+    session_id: Id | None = None
     timestamp: str | float | None = None
-    context: dict[str, Any] | None = None
-    recommendation_id: str | None = None
+    context: Context | None = None
+    recommendation_id: Id | None = None
     value: float | None = None
 
 

@@ -22,10 +22,15 @@ from typing import Any
 import msgspec
 
 from freshrec.errors import BadRequest, PayloadTooLarge, ValidationError
-from freshrec.events.schema import EVENT_TYPES, Event, LoggedEvent, type_code
+from freshrec.events.schema import (
+    EVENT_TYPES,
+    MAX_CONTEXT_KEYS,
+    MAX_ID_LENGTH,
+    Event,
+    LoggedEvent,
+    type_code,
+)
 
-MAX_ID_LENGTH = 256
-MAX_CONTEXT_KEYS = 64
 MAX_FUTURE_SECONDS = 86_400.0
 
 
@@ -95,27 +100,24 @@ class EventValidator:
     def __init__(self, now: Callable[[], float] = time.time) -> None:
         self._now = now
 
-    def normalise(self, event: Event, now: float) -> LoggedEvent:
-        """A valid ``LoggedEvent`` from ``event``, or ``ValidationError`` naming the field."""
+    def normalise(self, event: Event, now: float, decoded: bool = False) -> LoggedEvent:
+        """A valid ``LoggedEvent`` from ``event``, or ``ValidationError`` naming the field.
+
+        ``decoded`` says msgspec built ``event`` from JSON or a dict, so the declared
+        constraints (id lengths, context size) were already checked in C.
+        """
         try:
             code = type_code(event.type)
         except KeyError:
             raise ValidationError("type", f"unknown event type {event.type!r}") from None
-        _check_id("user_id", event.user_id, required=True)
-        _check_id("item_id", event.item_id, required=True)
-        _check_id("event_id", event.event_id, required=False)
-        _check_id("session_id", event.session_id, required=False)
-        _check_id("recommendation_id", event.recommendation_id, required=False)
+        if not decoded:
+            self._check_constraints(event)
         if event.timestamp is None:
             ts = now
         else:
             ts = parse_timestamp(event.timestamp)
             if ts > now + MAX_FUTURE_SECONDS:
                 raise ValidationError("timestamp", "more than 1 day in the future")
-        if event.context is not None and len(event.context) > MAX_CONTEXT_KEYS:
-            raise ValidationError(
-                "context", f"at most {MAX_CONTEXT_KEYS} keys allowed ({len(event.context)})"
-            )
         if event.value is not None and not math.isfinite(event.value):
             raise ValidationError("value", "must be a finite number")
         return LoggedEvent(
@@ -130,18 +132,33 @@ class EventValidator:
             event.value,
         )
 
-    def _collect(self, items: Iterable[Any], convert: bool) -> ValidatedBatch:
+    @staticmethod
+    def _check_constraints(event: Event) -> None:
+        _check_id("user_id", event.user_id, required=True)
+        _check_id("item_id", event.item_id, required=True)
+        _check_id("event_id", event.event_id, required=False)
+        _check_id("session_id", event.session_id, required=False)
+        _check_id("recommendation_id", event.recommendation_id, required=False)
+        if event.context is not None and len(event.context) > MAX_CONTEXT_KEYS:
+            raise ValidationError(
+                "context", f"at most {MAX_CONTEXT_KEYS} keys allowed ({len(event.context)})"
+            )
+
+    def _collect(self, items: Iterable[Any], decoded: bool) -> ValidatedBatch:
+        """Normalise each item; ``decoded`` = they are Events msgspec built from JSON."""
         out = ValidatedBatch()
         now = self._now()
         for index, item in enumerate(items):
             try:
-                if convert and not isinstance(item, Event):
+                checked = decoded
+                if not decoded and not isinstance(item, Event):
                     if not isinstance(item, dict):
                         raise ValidationError(
                             "event", f"expected an object, got {type(item).__name__}"
                         )
                     item = msgspec.convert(item, Event)
-                out.events.append(self.normalise(item, now))
+                    checked = True
+                out.events.append(self.normalise(item, now, decoded=checked))
             except msgspec.ValidationError as exc:
                 out.errors.append((index, _field_error(exc)))
             except ValidationError as exc:
@@ -150,7 +167,7 @@ class EventValidator:
 
     def validate_many(self, items: Iterable[Event | dict[str, Any]]) -> ValidatedBatch:
         """Validate Python objects (``Event`` or plain dicts)."""
-        return self._collect(items, convert=True)
+        return self._collect(items, decoded=False)
 
     def validate_json(self, body: bytes, max_batch: int) -> ValidatedBatch:
         """Validate an HTTP body: one event object or ``{"events": [...]}``."""
@@ -162,7 +179,7 @@ class EventValidator:
             raise BadRequest(f"body is not valid JSON: {exc}") from None
         else:
             self._check_size(len(batch.events), max_batch)
-            return self._collect(batch.events, convert=False)
+            return self._collect(batch.events, decoded=True)
         raw = msgspec.json.decode(body)
         if isinstance(raw, dict) and "events" in raw:
             if not isinstance(raw["events"], list):
@@ -171,9 +188,9 @@ class EventValidator:
             if unknown:
                 raise BadRequest(f"{unknown[0]}: unknown field next to 'events'")
             self._check_size(len(raw["events"]), max_batch)
-            return self._collect(raw["events"], convert=True)
+            return self._collect(raw["events"], decoded=False)
         if isinstance(raw, dict):
-            return self._collect([raw], convert=True)
+            return self._collect([raw], decoded=False)
         raise BadRequest('body must be an event object or {"events": [...]}')
 
     @staticmethod

@@ -12,6 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from freshrec.engine import Engine
 from freshrec.errors import FreshrecError
+from freshrec.features.useragent import warm_up
 from freshrec.serving.metrics import LatencyMiddleware, Metrics
 from freshrec.serving.responses import error_body
 from freshrec.serving.routes import events, models, ops, recommendations
@@ -28,6 +29,7 @@ def create_app(engine: Engine, run_processor: bool = True, close_engine: bool = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        warm_up()  # load the User-Agent rules now, not on the first request that needs them
         if run_processor:
             engine.start()
         try:

@@ -3,6 +3,14 @@
 Event time drives sessions: without a ``session_id`` a new session starts after
 ``session_gap_seconds`` of inactivity (by the events' own timestamps), so replaying a log gives
 the same sessions as live traffic did. The per-event work is one numba kernel over the batch.
+
+Besides recent items, each user keeps the start and event count of their current session and the
+time of each recent item (``rec_ts``, whole seconds in a uint32: 4 bytes a slot, good until 2106);
+each item keeps its last known category and price (from events' context,
+``freshrec.features.context``). "When did this user last touch category c" is derived from the
+ring of their last ``recent_items`` items and the items' current categories, so it costs no
+memory per (user, category) pair -- but it forgets a category the user has not touched within
+their last ``recent_items`` items, and follows an item that changes category.
 """
 
 from __future__ import annotations
@@ -14,12 +22,42 @@ import numba
 import numpy as np
 
 from freshrec.events import EventType, LoggedEvent
+from freshrec.features.context import Context, enrich_many
 from freshrec.state.arrays import grow
 from freshrec.state.batch import Batch
 from freshrec.state.ids import IdMap
 
 _NO_FLAG, _SAME, _NEW = -1, 0, 1
 POSITIVE_RATING = 3.5  # a rating event at or above this is a positive signal
+_MAX_TS = float(2**32 - 1)  # rec_ts holds whole seconds in a uint32
+
+
+@numba.njit(cache=True, nogil=True)
+def _recent_categories(
+    rec_item, rec_ts, count, u, item_category, out_cat, out_ts
+):  # pragma: no cover - compiled
+    """Distinct categories of user ``u``'s ring, most recent first, with the time each was last
+    touched; returns how many were written (at most ``out_cat.shape[0]``)."""
+    R = rec_item.shape[1]
+    M = out_cat.shape[0]
+    n = 0
+    for back in range(min(count, R)):
+        if n == M:
+            break
+        slot = (count - 1 - back) % R
+        cat = item_category[rec_item[u, slot]]
+        if cat < 0:
+            continue
+        seen = False
+        for m in range(n):
+            if out_cat[m] == cat:
+                seen = True
+                break
+        if not seen:
+            out_cat[n] = cat
+            out_ts[n] = rec_ts[u, slot]
+            n += 1
+    return n
 
 
 @numba.njit(cache=True, nogil=True)
@@ -30,28 +68,57 @@ def _advance(
     ts,
     weight,
     flags,
+    ev_category,
+    ev_price,
+    ev_bucket,
     gap,
+    with_categories,
     last_ts,
     session_no,
+    session_start,
+    session_events,
     rec_item,
     rec_type,
     rec_session,
+    rec_ts,
     rec_count,
+    item_category,
+    item_price,
+    item_bucket,
     prev_items,
     prev_types,
     new_session,
+    out_category,
+    out_bucket,
+    out_session_events,
+    out_since_last,
+    out_recent_cat,
+    out_recent_ts,
 ):  # pragma: no cover - compiled
     R = rec_item.shape[1]
     W = prev_items.shape[1]
     for k in range(users.shape[0]):
         u = users[k]
+        i = items[k]
         t = ts[k]
+        if ev_category[k] >= 0:
+            item_category[i] = ev_category[k]
+        if ev_bucket[k] > 0:
+            item_price[i] = ev_price[k]
+            item_bucket[i] = ev_bucket[k]
+        out_category[k] = item_category[i]
+        out_bucket[k] = item_bucket[i]
         c = rec_count[u]
         flag = flags[k]
         new = (c == 0 or t - last_ts[u] > gap) if flag == -1 else (flag == 1 or c == 0)
+        out_since_last[k] = max(t - last_ts[u], 0.0) if session_no[u] > 0 else np.inf
         if new:
             session_no[u] += 1
+            session_start[u] = t
+            session_events[u] = 0
         new_session[k] = new
+        out_session_events[k] = session_events[u]
+        session_events[u] += 1
         if t > last_ts[u] or c == 0:
             last_ts[u] = t
         s = session_no[u]
@@ -62,16 +129,33 @@ def _advance(
             prev_items[k, back] = rec_item[u, slot]
             prev_types[k, back] = rec_type[u, slot]
         if weight[k] > 0:
+            if with_categories:
+                _recent_categories(
+                    rec_item, rec_ts, c, u, item_category, out_recent_cat[k], out_recent_ts[k]
+                )
             slot = c % R
-            rec_item[u, slot] = items[k]
+            rec_item[u, slot] = i
             rec_type[u, slot] = types[k]
             rec_session[u, slot] = s
+            rec_ts[u, slot] = np.uint32(min(max(t, 0.0), _MAX_TS))
             rec_count[u] = c + 1
+
+
+def _empty(dtype: type) -> np.ndarray:
+    return np.zeros(0, dtype=dtype)
 
 
 @dataclass(slots=True)
 class UserView:
-    """What serving knows of a user: recent items (most recent first) and purchases."""
+    """What serving knows of a user: recent items (most recent first), purchases, session and
+    the request's context.
+
+    ``recent_ts`` is when each recent item was last touched; ``recent_categories`` the distinct
+    categories of the user's recent items, most recent first, and ``category_ts`` when each was
+    last touched; ``session_events`` counts the events of the user's current session (0 if it
+    has ended by ``context.ts``, else by ``now``); ``context`` is the request's enriched context
+    (None if the caller gave none).
+    """
 
     index: int  # -1 for a user never seen
     recent_items: np.ndarray  # int32, distinct, most recent first
@@ -80,6 +164,13 @@ class UserView:
     purchased: set[int] = field(default_factory=set)
     now: float = 0.0
     memo: dict[str, object] = field(default_factory=dict)  # per-request results models share
+    recent_ts: np.ndarray = field(default_factory=lambda: _empty(np.float64))
+    recent_categories: np.ndarray = field(default_factory=lambda: _empty(np.int32))
+    category_ts: np.ndarray = field(default_factory=lambda: _empty(np.float64))
+    last_ts: float = -np.inf  # time of the user's latest event
+    session_start: float = -np.inf
+    session_events: int = 0
+    context: Context | None = None
 
 
 class OnlineState:
@@ -91,10 +182,14 @@ class OnlineState:
         session_window: int = 10,
         session_gap_seconds: float = 1800.0,
         type_weights: Sequence[float] = (),
+        category_window: int = 8,
     ) -> None:
+        if category_window < 0:
+            raise ValueError(f"category_window must be >= 0, got {category_window!r}")
         self.recent_items = recent_items
         self.session_window = session_window
         self.session_gap_seconds = session_gap_seconds
+        self.category_window = category_window
         self.type_weights = np.asarray(type_weights, dtype=np.float64)
         self.users = IdMap()
         self.items = IdMap()
@@ -102,21 +197,34 @@ class OnlineState:
         self.purchased: dict[int, set[int]] = {}
         self.last_ts = np.zeros(0, dtype=np.float64)
         self.session_no = np.zeros(0, dtype=np.int32)
+        self.session_start = np.zeros(0, dtype=np.float64)
+        self.session_events = np.zeros(0, dtype=np.int32)
         self.rec_item = np.full((0, recent_items), -1, dtype=np.int32)
         self.rec_type = np.zeros((0, recent_items), dtype=np.int8)
         self.rec_session = np.zeros((0, recent_items), dtype=np.int32)
+        self.rec_ts = np.zeros((0, recent_items), dtype=np.uint32)  # whole seconds
         self.rec_count = np.zeros(0, dtype=np.int64)
         self.item_events = np.zeros(0, dtype=np.int64)
+        self._categories = False  # whether any item has a category yet
+        self.item_category = np.zeros(0, dtype=np.int32)  # -1 unknown
+        self.item_price = np.zeros(0, dtype=np.float64)  # -1 unknown
+        self.item_price_bucket = np.zeros(0, dtype=np.int8)  # 0 unknown
         self.max_ts = 0.0
 
     def _ensure(self, n_users: int, n_items: int) -> None:
         self.last_ts = grow(self.last_ts, n_users)
         self.session_no = grow(self.session_no, n_users)
+        self.session_start = grow(self.session_start, n_users)
+        self.session_events = grow(self.session_events, n_users)
         self.rec_item = grow(self.rec_item, n_users, fill=-1)
         self.rec_type = grow(self.rec_type, n_users)
         self.rec_session = grow(self.rec_session, n_users)
+        self.rec_ts = grow(self.rec_ts, n_users)
         self.rec_count = grow(self.rec_count, n_users)
         self.item_events = grow(self.item_events, n_items)
+        self.item_category = grow(self.item_category, n_items, fill=-1)
+        self.item_price = grow(self.item_price, n_items, fill=-1.0)
+        self.item_price_bucket = grow(self.item_price_bucket, n_items)
 
     def advance(self, events: list[LoggedEvent]) -> Batch:
         """Map ids, update sessions and recent items; return the batch for the models."""
@@ -134,11 +242,19 @@ class OnlineState:
                 flags[k] = _SAME if sessions.get(u) == sid else _NEW
                 sessions[u] = sid
         weight = self.weights_of(events, types)
+        context = enrich_many([e.context for e in events], ts)
         self._ensure(len(self.users), len(self.items))
-        W = self.session_window
+        W, C = self.session_window, self.category_window
         prev_items = np.full((n, W), -1, dtype=np.int32)
         prev_types = np.zeros((n, W), dtype=np.int8)
         new_session = np.zeros(n, dtype=np.bool_)
+        category = np.empty(n, dtype=np.int32)
+        bucket = np.empty(n, dtype=np.int8)
+        session_events = np.empty(n, dtype=np.int32)
+        since_last = np.empty(n, dtype=np.float64)
+        recent_cat = np.full((n, C), -1, dtype=np.int32)
+        recent_ts = np.zeros((n, C), dtype=np.float64)
+        self._categories = self._categories or bool((context.category >= 0).any())
         _advance(
             users,
             items,
@@ -146,16 +262,32 @@ class OnlineState:
             ts,
             weight,
             flags,
+            context.category,
+            context.price,
+            context.price_bucket,
             self.session_gap_seconds,
+            self._categories and C > 0,
             self.last_ts,
             self.session_no,
+            self.session_start,
+            self.session_events,
             self.rec_item,
             self.rec_type,
             self.rec_session,
+            self.rec_ts,
             self.rec_count,
+            self.item_category,
+            self.item_price,
+            self.item_price_bucket,
             prev_items,
             prev_types,
             new_session,
+            category,
+            bucket,
+            session_events,
+            since_last,
+            recent_cat,
+            recent_ts,
         )
         np.add.at(self.item_events, items, 1)
         for k in np.flatnonzero(types == EventType.purchase):
@@ -173,6 +305,16 @@ class OnlineState:
             prev_types,
             len(self.users),
             len(self.items),
+            device=context.device,
+            country=context.country,
+            hour=context.hour,
+            weekday=context.weekday,
+            category=category,
+            price_bucket=bucket,
+            session_events=session_events,
+            since_last=since_last,
+            recent_categories=recent_cat,
+            category_ts=recent_ts,
         )
 
     def weights_of(self, events: list[LoggedEvent], types: np.ndarray | None = None) -> np.ndarray:
@@ -186,13 +328,22 @@ class OnlineState:
             weight = np.where(rating & ~(values >= POSITIVE_RATING), 0.0, weight)
         return weight
 
-    def view(self, user_id: str, max_items: int | None = None) -> UserView:
-        """The user's recent distinct items, most recent first (empty for unknown users)."""
+    def view(
+        self, user_id: str, max_items: int | None = None, context: Context | None = None
+    ) -> UserView:
+        """The user's recent distinct items, most recent first (empty for unknown users), their
+        session and recent categories; ``context`` is the request's (see ``UserView``)."""
         u = self.users.get(user_id)
         empty = np.zeros(0, dtype=np.int32)
         if u is None:
             return UserView(
-                -1, empty, empty.astype(np.int8), empty.astype(bool), set(), self.max_ts
+                -1,
+                empty,
+                empty.astype(np.int8),
+                empty.astype(bool),
+                set(),
+                self.max_ts,
+                context=context,
             )
         c = int(self.rec_count[u])
         R = self.recent_items
@@ -202,8 +353,32 @@ class OnlineState:
         in_session = self.rec_session[u, slots] == self.session_no[u]
         _, first = np.unique(items, return_index=True)
         keep = np.sort(first)[:max_items]
+        categories = np.full(self.category_window, -1, dtype=np.int32)
+        category_ts = np.zeros(self.category_window, dtype=np.float64)
+        found = (
+            _recent_categories(
+                self.rec_item, self.rec_ts, c, u, self.item_category, categories, category_ts
+            )
+            if self._categories
+            else 0
+        )
+        last = float(self.last_ts[u])
+        at = context.ts if context is not None else self.max_ts
+        live = at - last <= self.session_gap_seconds
         return UserView(
-            u, items[keep], types[keep], in_session[keep], self.purchased.get(u, set()), self.max_ts
+            u,
+            items[keep],
+            types[keep],
+            in_session[keep],
+            self.purchased.get(u, set()),
+            self.max_ts,
+            recent_ts=self.rec_ts[u, slots][keep].astype(np.float64),
+            recent_categories=categories[:found],
+            category_ts=category_ts[:found],
+            last_ts=last,
+            session_start=float(self.session_start[u]),
+            session_events=int(self.session_events[u]) if live else 0,
+            context=context,
         )
 
     # -- snapshots ---------------------------------------------------------------------------
@@ -214,11 +389,17 @@ class OnlineState:
         return {
             "last_ts": self.last_ts[:nu],
             "session_no": self.session_no[:nu],
+            "session_start": self.session_start[:nu],
+            "session_events": self.session_events[:nu],
             "rec_item": self.rec_item[:nu],
             "rec_type": self.rec_type[:nu],
             "rec_session": self.rec_session[:nu],
+            "rec_ts": self.rec_ts[:nu],
             "rec_count": self.rec_count[:nu],
             "item_events": self.item_events[:ni],
+            "item_category": self.item_category[:ni],
+            "item_price": self.item_price[:ni],
+            "item_price_bucket": self.item_price_bucket[:ni],
             "purchased_user": np.asarray(pu, dtype=np.int32),
             "purchased_item": np.asarray(pi, dtype=np.int32),
             "max_ts": np.asarray([self.max_ts]),
@@ -253,6 +434,22 @@ class OnlineState:
             "item_events",
         ):
             setattr(self, name, arrays[name].copy())
+        # added later: snapshots written before them restore with "unknown"
+        nu, ni = self.last_ts.shape[0], self.item_events.shape[0]
+        for name, shape, fill in (
+            ("session_start", (nu,), 0.0),
+            ("session_events", (nu,), 0),
+            ("rec_ts", self.rec_item.shape, 0.0),
+            ("item_category", (ni,), -1),
+            ("item_price", (ni,), -1.0),
+            ("item_price_bucket", (ni,), 0),
+        ):
+            old = getattr(self, name)
+            value = arrays.get(name)
+            if value is None:
+                value = np.full(shape, fill, dtype=old.dtype)
+            setattr(self, name, value.astype(old.dtype, copy=True))
+        self._categories = bool((self.item_category >= 0).any())
         self.purchased = {}
         for u, i in zip(
             arrays["purchased_user"].tolist(), arrays["purchased_item"].tolist(), strict=True

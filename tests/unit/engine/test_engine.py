@@ -39,6 +39,7 @@ def test_unknown_user_gets_popular_items(checkerboard: list[dict]) -> None:
         engine.process()
         recs = engine.recommend("someone-new", k=3)
         assert recs[0].item_id == "b2"
+        # nothing personal to say about a stranger: popular, or popular in this context
         assert all(r.reason == {"type": "popular"} for r in recs)
 
 

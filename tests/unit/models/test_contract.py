@@ -10,6 +10,7 @@ import pytest
 from freshrec.events import EventType, LoggedEvent
 from freshrec.models import CoVisitation, DecayedPopularity, Model
 from freshrec.models.mf import OnlineMF
+from freshrec.models.ranker import ContextRanker
 from freshrec.settings import Settings
 from freshrec.state import Batch, OnlineState
 
@@ -17,6 +18,7 @@ MODELS: dict[str, Callable[[], Model]] = {
     "popularity": lambda: DecayedPopularity(half_life_seconds=3600.0),
     "covisitation": lambda: CoVisitation(neighbours=8, half_life_seconds=86_400.0),
     "mf": lambda: OnlineMF(factors=8, negatives=2, pool_size=64, seed=3),
+    "ranker": lambda: ContextRanker(factors=4, hash_bits=10, negatives=2, seed=3),
 }
 
 
