@@ -195,7 +195,10 @@ def evaluate(
         )
     except (FreshrecError, ValueError) as exc:
         raise typer.BadParameter(str(exc)) from None
-    Console().print(rich_table(report))
+    console = Console()
+    if not console.is_terminal:  # a file or a pipe: do not cut the table to 80 columns
+        console = Console(width=160)
+    console.print(rich_table(report))
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")

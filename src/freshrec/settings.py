@@ -94,8 +94,10 @@ class Settings(BaseSettings):
     ensemble_eta: float = Field(10.0, ge=0, description="How sharply weights follow hit rates.")
     ensemble_min_weight: float = Field(0.02, ge=0, lt=1, description="Floor of a member's weight.")
     live_eval_k: int = Field(10, ge=1, le=1000, description="Top-k of live hit-rate tests.")
-    live_eval_every: int = Field(100, ge=1, description="Test one event in this many (by offset).")
-    live_eval_window: int = Field(500, ge=1, description="Tests in the hit-rate window.")
+    live_eval_every: int = Field(
+        1000, ge=1, description="Test one event in this many (by offset)."
+    )
+    live_eval_window: int = Field(200, ge=1, description="Tests in the hit-rate window.")
 
     blas_threads: int = Field(
         1, ge=0, le=256, description="BLAS threads for scoring (0 = the library's default)."
@@ -107,7 +109,7 @@ class Settings(BaseSettings):
         0.01, gt=0, description="Processor poll interval when idle."
     )
     snapshot_every_events: int = Field(
-        200_000, gt=0, description="Snapshot after this many events."
+        1_000_000, gt=0, description="Snapshot after this many events."
     )
     snapshot_every_seconds: float = Field(60.0, gt=0, description="... or after this long.")
     snapshots_kept: int = Field(2, ge=1, description="Snapshots kept on disk.")

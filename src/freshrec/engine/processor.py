@@ -154,9 +154,11 @@ class Processor:
         """Write the state and every model's parameters as of the current offset."""
         if self.snapshots is None:
             return
+        # only this thread changes the state and the models, so what is read here cannot change
+        # while it is written out; the lock keeps readers' view consistent while it is read
         with self.lock:
             offset = self.offset
-            arrays = {f"state/{k}": v.copy() for k, v in self.state.arrays().items()}
+            arrays = {f"state/{k}": v for k, v in self.state.arrays().items()}
             for part in self._parts:
                 arrays.update({f"{part.name}/{k}": v for k, v in part.state_dict().items()})
             documents = {k: list(v) for k, v in self.state.documents().items()}  # type: ignore[call-overload]

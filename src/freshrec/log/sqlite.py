@@ -155,8 +155,8 @@ class SqliteLog(EventLog):
             rows = self._db.execute(
                 "SELECT first_offset, body FROM chunks WHERE first_offset >= "
                 "(SELECT coalesce(max(first_offset), 0) FROM chunks WHERE first_offset <= ?) "
-                "ORDER BY first_offset LIMIT ?",
-                (offset, max(1, max_events)),
+                "AND first_offset < ? ORDER BY first_offset",
+                (offset, offset + max(1, max_events)),
             ).fetchall()
         out: list[LoggedEvent] = []
         for first, body in rows:

@@ -322,12 +322,15 @@ class OnlineMF(Model):
         n = self._n_items
         if n == 0 or k <= 0:
             return np.zeros(0, dtype=np.int32), np.zeros(0)
-        p = self.user_vector(user)
-        if not p.any():  # nothing known about the user: no opinion, let other models answer
-            return np.zeros(0, dtype=np.int32), np.zeros(0)
-        scores = self._Q[:n] @ p
+        scores = user.memo.get(self.name)  # one scan per request, shared by every caller
+        if scores is None:
+            p = self.user_vector(user)
+            if not p.any():  # nothing known about the user: no opinion, let others answer
+                return np.zeros(0, dtype=np.int32), np.zeros(0)
+            scores = user.memo[self.name] = self._Q[:n] @ p
         if exclude is not None and len(exclude):
             exclude = np.asarray(exclude)
+            scores = scores.copy()
             scores[exclude[(exclude >= 0) & (exclude < n)]] = -np.inf
         return _select(scores, k)
 

@@ -31,6 +31,7 @@ class DecayedPopularity(Model):
         self._scores = np.zeros(0, dtype=np.float64)
         self._n_items = 0
         self._top: np.ndarray | None = None
+        self._touched: list[np.ndarray] = []  # items learned since the top list was ordered
 
     def params(self) -> dict[str, float]:
         return {"half_life_seconds": self.half_life_seconds}
@@ -45,7 +46,8 @@ class DecayedPopularity(Model):
             self._scores *= factor
         w = batch.weight * self._clock.weights(batch.ts)
         np.add.at(self._scores, batch.items, w)  # in event order: sums independent of batching
-        self._top = None
+        if self._top is not None:
+            self._touched.append(batch.items[w > 0])
 
     def raw_scores(self) -> np.ndarray:
         """Stored popularity of every known item (same order as decayed values)."""
@@ -59,14 +61,27 @@ class DecayedPopularity(Model):
         return scores[candidates] / top
 
     def top(self, n: int) -> np.ndarray:
-        """Indices of the ``n`` most popular items, best first (cached between updates)."""
+        """Indices of the ``n`` most popular items, best first.
+
+        The cached top list is updated from the items learned since (only they can have moved
+        up: every other score kept its place), so a new micro-batch costs O(cache + batch),
+        not a pass over the catalogue.
+        """
+        scores = self.raw_scores()
         if self._top is None or (self._top.shape[0] < n and self._top.shape[0] < self._n_items):
-            scores = self.raw_scores()
             m = min(max(n, _TOP_CACHE), scores.shape[0])
             part = np.argpartition(-scores, m - 1)[:m] if m < scores.shape[0] else np.arange(m)
-            part = part[scores[part] > 0]
-            self._top = part[np.lexsort((part, -scores[part]))]
+            self._top = self._ordered(part[scores[part] > 0], m)
+            self._touched = []
+        elif self._touched:
+            pool = np.union1d(self._top, np.concatenate(self._touched))
+            self._top = self._ordered(pool, max(self._top.shape[0], _TOP_CACHE))
+            self._touched = []
         return self._top[:n]
+
+    def _ordered(self, items: np.ndarray, m: int) -> np.ndarray:
+        scores = self._scores[items]
+        return items[np.lexsort((items, -scores))][:m]
 
     def candidates(self, user: UserView, n: int) -> np.ndarray:
         return self.top(n)
@@ -83,3 +98,4 @@ class DecayedPopularity(Model):
         self._n_items = self._scores.shape[0]
         self._clock.load(arrays["t_ref"])
         self._top = None
+        self._touched = []

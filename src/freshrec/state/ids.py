@@ -46,6 +46,9 @@ class IdMap:
     def indices(self, keys: Sequence[str], add: bool = True) -> np.ndarray:
         """Indices of ``keys`` (int32), adding unknown ones when ``add``; else -1 for them."""
         get = self._index.get
+        found = list(map(get, keys))
+        if None not in found:  # the common case: every id is known
+            return np.asarray(found, dtype=np.int32)
         if add:
             setdefault = self._index.setdefault
             keys_list = self._keys

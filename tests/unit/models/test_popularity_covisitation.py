@@ -71,3 +71,16 @@ def test_aggregate_names_the_strongest_source() -> None:
     assert items.tolist() == [1, 2]
     assert source.tolist() == [0, 1]  # item 1 came from source 0 (item 0), item 2 from item 5
     assert scores.tolist() == [1.0, 0.5]
+
+
+def test_cached_top_list_matches_a_full_sort_as_events_arrive() -> None:
+    rng = np.random.default_rng(5)
+    pop = DecayedPopularity(half_life_seconds=50.0)
+    for step in range(60):
+        items = rng.zipf(1.3, size=40) % 3000
+        pop.learn(make_batch(items=items.tolist(), ts=[step * 10.0] * 40))
+        got = pop.top(1000)
+        scores = pop.raw_scores()
+        positive = np.flatnonzero(scores > 0)
+        expected = positive[np.lexsort((positive, -scores[positive]))][:1000]
+        assert got.tolist() == expected.tolist()
