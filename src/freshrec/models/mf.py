@@ -46,6 +46,7 @@ import numpy as np
 
 from freshrec.models.base import Model, ModelError
 from freshrec.state import Batch, UserView
+from freshrec.models.quantised import QuantisedRows
 from freshrec.state.arrays import grow
 
 LOSSES = ("isgd", "isgd_neg", "bpr")
@@ -57,6 +58,7 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _USER_SALT, _ITEM_SALT = 1, 2
 # Vectorisable reductions, but keep inf/NaN semantics: the kernel checks for them.
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
+_RESCORE = 256  # approximate candidates re-scored exactly, at least
 
 
 @numba.njit(cache=True, nogil=True)
@@ -120,11 +122,13 @@ def _pairwise(P, Q, u, i, j, s, reg):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _learn(
-    users, items, weight, P, Q, user_n, pool, meta, rng, lr, reg, cap, loss, negatives, recent
+    users, items, weight, P, Q, user_n, pool, meta, rng, lr, reg, cap, loss, negatives, recent,
+    dirty,
 ):  # pragma: no cover - compiled
     """SGD over the events in order; False as soon as a prediction is not finite.
 
-    ``meta`` = [items seen in positive events (max index + 1), positive events so far].
+    ``meta`` = [items seen in positive events (max index + 1), positive events so far];
+    ``dirty[i]`` is set for every item row changed.
     """
     R = pool.shape[0]
     reg32 = np.float32(reg)
@@ -137,6 +141,7 @@ def _learn(
         s = np.float32(lr * min(math.log2(1.0 + w), cap))
         if i + 1 > meta[0]:
             meta[0] = i + 1
+        dirty[i] = True
         if loss != _BPR and not _pointwise(P, Q, u, i, np.float32(1.0), s, reg32):
             return False
         n_pool = min(meta[1], R) if recent else meta[0]
@@ -146,6 +151,7 @@ def _learn(
                 j = pool[r] if recent else r
                 if j == i:
                     continue
+                dirty[j] = True
                 if loss == _BPR:
                     if not _pairwise(P, Q, u, i, j, s, reg32):
                         return False
@@ -215,6 +221,7 @@ class OnlineMF(Model):
         self._n_users = 0
         self._n_items = 0
         self._norms: np.ndarray | None = None
+        self._q8 = QuantisedRows(self.factors)  # int8 mirror of Q for the candidate scan
 
     def params(self) -> dict[str, Any]:
         return {
@@ -258,6 +265,7 @@ class OnlineMF(Model):
         n_items = max(batch.n_items, int(batch.items.max()) + 1)
         self._ensure(n_users, n_items)
         self._norms = None
+        self._q8.ensure(self._Q.shape[0])
         ok = _learn(
             batch.users,
             batch.items,
@@ -274,12 +282,20 @@ class OnlineMF(Model):
             LOSSES.index(self.loss),
             self.negatives,
             self.sampling == "recent",
+            self._q8.dirty,
         )
         if not ok:
             raise ModelError(f"{self.name}: non-finite factors while learning (diverged)")
 
     # -- scoring -----------------------------------------------------------------------------
     def user_vector(self, user: UserView) -> np.ndarray:
+        """The user's query vector (memoised per request, see ``_user_vector``)."""
+        p = user.memo.get("mf/p")
+        if p is None:
+            p = user.memo["mf/p"] = self._user_vector(user)
+        return p  # type: ignore[return-value]
+
+    def _user_vector(self, user: UserView) -> np.ndarray:
         """The user's query vector (float32): ``p_u`` mixed with the fold-in of recent items.
 
         ``(1 - recent_mix) p_u + recent_mix fold_in`` for a user with factors (``p_u`` alone if
@@ -316,23 +332,26 @@ class OnlineMF(Model):
     ) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` best items for ``user`` and their scores, best first, never in ``exclude``.
 
-        One float32 matrix-vector product over every item, excluded items set to -inf, then
-        ``np.argpartition``.
+        One pass over an int8 copy of the item factors keeps the best ``m`` approximate scores
+        (``m`` = max(4k, 256) plus the excluded count); those are re-scored exactly in float32.
+        The scan is shared by every caller within one request (``user.memo``).
         """
         n = self._n_items
         if n == 0 or k <= 0:
             return np.zeros(0, dtype=np.int32), np.zeros(0)
-        scores = user.memo.get(self.name)  # one scan per request, shared by every caller
-        if scores is None:
-            p = self.user_vector(user)
-            if not p.any():  # nothing known about the user: no opinion, let others answer
-                return np.zeros(0, dtype=np.int32), np.zeros(0)
-            scores = user.memo[self.name] = self._Q[:n] @ p
-        if exclude is not None and len(exclude):
-            exclude = np.asarray(exclude)
-            scores = scores.copy()
-            scores[exclude[(exclude >= 0) & (exclude < n)]] = -np.inf
-        return _select(scores, k)
+        p = self.user_vector(user)
+        if not p.any():  # nothing known about the user: no opinion, let others answer
+            return np.zeros(0, dtype=np.int32), np.zeros(0)
+        excluded = np.zeros(0, dtype=np.int64) if exclude is None else np.asarray(exclude)
+        m = min(n, max(4 * k, _RESCORE) + excluded.shape[0])
+        found = user.memo.get(self.name)
+        if found is None or (found[0] < m and found[0] < n):
+            self._q8.refresh(self._Q, n)
+            found = user.memo[self.name] = (m, self._q8.top(p, n, m))
+        pool = found[1]
+        if excluded.size:
+            pool = pool[~np.isin(pool, excluded)]
+        return _select_from(pool, self._Q[pool] @ p, k)
 
     def candidates(self, user: UserView, n: int) -> np.ndarray:
         return self.top_k(user, n)[0]
@@ -378,6 +397,13 @@ class OnlineMF(Model):
         self._rng = arrays["rng"].astype(np.uint64, copy=True)
         self._n_users, self._n_items = P.shape[0], Q.shape[0]
         self._norms = None
+        self._q8 = QuantisedRows(self.factors)
+
+
+def _select_from(pool: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` of ``pool`` with the best exact ``scores``, best first (ties: lower index)."""
+    order = np.lexsort((pool, -scores))[:k]
+    return pool[order].astype(np.int32), scores[order].astype(np.float64)
 
 
 def _select(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
