@@ -32,6 +32,9 @@ pytestmark = pytest.mark.integration
 
 HOST = "127.0.0.1"
 T0 = 1_700_000_000.0
+# on random traffic live quality would (rightly) move weight to popularity; durability checks
+# need the co-visitation they plant to stay visible, so the weights stay at their priors
+FIXED_WEIGHTS = {"ensemble_eta": "0"}
 
 
 # -- child processes ---------------------------------------------------------------------------
@@ -228,7 +231,7 @@ def send_all(
 
 def reasons_point_at_own_items(server: Server, user: str, items: set[str]) -> bool:
     recs = server.get("/v1/recommendations", user_id=user, k=10)["items"]
-    personal = [r["reason"] for r in recs if r["reason"]["type"] != "popular"]
+    personal = [r["reason"] for r in recs if r["reason"]["type"].startswith("because_you")]
     assert all(reason["item_id"] in items for reason in personal), (user, items, recs)
     return bool(personal)
 
@@ -240,7 +243,7 @@ def test_acknowledged_events_survive_kill_9(
     seed = rng.randrange(1 << 30)
     rng.seed(seed)
     data = tmp_path / "data"
-    server = start_server(data)
+    server = start_server(data, **FIXED_WEIGHTS)
     # a known co-visitation pattern, acknowledged before any concurrent traffic
     probe = [
         {
@@ -283,18 +286,18 @@ def test_acknowledged_events_survive_kill_9(
     in_flight = sum(len(s.events) for s in all_sent if s.status == "in_flight")
     context = f"seed {seed}: acked {acked}, in flight {in_flight}"
 
-    server = start_server(data)
+    server = start_server(data, **FIXED_WEIGHTS)
     wait_until(server.ready, 60, "/readyz")
     after = server.wait_processed()
     assert acked <= after["events_accepted"] <= acked + in_flight, (context, after)
     assert server.metric("freshrec_events_accepted_total") == after["events_accepted"], context
 
     # the state reflects what was acknowledged before the crash
-    top = server.get("/v1/recommendations", user_id="pc", k=3)["items"][0]
-    assert (top["item_id"], top["reason"]) == (
-        "p2",
-        {"type": "because_you_viewed", "item_id": "p1"},
-    ), context
+    # (not necessarily first: on this random traffic the ensemble may weigh popularity up)
+    recs = server.get("/v1/recommendations", user_id="pc", k=10)["items"]
+    assert {"item_id": "p2", "reason": {"type": "because_you_viewed", "item_id": "p1"}} in [
+        {"item_id": r["item_id"], "reason": r["reason"]} for r in recs
+    ], (context, recs)
     similar = server.get("/v1/items/p1/similar", k=3)["items"]
     assert similar[0]["item_id"] == "p2", similar
     acked_users: dict[str, set[str]] = {}
@@ -394,9 +397,11 @@ def test_state_is_rebuilt_after_repeated_kills(
         )
         for user in (f"u{n}" for n in rng.sample(range(2000), 30)):
             served = server.get("/v1/recommendations", user_id=user, k=10)["items"]
+            # the same request context as the server saw (the ranker reads the User-Agent)
+            agent = server.client.headers["user-agent"]
             expected = [
                 {"item_id": r.item_id, "score": r.score, "reason": r.reason}
-                for r in reference.recommend(user, k=10)
+                for r in reference.recommend(user, k=10, user_agent=agent)
             ]
             assert served == expected, (seed, user)
 
