@@ -186,7 +186,10 @@ class EngineAdapter:
         self.engine.process()
 
     def recommend(self, user_id: str, k: int, exclude: set[str]) -> list[str]:
-        return [r.item_id for r in self.engine.recommend(user_id, k=k, exclude=exclude)]
+        # the request happens "now" in event time: the latest event learned, not the wall clock
+        context = {"timestamp": self.engine.state.max_ts}
+        recs = self.engine.recommend(user_id, k=k, exclude=exclude, context=context)
+        return [r.item_id for r in recs]
 
     def close(self) -> None:
         self.engine.close()
