@@ -17,7 +17,9 @@ from freshrec.settings import Settings
 
 app = typer.Typer(help="freshrec: real-time recommendations for e-commerce.", no_args_is_help=True)
 
-DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory (log, snapshots).")]
+DataDir = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data directory (log, snapshots).")
+]
 Host = Annotated[str | None, typer.Option(help="Address to bind.")]
 Port = Annotated[int | None, typer.Option(help="Port to bind.")]
 
@@ -40,8 +42,13 @@ def run_server(settings: Settings) -> None:
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it: end with exit code 0 instead
     previous = signal.signal(signal.SIGTERM, stop)
     try:
-        uvicorn.run(create_app(engine, close_engine=True), host=settings.host,
-                    port=settings.port, log_level="warning", access_log=False)
+        uvicorn.run(
+            create_app(engine, close_engine=True),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+        )
     except KeyboardInterrupt:
         pass
     finally:
@@ -54,15 +61,20 @@ def serve(data_dir: DataDir = None, host: Host = None, port: Port = None) -> Non
     """Run the HTTP API with an embedded engine (log and snapshots under --data-dir)."""
     settings = _settings(data_dir=data_dir, host=host, port=port)
     if settings.data_dir is None:
-        raise typer.BadParameter("--data-dir (or FRESHREC_DATA_DIR) is required", param_hint="--data-dir")
-    typer.echo(f"freshrec serving on http://{settings.host}:{settings.port} "
-               f"(data in {settings.data_dir})")
+        raise typer.BadParameter(
+            "--data-dir (or FRESHREC_DATA_DIR) is required", param_hint="--data-dir"
+        )
+    typer.echo(
+        f"freshrec serving on http://{settings.host}:{settings.port} (data in {settings.data_dir})"
+    )
     run_server(settings)
 
 
 @app.command()
 def replay(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="u.data or a CSV file.")],
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="u.data or a CSV file.")
+    ],
     data_dir: DataDir = None,
     fmt: Annotated[str, typer.Option("--format", help="ml100k, csv or auto.")] = "auto",
     user_col: Annotated[str, typer.Option(help="CSV column of user ids.")] = "user_id",
@@ -70,8 +82,12 @@ def replay(
     time_col: Annotated[str, typer.Option(help="CSV column of timestamps.")] = "timestamp",
     type_col: Annotated[str | None, typer.Option(help="CSV column of event types.")] = None,
     session_col: Annotated[str | None, typer.Option(help="CSV column of session ids.")] = None,
-    type_map: Annotated[str | None, typer.Option(
-        help="Rename types, e.g. 'pv=view,cart=add_to_cart,buy=purchase,fav=favorite'.")] = None,
+    type_map: Annotated[
+        str | None,
+        typer.Option(
+            help="Rename types, e.g. 'pv=view,cart=add_to_cart,buy=purchase,fav=favorite'."
+        ),
+    ] = None,
     default_type: Annotated[str, typer.Option(help="Type of rows without a type column.")] = "view",
 ) -> None:
     """Load a historical data file through the log and the processor (event time preserved)."""
@@ -79,10 +95,13 @@ def replay(
 
     settings = _settings(data_dir=data_dir)
     if settings.data_dir is None:
-        raise typer.BadParameter("--data-dir (or FRESHREC_DATA_DIR) is required", param_hint="--data-dir")
+        raise typer.BadParameter(
+            "--data-dir (or FRESHREC_DATA_DIR) is required", param_hint="--data-dir"
+        )
     try:
-        source = ReplaySource(file, fmt, user_col, item_col, time_col, type_col, session_col,
-                              type_map, default_type)
+        source = ReplaySource(
+            file, fmt, user_col, item_col, time_col, type_col, session_col, type_map, default_type
+        )
         summary = replay_file(source, settings)
     except FreshrecError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -207,7 +226,9 @@ def evaluate(
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     app()
 
 

@@ -87,16 +87,13 @@ class Settings(BaseSettings):
         1, ge=0, le=256, description="The user's latest items never recommended (0 = none)."
     )
     ensemble_priors: dict[str, float] = Field(
-        default_factory=lambda: {"popularity": 0.05, "covisitation": 1.0, "mf": 0.5,
-                                 "ranker": 0.5},
+        default_factory=lambda: {"popularity": 0.05, "covisitation": 1.0, "mf": 0.5, "ranker": 0.5},
         description="Prior weight of each ensemble member (before live quality).",
     )
     ensemble_eta: float = Field(10.0, ge=0, description="How sharply weights follow hit rates.")
     ensemble_min_weight: float = Field(0.02, ge=0, lt=1, description="Floor of a member's weight.")
     live_eval_k: int = Field(10, ge=1, le=1000, description="Top-k of live hit-rate tests.")
-    live_eval_every: int = Field(
-        1000, ge=1, description="Test one event in this many (by offset)."
-    )
+    live_eval_every: int = Field(1000, ge=1, description="Test one event in this many (by offset).")
     live_eval_window: int = Field(200, ge=1, description="Tests in the hit-rate window.")
 
     blas_threads: int = Field(

@@ -30,13 +30,13 @@ from threadpoolctl import threadpool_limits
 
 from freshrec.engine.datadir import DataDirLock
 from freshrec.engine.processor import Processor
+from freshrec.engine.quality import LiveQuality, model_top_k
 from freshrec.engine.recommender import Recommendation, Recommender
 from freshrec.errors import NotFound
 from freshrec.events import Event, EventValidator, ValidatedBatch
 from freshrec.features import enrich
 from freshrec.log import EventLog, open_log
-from freshrec.engine.quality import LiveQuality, model_top_k
-from freshrec.models import CoVisitation, ContextRanker, DecayedPopularity, Model, OnlineMF
+from freshrec.models import ContextRanker, CoVisitation, DecayedPopularity, Model, OnlineMF
 from freshrec.models.ensemble import Ensemble
 from freshrec.registry import SnapshotStore
 from freshrec.settings import Settings
@@ -256,13 +256,27 @@ class Engine:
             weights = dict(self.ensemble.weights)
             return {
                 "model_version": self.model_version,
-                "live_eval": {"k": self.quality.k, "every": self.quality.every,
-                              "window": self.quality.window, "tests": self.quality.tests},
-                "ensemble": {"hit_rate": rates["ensemble"], "eta": self.ensemble.eta,
-                             "min_weight": self.ensemble.min_weight},
-                "models": [{"name": m.name, "params": m.params(), "weight": weights[m.name],
-                            "prior": self.ensemble.priors[m.name], "hit_rate": rates[m.name]}
-                           for m in self.models],
+                "live_eval": {
+                    "k": self.quality.k,
+                    "every": self.quality.every,
+                    "window": self.quality.window,
+                    "tests": self.quality.tests,
+                },
+                "ensemble": {
+                    "hit_rate": rates["ensemble"],
+                    "eta": self.ensemble.eta,
+                    "min_weight": self.ensemble.min_weight,
+                },
+                "models": [
+                    {
+                        "name": m.name,
+                        "params": m.params(),
+                        "weight": weights[m.name],
+                        "prior": self.ensemble.priors[m.name],
+                        "hit_rate": rates[m.name],
+                    }
+                    for m in self.models
+                ],
             }
 
     def stats(self) -> dict[str, Any]:

@@ -27,10 +27,16 @@ class LiveQuality:
 
     name = "quality"
 
-    def __init__(self, state: OnlineState, rankers: Mapping[str, TopK],
-                 excluded: Callable[[UserView], np.ndarray], k: int = 10,
-                 window: int = 500, every: int = 100,
-                 on_update: Callable[[dict[str, float]], object] | None = None) -> None:
+    def __init__(
+        self,
+        state: OnlineState,
+        rankers: Mapping[str, TopK],
+        excluded: Callable[[UserView], np.ndarray],
+        k: int = 10,
+        window: int = 500,
+        every: int = 100,
+        on_update: Callable[[dict[str, float]], object] | None = None,
+    ) -> None:
         if k < 1 or window < 1 or every < 1:
             raise ValueError("k, window and every must be >= 1")
         self.state = state

@@ -24,8 +24,13 @@ class Recommendation(msgspec.Struct, frozen=True):
 class Recommender:
     """Ranks with the ensemble, leaves out purchased and excluded items, explains each item."""
 
-    def __init__(self, state: OnlineState, ensemble: Ensemble, covisitation: CoVisitation,
-                 exclude_recent: int = 1) -> None:
+    def __init__(
+        self,
+        state: OnlineState,
+        ensemble: Ensemble,
+        covisitation: CoVisitation,
+        exclude_recent: int = 1,
+    ) -> None:
         self.state = state
         self.ensemble = ensemble
         self.covisitation = covisitation
@@ -41,8 +46,9 @@ class Recommender:
             parts.append(self.state.items.lookup(extra))
         return np.concatenate(parts)
 
-    def recommend(self, user_id: str, k: int, exclude: Iterable[str] = (),
-                  context: Context | None = None) -> list[Recommendation]:
+    def recommend(
+        self, user_id: str, k: int, exclude: Iterable[str] = (), context: Context | None = None
+    ) -> list[Recommendation]:
         user = self.state.view(user_id, context=context)
         ranked = self.ensemble.rank(user, k, self.excluded(user, exclude))
         if ranked.items.size == 0:
@@ -53,11 +59,14 @@ class Recommender:
         for m, member in enumerate(self.ensemble.members):
             rows = np.flatnonzero(leader == m)
             if rows.size:
-                for row, reason in zip(rows.tolist(), member.explain(user, ranked.items[rows]),
-                                       strict=True):
+                for row, reason in zip(
+                    rows.tolist(), member.explain(user, ranked.items[rows]), strict=True
+                ):
                     reasons[row] = _named(reason, keys)
-        return [Recommendation(keys[i], float(s), r) for i, s, r in
-                zip(ranked.items.tolist(), ranked.scores.tolist(), reasons, strict=True)]
+        return [
+            Recommendation(keys[i], float(s), r)
+            for i, s, r in zip(ranked.items.tolist(), ranked.scores.tolist(), reasons, strict=True)
+        ]
 
     def top_k(self, user: UserView, k: int, exclude: np.ndarray) -> np.ndarray:
         """The ensemble's top-``k`` item indices (for live quality tests)."""
@@ -67,8 +76,10 @@ class Recommender:
         items, scores = self.covisitation.similar(item, k)
         keys = self.state.items.keys()
         source = keys[item]
-        return [Recommendation(keys[i], float(s), {"type": "also_viewed", "item_id": source})
-                for i, s in zip(items.tolist(), scores.tolist(), strict=True)]
+        return [
+            Recommendation(keys[i], float(s), {"type": "also_viewed", "item_id": source})
+            for i, s in zip(items.tolist(), scores.tolist(), strict=True)
+        ]
 
 
 def _named(reason: dict[str, int | str], keys: list[str]) -> dict[str, str]:

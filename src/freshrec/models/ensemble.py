@@ -47,9 +47,14 @@ def _normalise(scores: np.ndarray) -> np.ndarray:
 class Ensemble:
     """Weighted blend of member models with weights driven by live quality."""
 
-    def __init__(self, members: Sequence[Model], priors: Mapping[str, float] | None = None,
-                 eta: float = 10.0, min_weight: float = 0.02, candidates_per_member: int = 100
-                 ) -> None:
+    def __init__(
+        self,
+        members: Sequence[Model],
+        priors: Mapping[str, float] | None = None,
+        eta: float = 10.0,
+        min_weight: float = 0.02,
+        candidates_per_member: int = 100,
+    ) -> None:
         if not members:
             raise ValueError("members: an ensemble needs at least one model")
         if eta < 0 or not 0 <= min_weight < 1:
@@ -67,7 +72,9 @@ class Ensemble:
         """Recompute the weights from each member's recent hit rate; returns them."""
         self.hit_rates = {name: float(hit_rates.get(name, 0.0)) for name in self.priors}
         best = max(self.hit_rates.values())
-        raw = {n: p * math.exp(self.eta * (self.hit_rates[n] - best)) for n, p in self.priors.items()}
+        raw = {
+            n: p * math.exp(self.eta * (self.hit_rates[n] - best)) for n, p in self.priors.items()
+        }
         total = sum(raw.values()) or 1.0
         floor = self.min_weight if len(raw) > 1 else 0.0
         weights = {n: max(v / total, floor) for n, v in raw.items()}

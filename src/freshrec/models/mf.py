@@ -45,8 +45,8 @@ import numba
 import numpy as np
 
 from freshrec.models.base import Model, ModelError
-from freshrec.state import Batch, UserView
 from freshrec.models.quantised import QuantisedRows
+from freshrec.state import Batch, UserView
 from freshrec.state.arrays import grow
 
 LOSSES = ("isgd", "isgd_neg", "bpr")
@@ -122,7 +122,21 @@ def _pairwise(P, Q, u, i, j, s, reg):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _learn(
-    users, items, weight, P, Q, user_n, pool, meta, rng, lr, reg, cap, loss, negatives, recent,
+    users,
+    items,
+    weight,
+    P,
+    Q,
+    user_n,
+    pool,
+    meta,
+    rng,
+    lr,
+    reg,
+    cap,
+    loss,
+    negatives,
+    recent,
     dirty,
 ):  # pragma: no cover - compiled
     """SGD over the events in order; False as soon as a prediction is not finite.

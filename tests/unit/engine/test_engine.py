@@ -153,8 +153,10 @@ def test_a_lost_log_is_refused_not_silently_restarted(tmp_path: Path, checkerboa
 
 
 def test_one_engine_per_data_directory(tmp_path: Path) -> None:
-    with Engine.open(tmp_path):
-        with pytest.raises(StorageError, match="in use by another freshrec process"):
-            Engine.open(tmp_path)
+    with (
+        Engine.open(tmp_path),
+        pytest.raises(StorageError, match="in use by another freshrec process"),
+    ):
+        Engine.open(tmp_path)
     with Engine.open(tmp_path) as engine:  # released on close
         assert engine.stats()["events_accepted"] == 0

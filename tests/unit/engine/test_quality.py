@@ -11,8 +11,9 @@ def stream(n_users: int = 40, steps: int = 30) -> list[dict]:
     events = []
     for step in range(steps):
         for u in range(n_users):
-            events.append({"type": "view", "user_id": f"u{u}", "item_id": f"i{step}",
-                           "timestamp": t})
+            events.append(
+                {"type": "view", "user_id": f"u{u}", "item_id": f"i{step}", "timestamp": t}
+            )
             t += 1
     return events
 

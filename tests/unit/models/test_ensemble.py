@@ -11,8 +11,9 @@ from freshrec.testing import make_batch
 
 def user(recent: list[int]) -> UserView:
     n = len(recent)
-    return UserView(0, np.asarray(recent, dtype=np.int32), np.zeros(n, dtype=np.int8),
-                    np.ones(n, dtype=bool))
+    return UserView(
+        0, np.asarray(recent, dtype=np.int32), np.zeros(n, dtype=np.int8), np.ones(n, dtype=bool)
+    )
 
 
 def trained() -> tuple[DecayedPopularity, CoVisitation]:
@@ -31,7 +32,9 @@ def test_weights_follow_hit_rates_and_keep_a_floor() -> None:
     ens.update_weights({"popularity": 0.05, "covisitation": 0.30})
     assert ens.weights["covisitation"] > 0.9
     ens.update_weights({"popularity": 0.9, "covisitation": 0.0})
-    assert ens.weights["covisitation"] == pytest.approx(0.05 / 1.05, rel=1e-3)  # floor, renormalised
+    assert ens.weights["covisitation"] == pytest.approx(
+        0.05 / 1.05, rel=1e-3
+    )  # floor, renormalised
 
 
 def test_rank_blends_members_and_reports_shares() -> None:

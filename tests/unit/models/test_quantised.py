@@ -38,8 +38,9 @@ def test_mf_top_k_equals_brute_force_after_learning() -> None:
     users = rng.integers(0, 500, size=20_000)
     mf.learn(make_batch(items=items.tolist(), users=users.tolist()))
     for u in range(0, 500, 50):
-        user = UserView(u, np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int8),
-                        np.zeros(0, dtype=bool))
+        user = UserView(
+            u, np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int8), np.zeros(0, dtype=bool)
+        )
         exclude = np.array([1, 2, 3], dtype=np.int32)
         got, scores = mf.top_k(user, 10, exclude)
         brute = mf._Q[: mf._n_items] @ mf.user_vector(user)

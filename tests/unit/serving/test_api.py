@@ -209,19 +209,36 @@ def test_models_endpoint_and_quality_metrics(client: TestClient, checkerboard: l
 def test_request_context_reaches_the_ranker(tmp_path: Path) -> None:
     engine = Engine.open(tmp_path, trusted_country_header="CF-IPCountry")
     with TestClient(create_app(engine)) as c:
-        post(c, {"events": [{"type": "view", "user_id": f"u{n}", "item_id": f"i{n % 3}",
-                             "context": {"device": "mobile", "country": "DE"}}
-                            for n in range(30)]})
+        post(
+            c,
+            {
+                "events": [
+                    {
+                        "type": "view",
+                        "user_id": f"u{n}",
+                        "item_id": f"i{n % 3}",
+                        "context": {"device": "mobile", "country": "DE"},
+                    }
+                    for n in range(30)
+                ]
+            },
+        )
         assert engine.wait_processed(timeout=10)
-        phone = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
-                 "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1")
-        r = c.get("/v1/recommendations", params={"user_id": "new", "tz_offset_minutes": 60},
-                  headers={"user-agent": phone, "CF-IPCountry": "de"})
+        phone = (
+            "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+            "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
+        )
+        r = c.get(
+            "/v1/recommendations",
+            params={"user_id": "new", "tz_offset_minutes": 60},
+            headers={"user-agent": phone, "CF-IPCountry": "de"},
+        )
         assert r.status_code == 200
         reasons = {i["reason"]["type"] for i in r.json()["items"]}
         assert "popular_in_your_context" in reasons  # device and country came from the headers
-        anonymous = c.get("/v1/recommendations", params={"user_id": "new"},
-                          headers={"user-agent": "curl/8"}).json()
+        anonymous = c.get(
+            "/v1/recommendations", params={"user_id": "new"}, headers={"user-agent": "curl/8"}
+        ).json()
         assert {i["reason"]["type"] for i in anonymous["items"]} == {"popular"}
         bad = c.get("/v1/recommendations", params={"user_id": "x", "tz_offset_minutes": 9999})
         assert bad.status_code == 422 and bad.json()["error"].startswith("tz_offset_minutes:")
