@@ -272,12 +272,7 @@ class OnlineMF(Model):
     def learn(self, batch: Batch) -> None:
         if len(batch) == 0:
             return
-        # the kernel does not check bounds: size the arrays from the indices themselves
-        if batch.users.min() < 0 or batch.items.min() < 0:
-            raise ValueError("batch holds negative user or item indices")
-        n_users = max(batch.n_users, int(batch.users.max()) + 1)
-        n_items = max(batch.n_items, int(batch.items.max()) + 1)
-        self._ensure(n_users, n_items)
+        self._ensure(*batch.sizes())
         self._norms = None
         self._q8.ensure(self._Q.shape[0])
         ok = _learn(

@@ -415,10 +415,7 @@ class ContextRanker(Model):
     def learn(self, batch: Batch) -> None:
         if len(batch) == 0:
             return
-        # the kernel does not check bounds: size the arrays from the indices themselves
-        if batch.users.min() < 0 or batch.items.min() < 0:
-            raise ValueError("batch holds negative user or item indices")
-        self._ensure(max(batch.n_items, int(batch.items.max()) + 1))
+        self._ensure(batch.sizes()[1])
         ok = _learn(
             batch.users,
             batch.items,

@@ -70,3 +70,15 @@ class Batch:
 
     def __len__(self) -> int:
         return int(self.users.shape[0])
+
+    def sizes(self) -> tuple[int, int]:
+        """(users, items) the batch needs room for, checked: compiled kernels that index with
+        these do not check bounds, so negative indices are refused here."""
+        if len(self) == 0:
+            return self.n_users, self.n_items
+        if self.users.min() < 0 or self.items.min() < 0:
+            raise ValueError("batch holds negative user or item indices")
+        return (
+            max(self.n_users, int(self.users.max()) + 1),
+            max(self.n_items, int(self.items.max()) + 1),
+        )
