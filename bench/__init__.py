@@ -35,6 +35,7 @@ BUDGETS: dict[str, Budget] = {
     "ingest_http": Budget(">=", 50_000, "events/s"),
     "processor": Budget(">=", 100_000, "events/s"),
     "recommend": Budget("<=", 2.0, "ms (p99)"),
+    "memory": Budget("<=", 1.5, "GB (peak RSS)"),
 }
 
 

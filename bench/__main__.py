@@ -20,6 +20,7 @@ BENCHMARKS: tuple[tuple[str, str], ...] = (
     ("ingest_http", "bench.ingest_http"),
     ("processor", "bench.processor"),
     ("recommend", "bench.recommend"),
+    ("memory", "bench.memory"),
 )
 TIMEOUT_SECONDS = 900  # per benchmark
 

@@ -54,7 +54,11 @@ class Model(abc.ABC):
 
     @abc.abstractmethod
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Learned parameters as arrays (trimmed to the items/users seen)."""
+        """Learned parameters as arrays (trimmed to the items/users seen).
+
+        Large arrays are views of the live parameters, not copies (a snapshot of a million
+        users would otherwise hold them twice): copy what must outlive the next ``learn``.
+        """
 
     @abc.abstractmethod
     def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:

@@ -185,8 +185,8 @@ class CoVisitation(Model):
     def state_dict(self) -> dict[str, np.ndarray]:
         n = self._n_items
         return {
-            "nbr": self._nbr[:n].copy(),
-            "nbw": self._nbw[:n].copy(),
+            "nbr": self._nbr[:n],
+            "nbw": self._nbw[:n],
             "t_ref": self._clock.state(),
         }
 

@@ -380,9 +380,9 @@ class OnlineMF(Model):
     def state_dict(self) -> dict[str, np.ndarray]:
         filled = int(min(self._meta[1], self.pool_size))
         return {
-            "item_factors": self._Q[: self._n_items].copy(),
-            "user_factors": self._P[: self._n_users].copy(),
-            "user_events": self._user_n[: self._n_users].copy(),
+            "item_factors": self._Q[: self._n_items],
+            "user_factors": self._P[: self._n_users],
+            "user_events": self._user_n[: self._n_users],
             "pool": self._pool[:filled].copy(),
             "meta": self._meta.copy(),
             "rng": self._rng.copy(),

@@ -91,7 +91,7 @@ class DecayedPopularity(Model):
         return self._clock.decayed(self.raw_scores(), at)
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {"scores": self.raw_scores().copy(), "t_ref": self._clock.state()}
+        return {"scores": self.raw_scores(), "t_ref": self._clock.state()}
 
     def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
         self._scores = arrays["scores"].astype(np.float64, copy=True)

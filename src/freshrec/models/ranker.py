@@ -507,8 +507,8 @@ class ContextRanker(Model):
     def state_dict(self) -> dict[str, np.ndarray]:
         n = self._n_items
         return {
-            "factors": self._V.copy(),
-            "linear": self._w.copy(),
+            "factors": self._V,
+            "linear": self._w,
             "bias": self._bias.copy(),
             "item_category": self._item_cat[:n].copy(),
             "item_price_bucket": self._item_bucket[:n].copy(),
