@@ -4,10 +4,10 @@ Budget (DESIGN §4): <= 1.5 GB RSS at 1M users x 100k items x 64 factors.
 
 Method: an on-disk engine (the log lives in SQLite on disk, as in production) with default
 settings (MF with 64 factors, every model of the ensemble) processes a synthetic workload in
-which every one of 1M users and 100k items appears (2M events, sessions of two events); then a few recommendations are
-served and a snapshot is written. The figure is the process's peak RSS (``ru_maxrss``), which
-includes the Python interpreter, numpy, numba and every library; the RSS after the run and the
-size of the main arrays are in the details.
+which every one of 1M users and 100k items appears (2M events, sessions of two events); then
+a few recommendations are served and a snapshot is written. The figure is the process's peak RSS
+(``ru_maxrss``), which includes the Python interpreter, numpy, numba and every library; the RSS
+after the run and the size of the main arrays are in the details.
 """
 
 from __future__ import annotations
