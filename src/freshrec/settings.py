@@ -84,7 +84,7 @@ class Settings(BaseSettings):
         None, description="Request header trusted for the shopper's country (e.g. CF-IPCountry)."
     )
     exclude_recent: int = Field(
-        1, ge=0, le=256, description="The user's latest items never recommended (0 = none)."
+        0, ge=0, le=256, description="The user's latest items never recommended (0 = none)."
     )
     ensemble_priors: dict[str, float] = Field(
         default_factory=lambda: {"popularity": 0.05, "covisitation": 1.0, "mf": 0.5, "ranker": 0.5},

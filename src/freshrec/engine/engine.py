@@ -9,7 +9,7 @@
 3
 >>> engine.process()
 3
->>> [(r.item_id, r.reason) for r in engine.recommend("u2", k=2)]  # not "shoe": viewed just now
+>>> [(r.item_id, r.reason) for r in engine.recommend("u2", k=1)]
 [('sock', {'type': 'because_you_viewed', 'item_id': 'shoe'})]
 >>> [(r.item_id, r.reason["type"]) for r in engine.recommend("someone new", k=2)]
 [('shoe', 'popular'), ('sock', 'popular')]

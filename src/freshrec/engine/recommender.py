@@ -29,7 +29,7 @@ class Recommender:
         state: OnlineState,
         ensemble: Ensemble,
         covisitation: CoVisitation,
-        exclude_recent: int = 1,
+        exclude_recent: int = 0,
     ) -> None:
         self.state = state
         self.ensemble = ensemble

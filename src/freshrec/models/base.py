@@ -43,6 +43,7 @@ class Model(abc.ABC):
         return [{"type": self.reason} for _ in range(items.shape[0])]
 
     reason: str = "recommended"
+    scores_are_logits: bool = False  # True: score differences are log-odds (softmax them)
 
     def similar(self, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` items most similar to ``item`` and their scores."""

@@ -1,8 +1,9 @@
 """An ensemble whose member weights follow each member's recent live hit rate.
 
-Candidates are the union of every member's own candidates; each member scores all of them, the
-scores are scaled per member by their largest absolute value over the candidate set (so zero
-keeps meaning "no opinion" and ratios are kept), and combined with weights
+Candidates are the union of every member's own candidates; each member scores all of them and
+its scores become a distribution over the candidates (non-negative scores divided by their sum;
+logits, as MF's, through a softmax), so the blend is a mixture: a member whose scores are flat
+(it knows little here) spreads its weight thinly instead of crowding the top. Weights:
 
     w_m = prior_m * exp(eta * hit_rate_m) / sum_j prior_j * exp(eta * hit_rate_j)
 
@@ -38,10 +39,18 @@ class Ranked:
     members: list[str]
 
 
-def _normalise(scores: np.ndarray) -> np.ndarray:
-    """Scale to at most 1 in absolute value: zero stays "no opinion", ratios are kept."""
-    top = float(np.abs(scores).max()) if scores.size else 0.0
-    return scores / top if top > 0 else np.zeros_like(scores)
+def _distribution(scores: np.ndarray, logits: bool) -> np.ndarray:
+    """A member's scores as a distribution over the candidates: the softmax of logits, else
+    the non-negative scores divided by their sum (zero stays "no opinion"). Scores that are all
+    equal rank nothing: they count as no opinion at all."""
+    if scores.size == 0 or scores.max() == scores.min():
+        return np.zeros_like(scores, dtype=np.float64)
+    if logits:
+        z = np.exp(scores - scores.max())
+        return z / z.sum()
+    s = np.maximum(scores, 0.0)
+    total = s.sum()
+    return s / total if total > 0 else np.zeros_like(s)
 
 
 class Ensemble:
@@ -104,7 +113,8 @@ class Ensemble:
             return Ranked(candidates, empty, np.zeros((0, len(names))), names)
         parts = np.empty((candidates.shape[0], len(self.members)))
         for j, member in enumerate(self.members):
-            parts[:, j] = self.weights[member.name] * _normalise(member.score(user, candidates))
+            dist = _distribution(member.score(user, candidates), member.scores_are_logits)
+            parts[:, j] = self.weights[member.name] * dist
         parts[~np.isfinite(parts)] = 0.0
         scores = parts.sum(axis=1)
         n = min(k, candidates.shape[0])

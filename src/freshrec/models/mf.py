@@ -189,6 +189,7 @@ class OnlineMF(Model):
 
     name = "mf"
     reason = "picked_for_you"
+    scores_are_logits = True
 
     def __init__(
         self,

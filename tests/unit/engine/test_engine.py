@@ -33,6 +33,15 @@ def test_recommendations_follow_the_taste_of_the_session() -> None:
         assert recs[0].score >= recs[1].score
 
 
+def test_exclude_recent_leaves_out_what_the_shopper_just_saw(checkerboard: list[dict]) -> None:
+    for n, expected in ((0, True), (1, False)):
+        with Engine.open(exclude_recent=n) as engine:
+            engine.ingest([*checkerboard, view("v0", "a0", 1_700_001_000)])
+            engine.process()
+            got = {r.item_id for r in engine.recommend("v0", k=6)}
+            assert ("a0" in got) is expected
+
+
 def test_unknown_user_gets_popular_items(checkerboard: list[dict]) -> None:
     with Engine.open() as engine:
         engine.ingest([*checkerboard, view("x", "b2", 1_700_001_000, "purchase")])
