@@ -138,6 +138,7 @@ class Engine:
             settings.processor_batch_events,
             settings.snapshot_every_events,
             settings.snapshot_every_seconds,
+            on_model_error=self.ensemble.disable,
         )
         self.rejected = 0
         self.ready = False
@@ -274,6 +275,8 @@ class Engine:
                         "weight": weights[m.name],
                         "prior": self.ensemble.priors[m.name],
                         "hit_rate": rates[m.name],
+                        "errors": self.ensemble.errors.get(m.name, 0),
+                        "disabled": self.ensemble.disabled.get(m.name),
                     }
                     for m in self.models
                 ],

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -20,7 +20,7 @@ import numpy as np
 from freshrec.errors import StorageError
 from freshrec.events import LoggedEvent
 from freshrec.log import EventLog
-from freshrec.models import Model
+from freshrec.models import Model, ModelError
 from freshrec.registry import SnapshotStore
 from freshrec.state import OnlineState
 
@@ -61,6 +61,7 @@ class Processor:
         batch_events: int = 5_000,
         snapshot_every_events: int = 200_000,
         snapshot_every_seconds: float = 60.0,
+        on_model_error: Callable[[str, str], object] | None = None,
     ) -> None:
         self.log = log_
         self.state = state
@@ -71,6 +72,8 @@ class Processor:
         self.batch_events = batch_events
         self.snapshot_every_events = snapshot_every_events
         self.snapshot_every_seconds = snapshot_every_seconds
+        self.on_model_error = on_model_error
+        self.failed: dict[str, str] = {}  # models whose learning diverged
         self.offset = 0
         self._snapshot_offset = 0
         self._snapshot_time = time.monotonic()
@@ -95,6 +98,11 @@ class Processor:
                     arrays = _section(snap.arrays, part.name)
                     if arrays:
                         part.load_state_dict(arrays)
+                for model in self.models:
+                    try:
+                        model.check_finite()
+                    except ModelError as exc:
+                        self._fail(model, str(exc))
             self.offset = self._snapshot_offset = snap.offset
             log.info(
                 "restored snapshot at offset %d; replaying %d events after it",
@@ -131,7 +139,19 @@ class Processor:
         if events:
             batch = self.state.advance(events)
             for model in self.models:
-                model.learn(batch)
+                if model.name in self.failed:
+                    continue
+                try:
+                    model.learn(batch)
+                except ModelError as exc:
+                    self._fail(model, str(exc))
+
+    def _fail(self, model: Model, reason: str) -> None:
+        """A model diverged: stop teaching and serving it; the processor and the rest go on."""
+        log.error("model %s disabled: %s", model.name, reason)
+        self.failed[model.name] = reason
+        if self.on_model_error is not None:
+            self.on_model_error(model.name, reason)
 
     def drain(self) -> int:
         """Process until the end of the log; returns the number of events processed."""

@@ -75,7 +75,14 @@ class Ensemble:
         self.candidates_per_member = candidates_per_member
         self.hit_rates: dict[str, float] = {m.name: 0.0 for m in self.members}
         self.weights: dict[str, float] = {}
+        self.disabled: dict[str, str] = {}  # member -> why it is not served (e.g. diverged)
+        self.errors: dict[str, int] = {}  # non-finite score vectors met while ranking
         self.update_weights(self.hit_rates)
+
+    def disable(self, name: str, reason: str) -> None:
+        """Stop serving member ``name`` (its learning diverged); the others carry on."""
+        self.disabled[name] = reason
+        self.errors[name] = self.errors.get(name, 0) + 1
 
     def update_weights(self, hit_rates: Mapping[str, float]) -> dict[str, float]:
         """Recompute the weights from each member's recent hit rate; returns them."""
@@ -94,6 +101,8 @@ class Ensemble:
     def candidates(self, user: UserView, n: int) -> np.ndarray:
         found = []
         for member in self.members:
+            if member.name in self.disabled:
+                continue
             try:
                 found.append(member.candidates(user, max(n, self.candidates_per_member)))
             except NotImplementedError:
@@ -111,11 +120,17 @@ class Ensemble:
         if candidates.size == 0:
             empty = np.zeros(0)
             return Ranked(candidates, empty, np.zeros((0, len(names))), names)
-        parts = np.empty((candidates.shape[0], len(self.members)))
+        parts = np.zeros((candidates.shape[0], len(self.members)))
         for j, member in enumerate(self.members):
-            dist = _distribution(member.score(user, candidates), member.scores_are_logits)
-            parts[:, j] = self.weights[member.name] * dist
-        parts[~np.isfinite(parts)] = 0.0
+            if member.name in self.disabled:
+                continue
+            scores = member.score(user, candidates)
+            if not np.isfinite(scores).all():  # never served: this member sits this one out
+                self.errors[member.name] = self.errors.get(member.name, 0) + 1
+                continue
+            parts[:, j] = self.weights[member.name] * _distribution(
+                scores, member.scores_are_logits
+            )
         scores = parts.sum(axis=1)
         n = min(k, candidates.shape[0])
         top = np.argpartition(-scores, n - 1)[:n] if n < candidates.shape[0] else np.arange(n)

@@ -51,12 +51,24 @@ class _EngineCollector(Collector):
         weight = GaugeMetricFamily(
             "freshrec_ensemble_weight", "Ensemble weight of each model.", labels=["model"]
         )
+        errors = CounterMetricFamily(
+            "freshrec_model_errors",
+            "Non-finite scores or a diverged learner met (that model was not served).",
+            labels=["model"],
+        )
+        disabled = GaugeMetricFamily(
+            "freshrec_model_disabled", "1 while a model is not served.", labels=["model"]
+        )
         for model in info["models"]:
             hit.add_metric([model["name"]], model["hit_rate"])
             weight.add_metric([model["name"]], model["weight"])
+            errors.add_metric([model["name"]], model["errors"])
+            disabled.add_metric([model["name"]], int(model["disabled"] is not None))
         hit.add_metric(["ensemble"], info["ensemble"]["hit_rate"])
         yield hit
         yield weight
+        yield errors
+        yield disabled
         yield CounterMetricFamily(
             "freshrec_live_tests",
             "Live test-then-learn checks made.",

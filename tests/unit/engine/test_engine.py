@@ -3,6 +3,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from freshrec import Engine, Event
@@ -169,3 +170,20 @@ def test_one_engine_per_data_directory(tmp_path: Path) -> None:
         Engine.open(tmp_path)
     with Engine.open(tmp_path) as engine:  # released on close
         assert engine.stats()["events_accepted"] == 0
+
+
+def test_a_diverging_model_is_never_served_and_is_counted(checkerboard: list[dict]) -> None:
+    with Engine.open() as engine:
+        engine.ingest(checkerboard)
+        engine.process()
+        before = [r.item_id for r in engine.recommend("u0", k=3)]
+        engine.mf._Q[:] = np.nan  # what an exploding SGD step leaves behind
+        recs = engine.recommend("u0", k=3)
+        assert recs and all(np.isfinite(r.score) for r in recs)
+        engine.ingest([view("u1", "a2", 1_700_002_000)])
+        engine.process()  # the learner notices, the processor goes on without it
+        info = {m["name"]: m for m in engine.models_info()["models"]}
+        assert "non-finite" in info["mf"]["disabled"] and info["mf"]["errors"] >= 1
+        assert info["covisitation"]["disabled"] is None
+        assert [r.item_id for r in engine.recommend("u0", k=3)][:1] == before[:1]
+        assert engine.stats()["events_processed"] == len(checkerboard) + 1

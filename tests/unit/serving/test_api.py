@@ -243,3 +243,9 @@ def test_request_context_reaches_the_ranker(tmp_path: Path) -> None:
         bad = c.get("/v1/recommendations", params={"user_id": "x", "tz_offset_minutes": 9999})
         assert bad.status_code == 422 and bad.json()["error"].startswith("tz_offset_minutes:")
     engine.close()
+
+
+def test_model_error_metrics_are_exported(client: TestClient) -> None:
+    text = client.get("/metrics").text
+    assert 'freshrec_model_errors_total{model="mf"} 0.0' in text
+    assert 'freshrec_model_disabled{model="mf"} 0.0' in text
