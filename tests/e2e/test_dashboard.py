@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+
+from tests.processes import start_demo
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -22,7 +18,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-START_TIMEOUT = 90.0
 
 pytestmark = [
     pytest.mark.integration,
@@ -33,57 +28,15 @@ pytestmark = [
 from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def demo_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    root = tmp_path_factory.mktemp("demo")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = root / "demo.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "freshrec.cli",
-                "demo",
-                "--data-dir",
-                str(root / "data"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--rate",
-                "300",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=root,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+    demo = start_demo(tmp_path_factory.mktemp("demo"), "--rate", "300")
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        yield url
-        process.terminate()
-        assert process.wait(timeout=30) == 0, log.read_text()
+        yield demo.url
+        demo.process.terminate()
+        assert demo.process.wait(timeout=30) == 0, demo.log()
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
+        demo.stop()
 
 
 @pytest.fixture(scope="module")

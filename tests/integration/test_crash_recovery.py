@@ -13,7 +13,6 @@ import os
 import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,10 +26,10 @@ import httpx
 import pytest
 
 from freshrec.engine import Engine
+from tests.processes import HOST, free_port
 
 pytestmark = pytest.mark.integration
 
-HOST = "127.0.0.1"
 T0 = 1_700_000_000.0
 # on random traffic live quality would (rightly) move weight to popularity; durability checks
 # need the co-visitation they plant to stay visible, so the weights stay at their priors
@@ -38,12 +37,6 @@ FIXED_WEIGHTS = {"ensemble_eta": "0"}
 
 
 # -- child processes ---------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
-
-
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

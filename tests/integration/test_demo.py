@@ -2,87 +2,26 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.processes import Demo, start_demo
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-START_TIMEOUT = 90.0  # a cold numba cache compiles the models on first start
-
-
-@dataclass
-class Demo:
-    process: subprocess.Popen[bytes]
-    url: str
-    output: Path
-
-    def log(self) -> str:
-        return self.output.read_text(errors="replace")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[Demo]:
-    port = free_port()
-    output = tmp_path / "demo.log"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with output.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "freshrec.cli",
-                "demo",
-                "--data-dir",
-                str(tmp_path / "data"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--rate",
-                "300",
-                "--seed",
-                "7",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=tmp_path,
-        )
-    demo = Demo(process, f"http://127.0.0.1:{port}", output)
+    demo = start_demo(tmp_path, "--rate", "300", "--seed", "7")
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            assert process.poll() is None, f"demo exited early:\n{demo.log()}"
-            assert time.monotonic() < deadline, (
-                f"no /healthz after {START_TIMEOUT} s:\n{demo.log()}"
-            )
-            try:
-                if httpx.get(f"{demo.url}/healthz", timeout=1.0).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
         yield demo
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
+        demo.stop()
 
 
 def test_demo_serves_live_traffic_and_stops_on_ctrl_c(demo: Demo) -> None:

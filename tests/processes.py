@@ -1,0 +1,83 @@
+"""Helpers for tests that run freshrec as a real child process on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+HOST = "127.0.0.1"
+START_TIMEOUT = 90.0  # a cold numba cache compiles the models on first start
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Demo:
+    """A ``freshrec demo`` child process and where its output goes."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    output: Path
+
+    def log(self) -> str:
+        return self.output.read_text(errors="replace")
+
+    def stop(self) -> None:
+        """Kill it if it still runs (fixture teardown, even after a failure)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def start_demo(root: Path, *args: str) -> Demo:
+    """``freshrec demo`` with its data under ``root``, answering /healthz before it returns."""
+    port = free_port()
+    output = root / "demo.log"
+    with output.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "freshrec.cli",
+                "demo",
+                "--data-dir",
+                str(root / "data"),
+                "--host",
+                HOST,
+                "--port",
+                str(port),
+                *args,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=root,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    demo = Demo(process, f"http://{HOST}:{port}", output)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            assert process.poll() is None, f"demo exited early:\n{demo.log()}"
+            assert time.monotonic() < deadline, (
+                f"no /healthz after {START_TIMEOUT} s:\n{demo.log()}"
+            )
+            try:
+                if httpx.get(f"{demo.url}/healthz", timeout=1.0).status_code == 200:
+                    return demo
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+    except BaseException:
+        demo.stop()
+        raise
