@@ -22,10 +22,30 @@ DataDir = Annotated[
 ]
 Host = Annotated[str | None, typer.Option(help="Address to bind.")]
 Port = Annotated[int | None, typer.Option(help="Port to bind.")]
+# how a data file is read (freshrec replay and freshrec evaluate)
+DataFile = Annotated[
+    Path, typer.Argument(exists=True, dir_okay=False, help="u.data or a CSV file.")
+]
+UserCol = Annotated[str, typer.Option(help="CSV column of user ids (name or 0-based index).")]
+ItemCol = Annotated[str, typer.Option(help="CSV column of item ids.")]
+TimeCol = Annotated[str, typer.Option(help="CSV column of timestamps.")]
+TypeCol = Annotated[str | None, typer.Option(help="CSV column of event types.")]
+SessionCol = Annotated[str | None, typer.Option(help="CSV column of session ids.")]
+TypeMap = Annotated[
+    str | None,
+    typer.Option(help="Rename types, e.g. 'pv=view,cart=add_to_cart,buy=purchase,fav=favorite'."),
+]
 
 
 def _settings(**flags: Any) -> Settings:
     return Settings(**{k: v for k, v in flags.items() if v is not None})
+
+
+def _require_data_dir(settings: Settings) -> None:
+    if settings.data_dir is None:
+        raise typer.BadParameter(
+            "--data-dir (or FRESHREC_DATA_DIR) is required", param_hint="--data-dir"
+        )
 
 
 def run_server(settings: Settings) -> None:
@@ -60,10 +80,7 @@ def run_server(settings: Settings) -> None:
 def serve(data_dir: DataDir = None, host: Host = None, port: Port = None) -> None:
     """Run the HTTP API with an embedded engine (log and snapshots under --data-dir)."""
     settings = _settings(data_dir=data_dir, host=host, port=port)
-    if settings.data_dir is None:
-        raise typer.BadParameter(
-            "--data-dir (or FRESHREC_DATA_DIR) is required", param_hint="--data-dir"
-        )
+    _require_data_dir(settings)
     typer.echo(
         f"freshrec serving on http://{settings.host}:{settings.port} (data in {settings.data_dir})"
     )
@@ -72,32 +89,22 @@ def serve(data_dir: DataDir = None, host: Host = None, port: Port = None) -> Non
 
 @app.command()
 def replay(
-    file: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, help="u.data or a CSV file.")
-    ],
+    file: DataFile,
     data_dir: DataDir = None,
     fmt: Annotated[str, typer.Option("--format", help="ml100k, csv or auto.")] = "auto",
-    user_col: Annotated[str, typer.Option(help="CSV column of user ids.")] = "user_id",
-    item_col: Annotated[str, typer.Option(help="CSV column of item ids.")] = "item_id",
-    time_col: Annotated[str, typer.Option(help="CSV column of timestamps.")] = "timestamp",
-    type_col: Annotated[str | None, typer.Option(help="CSV column of event types.")] = None,
-    session_col: Annotated[str | None, typer.Option(help="CSV column of session ids.")] = None,
-    type_map: Annotated[
-        str | None,
-        typer.Option(
-            help="Rename types, e.g. 'pv=view,cart=add_to_cart,buy=purchase,fav=favorite'."
-        ),
-    ] = None,
+    user_col: UserCol = "user_id",
+    item_col: ItemCol = "item_id",
+    time_col: TimeCol = "timestamp",
+    type_col: TypeCol = None,
+    session_col: SessionCol = None,
+    type_map: TypeMap = None,
     default_type: Annotated[str, typer.Option(help="Type of rows without a type column.")] = "view",
 ) -> None:
     """Load a historical data file through the log and the processor (event time preserved)."""
     from freshrec.replay import ReplaySource, replay_file
 
     settings = _settings(data_dir=data_dir)
-    if settings.data_dir is None:
-        raise typer.BadParameter(
-            "--data-dir (or FRESHREC_DATA_DIR) is required", param_hint="--data-dir"
-        )
+    _require_data_dir(settings)
     try:
         source = ReplaySource(
             file, fmt, user_col, item_col, time_col, type_col, session_col, type_map, default_type
@@ -155,18 +162,14 @@ def demo(
 
 @app.command()
 def evaluate(
-    data: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, help="u.data or a CSV file.")
-    ],
+    data: DataFile,
     fmt: Annotated[str, typer.Option("--format", help="ml100k, csv or diginetica.")] = "csv",
-    user_col: Annotated[str, typer.Option(help="Column of users (name or 0-based).")] = "user_id",
-    item_col: Annotated[str, typer.Option(help="CSV column of item ids.")] = "item_id",
-    time_col: Annotated[str, typer.Option(help="CSV column of timestamps.")] = "timestamp",
-    type_col: Annotated[str | None, typer.Option(help="CSV column of event types.")] = None,
-    session_col: Annotated[str | None, typer.Option(help="CSV column of session ids.")] = None,
-    type_map: Annotated[
-        str | None, typer.Option(help="Rename types, e.g. 'pv=view,buy=purchase'.")
-    ] = None,
+    user_col: UserCol = "user_id",
+    item_col: ItemCol = "item_id",
+    time_col: TimeCol = "timestamp",
+    type_col: TypeCol = None,
+    session_col: SessionCol = None,
+    type_map: TypeMap = None,
     protocol: Annotated[str, typer.Option(help="user or session.")] = "user",
     models: Annotated[
         str | None, typer.Option(help="Comma-separated model names (default: standard set).")
