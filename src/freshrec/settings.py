@@ -59,7 +59,7 @@ class Settings(BaseSettings):
     covis_half_life_seconds: float = Field(
         30 * 86_400.0, gt=0, description="Event-time half-life of co-visitation."
     )
-    covis_neighbours: int = Field(64, ge=1, le=1024, description="Partners kept per item.")
+    covis_neighbours: int = Field(256, ge=1, le=1024, description="Partners kept per item.")
     covis_backward_weight: float = Field(0.5, ge=0, description="Weight of 'j then r' links.")
     mf_factors: int = Field(64, ge=1, le=1024, description="Latent factors of the online MF.")
     mf_learning_rate: float = Field(0.08, gt=0, le=1, description="SGD step of the online MF.")
@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     mf_loss: Literal["bpr", "isgd", "isgd_neg"] = Field("bpr", description="Online MF loss.")
     mf_negatives: int = Field(4, ge=0, le=64, description="Sampled negatives per positive event.")
     mf_recent_mix: float = Field(
-        0.5, ge=0, le=1, description="Share of the recent-items fold-in in the user vector."
+        0.7, ge=0, le=1, description="Share of the recent-items fold-in in the user vector."
     )
     mf_seed: int = Field(0, ge=0, description="Seed of the online MF (initial factors, negatives).")
     ranker_factors: int = Field(8, ge=1, le=256, description="Factors of the context FM ranker.")

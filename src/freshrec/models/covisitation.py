@@ -3,19 +3,21 @@
 When a shopper interacts with item ``j``, every item ``r`` they touched earlier in the same
 session (up to ``window`` back) gains weight towards ``j`` (forward: "viewed r, then j") and,
 scaled by ``backward_weight``, ``j`` towards ``r``. The weight is the event's type weight
-(purchase > add_to_cart > click > view), divided by the distance in the session, and decayed on
-event time with ``half_life_seconds``.
+(purchase > add_to_cart > click > view), divided by ``distance ** distance_exponent`` (the
+distance in the session, 1 = just before), and decayed on event time with ``half_life_seconds``.
 
-Each item keeps its ``neighbours`` strongest partners in a fixed row updated with the
-Space-Saving rule: an unseen partner takes the slot of the weakest one and inherits its weight,
-so frequent pairs are never lost while memory stays ``items x neighbours``.
+Each item keeps its ``neighbours`` strongest partners in a fixed row, an open-addressing table:
+a partner lives in one of ``probes`` slots after its hash, and an unseen partner that finds them
+all taken replaces the weakest of them and inherits its weight (the Space-Saving rule, over the
+probe window), so frequent pairs are kept while memory stays ``items x neighbours`` and a
+learning step costs at most ``probes`` comparisons however wide the rows are.
 
 >>> from freshrec.testing import make_batch
 >>> cv = CoVisitation(neighbours=4)
 >>> cv.learn(make_batch(items=[0, 1, 2], prev_items=[[], [0], [1, 0]]))
 >>> items, scores = cv.similar(0, 2)
 >>> items.tolist(), [round(s, 3) for s in scores.tolist()]
-([1, 2], [0.667, 0.333])
+([1, 2], [0.586, 0.414])
 """
 
 from __future__ import annotations
@@ -31,9 +33,14 @@ from freshrec.state.arrays import grow
 
 
 @numba.njit(cache=True, nogil=True)
-def _add(nbr, nbw, row, col, w):  # pragma: no cover - compiled
-    weakest = 0
-    for s in range(nbr.shape[1]):
+def _add(nbr, nbw, row, col, w, probes):  # pragma: no cover - compiled
+    width = nbr.shape[1]
+    start = ((col * 2654435761) & 0xFFFFFFFF) % width
+    weakest = start
+    for p in range(probes):
+        s = start + p
+        if s >= width:
+            s -= width
         c = nbr[row, s]
         if c == col:
             nbw[row, s] += w
@@ -49,7 +56,9 @@ def _add(nbr, nbw, row, col, w):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _learn(items, weight, prev_items, backward, nbr, nbw):  # pragma: no cover - compiled
+def _learn(
+    items, weight, prev_items, backward, nbr, nbw, probes, dexp
+):  # pragma: no cover - compiled
     for k in range(items.shape[0]):
         w = weight[k]
         if w <= 0.0:
@@ -61,10 +70,10 @@ def _learn(items, weight, prev_items, backward, nbr, nbw):  # pragma: no cover -
                 break
             if r == j:
                 continue
-            pw = w / (m + 1)
-            _add(nbr, nbw, r, j, pw)
+            pw = w / (m + 1.0) ** dexp
+            _add(nbr, nbw, r, j, pw, probes)
             if backward > 0.0:
-                _add(nbr, nbw, j, r, pw * backward)
+                _add(nbr, nbw, j, r, pw * backward, probes)
 
 
 class CoVisitation(Model):
@@ -74,16 +83,22 @@ class CoVisitation(Model):
 
     def __init__(
         self,
-        neighbours: int = 64,
+        neighbours: int = 256,
         backward_weight: float = 0.5,
         half_life_seconds: float = 30 * 86_400.0,
+        probes: int = 16,
+        distance_exponent: float = 0.5,
     ) -> None:
+        if neighbours < 1 or probes < 1 or distance_exponent < 0:
+            raise ValueError("neighbours and probes must be >= 1, distance_exponent >= 0")
         self.neighbours = neighbours
+        self.probes = min(probes, neighbours)
+        self.distance_exponent = distance_exponent
         self.backward_weight = backward_weight
         self.half_life_seconds = half_life_seconds
         self._clock = ForwardDecay(half_life_seconds)
         self._nbr = np.full((0, neighbours), -1, dtype=np.int32)
-        self._nbw = np.zeros((0, neighbours), dtype=np.float64)
+        self._nbw = np.zeros((0, neighbours), dtype=np.float32)
         self._n_items = 0
 
     def params(self) -> dict[str, float]:
@@ -91,6 +106,8 @@ class CoVisitation(Model):
             "neighbours": self.neighbours,
             "backward_weight": self.backward_weight,
             "half_life_seconds": self.half_life_seconds,
+            "probes": self.probes,
+            "distance_exponent": self.distance_exponent,
         }
 
     def learn(self, batch: Batch) -> None:
@@ -103,7 +120,16 @@ class CoVisitation(Model):
         if factor != 1.0:
             self._nbw *= factor
         w = batch.weight * self._clock.weights(batch.ts)
-        _learn(batch.items, w, batch.prev_items, self.backward_weight, self._nbr, self._nbw)
+        _learn(
+            batch.items,
+            w,
+            batch.prev_items,
+            self.backward_weight,
+            self._nbr,
+            self._nbw,
+            self.probes,
+            self.distance_exponent,
+        )
 
     def neighbours_of(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Partners of each item (-1 padded) and their weights normalised per row (sum 1)."""
@@ -192,7 +218,7 @@ class CoVisitation(Model):
 
     def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
         self._nbr = arrays["nbr"].astype(np.int32, copy=True)
-        self._nbw = arrays["nbw"].astype(np.float64, copy=True)
+        self._nbw = arrays["nbw"].astype(np.float32, copy=True)
         self._n_items = self._nbr.shape[0]
         self._clock.load(arrays["t_ref"])
 
@@ -208,7 +234,7 @@ REASON_BY_TYPE = {
 
 
 def recency_weights(user: UserView) -> np.ndarray:
-    """Weight of each recent item as a source: 1/(1+position), doubled inside the session."""
+    """Weight of each recent item as a source: 1/sqrt(1+position), doubled inside the session."""
     n = user.recent_items.shape[0]
-    w = 1.0 / (1.0 + np.arange(n))
+    w = 1.0 / np.sqrt(1.0 + np.arange(n))
     return np.where(user.in_session, 2.0 * w, w)

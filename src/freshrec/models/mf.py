@@ -202,7 +202,7 @@ class OnlineMF(Model):
         pool_size: int = 10_000,
         weight_cap: float = 4.0,
         init_std: float = 0.1,
-        recent_mix: float = 0.5,
+        recent_mix: float = 0.7,
         seed: int = 0,
     ) -> None:
         _number("factors", factors, integer=True)
