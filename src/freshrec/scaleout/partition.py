@@ -183,10 +183,9 @@ class PartitionRunner:
                     f"partition {p}: the stream no longer holds the chunks after the snapshot "
                     f"(replayed up to {chunks[-1].first}, effects written up to {self.done})"
                 )
-            if self.archiver is not None:
-                for chunk in chunks:
-                    if chunk.first > archived:
-                        self.archiver.put(p, chunk)  # type: ignore[attr-defined]
+        if self.archiver is not None and archived < self.done:  # processed, never archived
+            for chunk in self.log.range_after(p, archived, self.done):
+                self.archiver.put(p, chunk)  # type: ignore[attr-defined]
         self.store.cursor = max(cursor, self.done)
         self.published_cursor = cursor
         pending = self.log.claim_pending(p, self.consumer, 0)
