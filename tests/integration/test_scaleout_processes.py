@@ -6,6 +6,7 @@ archive holds each event once."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from collections import Counter
@@ -79,6 +80,17 @@ def leases(client: redis.Redis, prefix: str) -> dict[int, str]:
     return found
 
 
+def pending_of(client: redis.Redis, prefix: str, consumer: str) -> int:
+    """Stream entries delivered to ``consumer`` and not acknowledged yet."""
+    total = 0
+    for p in range(PARTITIONS):
+        for c in client.xpending(f"{prefix}log:p{p}", "workers").get("consumers", []):
+            name = c["name"].decode() if isinstance(c["name"], bytes) else c["name"]
+            if name == consumer:
+                total += int(c["pending"])
+    return total
+
+
 def wait_for(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not check():
@@ -110,21 +122,31 @@ def test_two_replicas_two_workers_survive_kill_9(
     workers = cluster["workers"]
     # both workers hold partitions before traffic starts
     wait_for(lambda: len(set(leases(client, redis_prefix).values())) == 2, 90, "two owners")
+    victim = workers[0]
+    victim_id = next(
+        w.decode()
+        for w in client.zrange(f"{redis_prefix}workers", 0, -1)
+        if f"-{victim.process.pid}-" in w.decode()
+    )
     sent: Counter[str] = Counter()
     acknowledged = 0
-    killed = None
+    killed_with_pending = 0
     with httpx.Client(timeout=10.0) as http:
-        for n in range(120):
+        for n in range(150):
             events = batch(n, 100)
             replica = (a, b)[n % 2]
             r = http.post(f"{replica.url}/v1/events", json={"events": events})
             assert r.status_code == 202, r.text
             acknowledged += r.json()["accepted"]
             sent.update(e["user_id"] for e in events)  # type: ignore[misc]
-            if n == 60:  # mid-run: a worker is busy with the batches just sent
-                killed = workers[0]
-                os.kill(killed.process.pid, signal.SIGKILL)
-                killed.process.wait(timeout=10)
+            if n >= 50 and victim.process.poll() is None:
+                # kill -9 while the victim holds delivered, unacknowledged batches
+                pending = pending_of(client, redis_prefix, victim_id)
+                if pending or n == 140:
+                    os.kill(victim.process.pid, signal.SIGKILL)
+                    victim.process.wait(timeout=10)
+                    killed_with_pending = pending
+        assert victim.process.poll() is not None
         # a redelivered batch (same event ids) is acknowledged as duplicates, not re-counted
         again = http.post(f"{a.url}/v1/events", json={"events": batch(3, 100)}).json()
         assert (again["accepted"], again["duplicates"]) == (0, 100)
@@ -151,6 +173,9 @@ def test_two_replicas_two_workers_survive_kill_9(
         assert rec["items"] and rec["model_version"].startswith("redis-")
         metrics = http.get(f"{a.url}/metrics").text
         assert "freshrec_freshness_seconds_bucket" in metrics
+    survivor_log = workers[1].log()
+    if killed_with_pending:  # its pending batches were reclaimed, not lost
+        assert re.search(r"\(\d+ events replayed, [1-9]\d* chunks reclaimed\)", survivor_log)
     # a clean stop flushes the archive: every acknowledged event is archived once
     survivor = workers[1]
     survivor.process.send_signal(signal.SIGTERM)
