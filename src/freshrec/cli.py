@@ -171,8 +171,21 @@ def archive_query(
 
 @app.command()
 def replay(
-    file: DataFile,
+    file: Annotated[
+        Path | None,
+        typer.Argument(exists=True, dir_okay=False, help="u.data or a CSV file."),
+    ] = None,
     data_dir: DataDir = None,
+    from_archive: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-archive",
+            exists=True,
+            file_okay=False,
+            help="Backfill from the Parquet archive under this data directory instead.",
+        ),
+    ] = None,
+    redis_url: RedisUrl = None,
     fmt: Annotated[str, typer.Option("--format", help="ml100k, csv or auto.")] = "auto",
     user_col: UserCol = "user_id",
     item_col: ItemCol = "item_id",
@@ -182,10 +195,16 @@ def replay(
     type_map: TypeMap = None,
     default_type: Annotated[str, typer.Option(help="Type of rows without a type column.")] = "view",
 ) -> None:
-    """Load a historical data file through the log and the processor (event time preserved)."""
+    """Load a historical data file (or, with --from-archive, a deployment's Parquet archive)
+    through the log and the processor (event time preserved); into --redis-url when given."""
     from freshrec.replay import ReplaySource, replay_file
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, redis_url=redis_url)
+    if from_archive is not None:
+        _backfill(from_archive, settings)
+        return
+    if file is None:
+        raise typer.BadParameter("a data file (or --from-archive DIR) is required")
     _require_data_dir(settings)
     try:
         source = ReplaySource(
@@ -195,6 +214,30 @@ def replay(
     except FreshrecError as exc:
         raise typer.BadParameter(str(exc)) from None
     typer.echo(summary)
+
+
+def _backfill(archive: Path, settings: Settings) -> None:
+    """``freshrec replay --from-archive``: the archive's events into a fresh deployment."""
+    from freshrec.archive import backfill
+
+    if settings.redis_url is not None:
+        from freshrec.scaleout import ClusterEngine
+
+        target: Any = ClusterEngine(settings)
+    else:
+        _require_data_dir(settings)
+        from freshrec.engine import Engine
+
+        target = Engine(settings)
+    try:
+        accepted, duplicates = backfill(archive, target)
+        if settings.redis_url is None:
+            target.process()
+    except FreshrecError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    finally:
+        target.close()
+    typer.echo(f"backfilled {accepted} events from {archive} ({duplicates} already there)")
 
 
 @app.command()

@@ -47,12 +47,13 @@ def query(data_dir: str | Path, sql: str) -> tuple[list[str], list[tuple[Any, ..
 
 
 def read_events(data_dir: str | Path, batch: int = 10_000) -> Iterator[list[LoggedEvent]]:
-    """The archived events in their original log order, ``batch`` at a time."""
+    """The archived events in their original log order, ``batch`` at a time. An event that
+    had no ``event_id`` gets ``archive:<offset>``, so backfilling twice finds duplicates."""
     con = _connect(data_dir)
     try:
         cursor = con.execute(
             "SELECT type, user_id, item_id, ts, event_id, session_id, context, "
-            "recommendation_id, value FROM events ORDER BY \"offset\""
+            'recommendation_id, value, "offset" FROM events ORDER BY "offset"'
         )
         while rows := cursor.fetchmany(batch):
             yield [
@@ -61,7 +62,7 @@ def read_events(data_dir: str | Path, batch: int = 10_000) -> Iterator[list[Logg
                     r[1],
                     r[2],
                     r[3],
-                    r[4],
+                    r[4] if r[4] is not None else f"archive:{r[9]}",
                     r[5],
                     None if r[6] is None else json.loads(r[6]),
                     r[7],
@@ -71,3 +72,14 @@ def read_events(data_dir: str | Path, batch: int = 10_000) -> Iterator[list[Logg
             ]
     finally:
         con.close()
+
+
+def backfill(data_dir: str | Path, target: Any, batch: int = 10_000) -> tuple[int, int]:
+    """Append the archive under ``data_dir`` to ``target``'s log (an ``Engine`` or a
+    ``ClusterEngine``) in its original order; returns (accepted, duplicates)."""
+    accepted = duplicates = 0
+    for events in read_events(data_dir, batch):
+        result = target.log.append(events)
+        accepted += result.accepted
+        duplicates += result.duplicates
+    return accepted, duplicates

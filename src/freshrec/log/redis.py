@@ -361,7 +361,9 @@ class RedisLog(EventLog):
 
     def trim_before(self, partition: int, first: int) -> int:
         """Drop the chunks of ``partition`` that start before global offset ``first``."""
-        return int(self.redis.xtrim(self.streams[partition], minid=f"0-{first + 1}"))
+        return int(
+            self.redis.xtrim(self.streams[partition], minid=f"0-{first + 1}", approximate=False)
+        )
 
     def stream_length(self, partition: int) -> int:
         return int(self.redis.xlen(self.streams[partition]))

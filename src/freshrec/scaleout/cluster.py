@@ -46,6 +46,17 @@ from freshrec.state.redis import decode_record, record_view, user_key
 log = logging.getLogger(__name__)
 
 
+class _SnapshotOnly(ChunkFeed):
+    """A replica's processor only restores snapshots: the log ends where the snapshot does."""
+
+    def __init__(self, store: RedisSnapshotStore) -> None:
+        super().__init__()
+        self.store = store
+
+    def end_offset(self) -> int:
+        return int(self.store.loaded_meta.get("offset", 0))
+
+
 class RedisUserViews:
     """Stands in for ``OnlineState`` in a replica's ``Recommender``: users come from Redis,
     items from the partition's snapshot."""
@@ -149,7 +160,7 @@ class ClusterEngine:
         engine = self._engine()
         store = self._stores[p]
         processor = Processor(
-            ChunkFeed(end=2**62),
+            _SnapshotOnly(store),
             engine.state,
             engine.models,
             engine.lock,
