@@ -180,7 +180,7 @@ def test_two_replicas_two_workers_survive_kill_9(
     survivor = workers[1]
     survivor.process.send_signal(signal.SIGTERM)
     assert survivor.process.wait(timeout=30) == 0, survivor.log()
-    names, rows = query(
+    _names, rows = query(
         tmp_path / "data", 'SELECT count(*), count(DISTINCT "offset"), min(date) FROM events'
     )
     assert rows[0][0] == rows[0][1] == acknowledged

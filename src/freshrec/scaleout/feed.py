@@ -26,10 +26,13 @@ class ChunkFeed(EventLog):
 
     def push(self, chunk: Chunk) -> None:
         """Queue ``chunk``; it must start where the previous one ended (no gap, no overlap)."""
-        expected = self._chunks[-1].local_first + len(self._chunks[-1].events) if self._chunks else None
+        expected = (
+            self._chunks[-1].local_first + len(self._chunks[-1].events) if self._chunks else None
+        )
         if expected is not None and chunk.local_first != expected:
             raise StorageError(
-                f"partition chunks out of order: expected offset {expected}, got {chunk.local_first}"
+                f"partition chunks out of order: expected offset {expected}, "
+                f"got {chunk.local_first}"
             )
         self._chunks.append(chunk)
         self._end = max(self._end, chunk.local_first + len(chunk.events))

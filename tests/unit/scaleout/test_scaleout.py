@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import redis
 
 from freshrec.archive import backfill, query
 from freshrec.engine import Engine
