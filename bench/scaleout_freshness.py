@@ -28,7 +28,7 @@ PAIRS = 40
 
 def run(quick: bool = False, seed: int = 42, trials: int | None = None):  # type: ignore[no-untyped-def]
     trials = trials or (50 if quick else 300)
-    deploy = Deployment(scaleout_publish_seconds="0.5", serving_poll_seconds="0.2")
+    deploy = Deployment()  # default settings: snapshots every 1 s, replicas poll every 0.25 s
     try:
         _, port_a = deploy.replica("a")
         _, port_b = deploy.replica("b")
@@ -46,7 +46,7 @@ def run(quick: bool = False, seed: int = 42, trials: int | None = None):  # type
         with httpx.Client(timeout=10.0) as http:
             http.post(f"{a}/v1/events", json={"events": train}).raise_for_status()
             deploy.wait(lambda: deploy.processed() >= len(train), 60, "training processed")
-            time.sleep(1.5)  # models published and picked up by B
+            time.sleep(3.0)  # models published and picked up by B
             load = load_average()
             seen: list[float] = []
             for t in range(trials):

@@ -161,8 +161,10 @@ class Worker:
             except LeaseLost as exc:
                 log.warning("%s", exc)
                 self._drop(p)
-        for runner in list(self.runners.values()):
-            runner.publish()
+        # one snapshot per round at most (the most overdue): publishing a partition takes tens
+        # of milliseconds, and events arriving meanwhile wait for it
+        if self.runners:
+            min(self.runners.values(), key=lambda r: r.published_at).publish()
         if time.monotonic() - self._trimmed_at >= self.settings.worker_trim_seconds:
             for runner in self.runners.values():
                 runner.trim()
