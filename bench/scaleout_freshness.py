@@ -20,8 +20,8 @@ import httpx
 import numpy as np
 
 from bench import busy_note, load_average, log, machine, make_result, parser, report
-from bench.redis_deploy import Deployment
 from bench.ingest_http import HOST
+from bench.redis_deploy import Deployment
 
 PAIRS = 40
 

@@ -94,9 +94,11 @@ class Worker:
         return [w.decode() for w in pipe.execute()[2]]
 
     def _rebalance(self) -> None:
-        wanted = assignment(self._heartbeat(), self.log.partitions, self.id)
-        if self.only is not None:
-            wanted &= self.only
+        live = self._heartbeat()
+        # --partitions: exactly these, whoever else is alive; else a fair share of all
+        wanted = (
+            self.only if self.only is not None else assignment(live, self.log.partitions, self.id)
+        )
         for p in list(self.runners):
             renewed = self._renew(keys=[self.keys.lease(p)], args=[self.id, self.lease_ms])
             if not renewed:

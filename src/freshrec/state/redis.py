@@ -27,7 +27,7 @@ import numpy as np
 
 from freshrec.features.context import Context
 from freshrec.state.ids import IdMap
-from freshrec.state.online import OnlineState, UserView
+from freshrec.state.online import OnlineState, UserView, _recent_categories
 
 
 class UserRecord(msgspec.Struct, array_like=True, gc=False):
@@ -61,33 +61,72 @@ def encode_records(
     state: OnlineState, users: np.ndarray, events: np.ndarray, mf: object | None
 ) -> list[bytes]:
     """Encoded records of the users with indices ``users``; ``events[k]`` is user k's event
-    count, ``mf`` an ``OnlineMF`` whose user factors go with them (or None)."""
+    count, ``mf`` an ``OnlineMF`` whose user factors go with them (or None).
+
+    What ``OnlineState.view`` gives for each user, gathered for all of them at once: the ring
+    slots of every user in one numpy gather, then one short Python pass per user to keep each
+    item's latest occurrence.
+    """
+    if users.shape[0] == 0:
+        return []
+    users = users.astype(np.int64)
     keys = state.items.keys()
-    user_keys = state.users.keys()
-    out = []
+    R = state.recent_items
+    count = state.rec_count[users]
+    back = np.arange(R)
+    slots = (count[:, None] - 1 - back[None, :]) % R
+    rows = users[:, None]
+    items = state.rec_item[rows, slots].tolist()
+    types = state.rec_type[rows, slots].tolist()
+    in_session = (state.rec_session[rows, slots] == state.session_no[users][:, None]).tolist()
+    stamps = state.rec_ts[rows, slots].astype(np.float64).tolist()
+    filled = np.minimum(count, R).tolist()
+    last_ts = state.last_ts[users].tolist()
+    starts = state.session_start[users].tolist()
+    session_events = state.session_events[users].tolist()
+    C = state.category_window
+    categories = np.full(C, -1, dtype=np.int32)
+    category_ts = np.zeros(C, dtype=np.float64)
+    with_categories = state._categories and C > 0
     P = getattr(mf, "_P", None)
     n_mf = int(getattr(mf, "_n_users", 0))
     user_n = getattr(mf, "_user_n", None)
-    for u, count in zip(users.tolist(), events.tolist(), strict=True):
-        view = state.view(user_keys[u])
+    out = []
+    for k, (u, n_events) in enumerate(zip(users.tolist(), events.tolist(), strict=True)):
+        first: dict[int, int] = {}
+        for pos in range(filled[k]):
+            first.setdefault(items[k][pos], pos)
+        order = list(first.values())
+        found = 0
+        if with_categories:
+            found = _recent_categories(
+                state.rec_item,
+                state.rec_ts,
+                int(count[k]),
+                u,
+                state.item_category,
+                categories,
+                category_ts,
+            )
         vec, vec_n = None, 0
         if P is not None and u < n_mf and user_n[u] > 0:
             vec, vec_n = P[u].tobytes(), int(user_n[u])
+        row_types, row_session, row_ts = types[k], in_session[k], stamps[k]
         out.append(
             _encoder.encode(
                 UserRecord(
                     u,
-                    [keys[i] for i in view.recent_items.tolist()],
-                    view.recent_types.tolist(),
-                    view.in_session.tolist(),
-                    view.recent_ts.tolist(),
-                    view.recent_categories.tolist(),
-                    view.category_ts.tolist(),
-                    view.last_ts,
-                    view.session_start,
-                    int(state.session_events[u]),
-                    [keys[i] for i in sorted(view.purchased)],
-                    int(count),
+                    [keys[i] for i in first],
+                    [row_types[pos] for pos in order],
+                    [row_session[pos] for pos in order],
+                    [row_ts[pos] for pos in order],
+                    categories[:found].tolist(),
+                    category_ts[:found].tolist(),
+                    last_ts[k],
+                    starts[k],
+                    session_events[k],
+                    [keys[i] for i in sorted(state.purchased.get(u, ()))],
+                    int(n_events),
                     vec,
                     vec_n,
                 )
