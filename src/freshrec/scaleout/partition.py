@@ -137,7 +137,7 @@ class PartitionRunner:
         self.engine = Engine(settings.model_copy(update={"data_dir": None, "redis_url": None}))
         self.feed = ChunkFeed()
         self.counter = UserEvents()
-        self.store = RedisSnapshotStore(self.redis, log_.prefix, partition)
+        self.store = RedisSnapshotStore(self.redis, log_.prefix, partition, background=True)
         e = self.engine
         self.processor = Processor(
             self.feed,
@@ -154,7 +154,6 @@ class PartitionRunner:
         self.lease_ms = int(settings.worker_lease_seconds * 1000)
         self.done = -1  # global first offset of the last chunk whose effects are in Redis
         self.published_at = 0.0
-        self.published_cursor = -1  # cursor of the last snapshot this runner published
         self._effects = self.redis.register_script(_EFFECTS)
 
     # -- start -------------------------------------------------------------------------------
@@ -187,7 +186,6 @@ class PartitionRunner:
             for chunk in self.log.range_after(p, archived, self.done):
                 self.archiver.put(p, chunk)  # type: ignore[attr-defined]
         self.store.cursor = max(cursor, self.done)
-        self.published_cursor = cursor
         pending = self.log.claim_pending(p, self.consumer, 0)
         self.process(pending)
         log.info(
@@ -277,23 +275,29 @@ class PartitionRunner:
 
     # -- publishing --------------------------------------------------------------------------
     def publish(self, force: bool = False) -> bool:
-        """Save a snapshot if anything changed since the last one (and one is due)."""
+        """Save a snapshot if anything changed since the last one (and one is due); written in
+        the background unless ``force`` (which waits until it is in Redis)."""
+        if force:
+            self.store.wait()
+        elif self.store.busy:
+            return False
+        else:
+            self.store.wait()  # re-raise what went wrong with the previous one, if anything
         due = time.monotonic() - self.published_at >= self.settings.scaleout_publish_seconds
-        if self.processor.offset == self.processor._snapshot_offset and not force:
-            return False
-        if not (due or force):
-            return False
-        self.store.cursor = self.done
-        self.processor.snapshot()
-        self.published_at = time.monotonic()
-        self.published_cursor = self.done
+        changed = self.processor.offset != self.processor._snapshot_offset
+        if (changed and due) or (force and self.store.saved_cursor != self.done):
+            self.store.cursor = self.done
+            self.processor.snapshot()
+            self.published_at = time.monotonic()
+        if force:
+            self.store.wait()
         return True
 
     def trim(self) -> int:
         """Drop stream entries nobody needs any more: reflected in the published snapshot
         (a new owner replays after it), acknowledged by every reader of the group and, with an
         archive, archived. Returns the number of entries removed."""
-        keep = self.published_cursor + 1  # the first chunk after the snapshot is still needed
+        keep = self.store.saved_cursor + 1  # the first chunk after the snapshot is needed
         pending = self.log.oldest_pending(self.partition)
         if pending is not None:
             keep = min(keep, pending)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
 from typing import Any
 
@@ -26,13 +27,38 @@ def snapshot_key(prefix: str, partition: int) -> str:
 
 
 class RedisSnapshotStore:
-    """Snapshots of one partition under ``<prefix>snap:p<partition>``."""
+    """Snapshots of one partition under ``<prefix>snap:p<partition>``.
 
-    def __init__(self, client: redis.Redis, prefix: str, partition: int) -> None:
+    With ``background``, ``save`` copies the arrays (milliseconds) and a thread encodes and
+    writes them (tens of milliseconds for a large partition), so the worker goes on processing
+    meanwhile; ``saved_cursor`` only moves once a snapshot is in Redis, and a save requested
+    while one is being written is skipped (``busy``).
+    """
+
+    def __init__(
+        self, client: redis.Redis, prefix: str, partition: int, background: bool = False
+    ) -> None:
         self.redis = client
         self.key = snapshot_key(prefix, partition)
         self.cursor = -1  # set by the owner before each save
+        self.saved_cursor = -1  # cursor of the latest snapshot stored in Redis
         self.loaded_meta: dict[str, Any] = {}
+        self.background = background
+        self.error: BaseException | None = None
+        self._writer: threading.Thread | None = None
+
+    @property
+    def busy(self) -> bool:
+        return self._writer is not None and self._writer.is_alive()
+
+    def wait(self) -> None:
+        """Until the snapshot being written (if any) is in Redis; re-raises its error."""
+        if self._writer is not None:
+            self._writer.join()
+            self._writer = None
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
 
     def save(
         self,
@@ -41,9 +67,36 @@ class RedisSnapshotStore:
         documents: dict[str, Any],
         meta: dict[str, Any],
     ) -> str:
+        if not self.background:
+            return self._write(offset, arrays, documents, meta, self.cursor)
+        self.wait()
+        copies = {k: np.array(v, copy=True) for k, v in arrays.items()}
+        self._writer = threading.Thread(
+            target=self._write_logged,
+            args=(offset, copies, documents, meta, self.cursor),
+            name=f"freshrec-{self.key}",
+            daemon=True,
+        )
+        self._writer.start()
+        return self.key
+
+    def _write_logged(self, *args: Any) -> None:
+        try:
+            self._write(*args)
+        except BaseException as exc:
+            self.error = exc
+
+    def _write(
+        self,
+        offset: int,
+        arrays: dict[str, np.ndarray],
+        documents: dict[str, Any],
+        meta: dict[str, Any],
+        cursor: int,
+    ) -> str:
         buffer = io.BytesIO()
         np.savez(buffer, **arrays)
-        full_meta = {**meta, "offset": offset, "cursor": self.cursor, "created_at": time.time()}
+        full_meta = {**meta, "offset": offset, "cursor": cursor, "created_at": time.time()}
         version = int(self.redis.hincrby(self.key, "counter", 1))
         self.redis.hset(
             self.key,
@@ -54,6 +107,7 @@ class RedisSnapshotStore:
                 "version": version,
             },
         )
+        self.saved_cursor = cursor
         return f"{self.key}@{version}"
 
     def version(self) -> int:
@@ -69,5 +123,5 @@ class RedisSnapshotStore:
         meta = json.loads(found[2])
         meta["version"] = int(found[3])
         self.loaded_meta = meta
-        self.cursor = int(meta["cursor"])
+        self.cursor = self.saved_cursor = int(meta["cursor"])
         return Snapshot(int(meta["offset"]), arrays, msgspec.msgpack.decode(found[1]), meta)
