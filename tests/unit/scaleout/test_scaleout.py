@@ -10,8 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
 
 from freshrec.archive import backfill, query
+from freshrec.cli import app
 from freshrec.engine import Engine
 from freshrec.log.redis import partition_of
 from freshrec.scaleout import ClusterEngine, Worker
@@ -199,6 +201,26 @@ def test_archive_query_and_backfill(redis_prefix: str, tmp_path: Path) -> None:
         fresh.process()
         assert fresh.stats()["events_processed"] == 60
         assert fresh.recommend("u3", k=1)[0].item_id in {"a0", "a1", "a2"}
+    # the same through the command line
+    cli = CliRunner()
+    sql = "SELECT item_id, count(*) AS n FROM events GROUP BY item_id ORDER BY item_id LIMIT 2"
+    out = cli.invoke(app, ["archive", "query", sql, "--data-dir", str(tmp_path / "data")])
+    assert out.exit_code == 0, out.output
+    assert out.output.splitlines() == ["item_id\tn", "a0\t10", "a1\t10"]
+    bad = cli.invoke(app, ["archive", "query", "SELECT nope FROM events", "--data-dir", "x"])
+    assert bad.exit_code != 0 and "no archived events" in bad.output
+    args = ["replay", "--from-archive", str(tmp_path / "data"), "--data-dir"]
+    out = cli.invoke(app, [*args, str(tmp_path / "fresh2")])
+    assert out.exit_code == 0 and "backfilled 60 events" in out.output, out.output
+
+
+def test_worker_command_checks_partitions(settings: Settings) -> None:
+    out = CliRunner().invoke(
+        app,
+        ["worker", "--redis-url", REDIS_URL, "--partitions", "0,9"],
+        env={"FRESHREC_REDIS_PARTITIONS": "2"},
+    )
+    assert out.exit_code != 0 and "partitions [9] outside 0..1" in out.output
 
 
 def test_stream_is_trimmed_only_below_what_every_reader_needs(
