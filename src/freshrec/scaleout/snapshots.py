@@ -2,14 +2,13 @@
 
 Same interface as ``freshrec.registry.SnapshotStore`` (``save`` / ``load_latest``), so the
 ``Processor`` writes and restores them unchanged. One hash per partition holds the arrays
-(``.npz`` bytes, never pickles), the ids (msgpack), the metadata (JSON, with ``cursor``: the
+(raw bytes with dtype and shape, msgpack-framed: never pickles), the ids (msgpack), the metadata (JSON, with ``cursor``: the
 global first offset of the last chunk reflected, for replay after it) and a ``version`` that
 increases with every save, all written by one ``HSET`` (atomic).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 import time
@@ -20,6 +19,32 @@ import numpy as np
 import redis
 
 from freshrec.registry.store import Snapshot
+
+
+def encode_arrays(arrays: dict[str, np.ndarray]) -> bytes:
+    """Arrays as msgpack ``{name: [dtype, shape, raw bytes]}`` (no pickles, no zip to check).
+
+    >>> out = decode_arrays(encode_arrays({"a": np.arange(6, dtype=np.int16).reshape(2, 3)}))
+    >>> out["a"].tolist(), out["a"].dtype.name
+    ([[0, 1, 2], [3, 4, 5]], 'int16')
+    """
+    return msgspec.msgpack.encode(
+        {
+            k: [np.ascontiguousarray(v).dtype.str, list(v.shape), np.ascontiguousarray(v).data]
+            for k, v in arrays.items()
+        }
+    )
+
+
+def decode_arrays(data: bytes) -> dict[str, np.ndarray]:
+    """What ``encode_arrays`` wrote, as read-only views of ``data`` (loaders copy them)."""
+    out = {}
+    for k, (dtype, shape, raw) in msgspec.msgpack.decode(data).items():
+        kind = np.dtype(dtype)
+        if kind.hasobject:
+            raise ValueError(f"snapshot array {k!r} has an object dtype")
+        out[k] = np.frombuffer(raw, dtype=kind).reshape(shape)
+    return out
 
 
 def snapshot_key(prefix: str, partition: int) -> str:
@@ -94,14 +119,13 @@ class RedisSnapshotStore:
         meta: dict[str, Any],
         cursor: int,
     ) -> str:
-        buffer = io.BytesIO()
-        np.savez(buffer, **arrays)
+        packed = encode_arrays(arrays)
         full_meta = {**meta, "offset": offset, "cursor": cursor, "created_at": time.time()}
         version = int(self.redis.hincrby(self.key, "counter", 1))
         self.redis.hset(
             self.key,
             mapping={
-                "arrays": buffer.getvalue(),
+                "arrays": packed,
                 "documents": msgspec.msgpack.encode(documents),
                 "meta": json.dumps(full_meta),
                 "version": version,
@@ -118,8 +142,7 @@ class RedisSnapshotStore:
         found = self.redis.hmget(self.key, ["arrays", "documents", "meta", "version"])
         if found[0] is None:
             return None
-        with np.load(io.BytesIO(found[0]), allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
+        arrays = decode_arrays(found[0])
         meta = json.loads(found[2])
         meta["version"] = int(found[3])
         self.loaded_meta = meta
