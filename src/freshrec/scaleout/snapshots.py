@@ -2,9 +2,10 @@
 
 Same interface as ``freshrec.registry.SnapshotStore`` (``save`` / ``load_latest``), so the
 ``Processor`` writes and restores them unchanged. One hash per partition holds the arrays
-(raw bytes with dtype and shape, msgpack-framed: never pickles), the ids (msgpack), the metadata (JSON, with ``cursor``: the
-global first offset of the last chunk reflected, for replay after it) and a ``version`` that
-increases with every save, all written by one ``HSET`` (atomic).
+(raw bytes with dtype and shape, msgpack-framed: never pickles), the ids (msgpack), the
+metadata (JSON, with ``cursor``: the global first offset of the last chunk reflected, for
+replay after it) and a ``version`` that increases with every save, all written by one ``HSET``
+(atomic).
 """
 
 from __future__ import annotations
