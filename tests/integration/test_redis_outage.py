@@ -18,6 +18,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from freshrec.archive import query
 from freshrec.scaleout import ClusterEngine, Worker
 from freshrec.serving import create_app
 from freshrec.settings import Settings
@@ -64,8 +65,10 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
     server.stop()
 
 
-def test_outage_is_visible_and_recovered_from(private_redis: PrivateRedis) -> None:
+def test_outage_is_visible_and_recovered_from(private_redis: PrivateRedis, tmp_path: Path) -> None:
     settings = Settings(
+        data_dir=tmp_path / "data",  # the worker archives too
+        archive_flush_seconds=0.1,
         redis_url=private_redis.url,
         redis_partitions=2,
         redis_timeout_seconds=0.3,
@@ -117,3 +120,6 @@ def test_outage_is_visible_and_recovered_from(private_redis: PrivateRedis) -> No
         worker.stop()
         thread.join(20)
         engine.close()
+    assert not thread.is_alive()
+    _, rows = query(tmp_path / "data", 'SELECT count(*), count(DISTINCT "offset") FROM events')
+    assert rows[0] == (31, 31)  # the outage cost the archive nothing, and nothing twice

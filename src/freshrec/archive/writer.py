@@ -19,6 +19,7 @@ import queue
 import threading
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -57,6 +58,12 @@ def _date(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d")
 
 
+@dataclass(frozen=True, slots=True)
+class _Forget:
+    partition: int
+    done: threading.Event
+
+
 class ArchiveWriter:
     """Appends processed chunks to date-partitioned Parquet files in a background thread."""
 
@@ -75,8 +82,8 @@ class ArchiveWriter:
         self.keys = keys
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
-        self._queue: queue.Queue[tuple[int, Chunk] | threading.Event | None] = queue.Queue(
-            queue_chunks
+        self._queue: queue.Queue[tuple[int, Chunk] | threading.Event | _Forget | None] = (
+            queue.Queue(queue_chunks)
         )
         self._buffer: dict[int, list[Chunk]] = defaultdict(list)
         self._rows = 0
@@ -96,6 +103,13 @@ class ArchiveWriter:
         """Write everything queued so far and wait until it is recorded."""
         done = threading.Event()
         self._queue.put(done)
+        done.wait()
+
+    def forget(self, partition: int) -> None:
+        """Drop what is buffered for ``partition`` (its owner lost it: whoever takes it over
+        archives again from the recorded mark); waits until the writer has done so."""
+        done = threading.Event()
+        self._queue.put(_Forget(partition, done))
         done.wait()
 
     def close(self) -> None:
@@ -129,6 +143,11 @@ class ArchiveWriter:
                     self._flush()
                     item.set()
                     continue
+                if isinstance(item, _Forget):
+                    chunks = self._buffer.pop(item.partition, [])
+                    self._rows -= sum(len(c.events) for c in chunks)
+                    item.done.set()
+                    continue
                 if isinstance(item, tuple):
                     partition, chunk = item
                     self._buffer[partition].append(chunk)
@@ -143,13 +162,20 @@ class ArchiveWriter:
                 self.error = exc
                 if isinstance(item, threading.Event):
                     item.set()
+                elif isinstance(item, _Forget):
+                    item.done.set()
 
     def _flush(self) -> None:
         for partition, chunks in list(self._buffer.items()):
-            if chunks:
+            if not chunks:
+                continue
+            try:
                 self._write(partition, chunks)
-        self._buffer.clear()
-        self._rows = 0
+            except redis.RedisError as exc:  # files written, mark not: rewritten next time
+                log.warning("archive of partition %d not recorded (%s); retrying", partition, exc)
+                continue
+            del self._buffer[partition]
+            self._rows -= sum(len(c.events) for c in chunks)
         self._since = time.monotonic()
 
     def _write(self, partition: int, chunks: list[Chunk]) -> None:

@@ -123,9 +123,10 @@ class Worker:
                     raise
 
     def _drop(self, p: int) -> None:
+        """Forget partition ``p`` without handing it over (its lease is lost or lapsing)."""
         self.runners.pop(p, None)
         if self.archiver is not None:
-            self.archiver.flush()
+            self.archiver.forget(p)  # its next owner archives again from the recorded mark
 
     def _hand_over(self, p: int) -> None:
         """Give partition ``p`` to its new owner: publish a snapshot, then free the lease."""
@@ -183,7 +184,8 @@ class Worker:
                 self.step()
             except redis.RedisError as exc:
                 log.warning("Redis unavailable (%s); retrying in 1 s", exc)
-                self.runners.clear()  # leases may lapse meanwhile: take over afresh
+                for p in list(self.runners):  # leases may lapse meanwhile: take over afresh
+                    self._drop(p)
                 self._stop.wait(1.0)
         self.shutdown()
 
