@@ -134,6 +134,9 @@ class Settings(BaseSettings):
     scaleout_publish_seconds: float = Field(
         1.0, gt=0, description="How often workers publish item-side model snapshots."
     )
+    scaleout_snapshot_seconds: float = Field(
+        10.0, gt=0, description="How often workers save a partition's full snapshot (takeover)."
+    )
     serving_poll_seconds: float = Field(
         0.25, gt=0, description="How often replicas look for newer model snapshots."
     )

@@ -6,11 +6,14 @@ models_info, start/stop/close), over Redis:
 - ingest validates and appends to the Redis log (``RedisLog``): durable in Redis before the
   202, or a 503 naming Redis when it cannot be reached -- never a silent drop;
 - for each partition the replica holds an ``Engine`` restored from the partition's latest
-  published snapshot (item-side models: popularity, co-visitation, MF item factors, ranker; id
-  maps), swapped for a newer one by a background poller within ``serving_poll_seconds`` of its
-  publication; the models are those of the user's partition (one writer per partition);
+  serving publication (``freshrec.scaleout.serving``: item-side models -- popularity,
+  co-visitation, MF item factors, ranker -- and item ids, no per-user state), built by a
+  background poller off the request path and swapped in whole within ``serving_poll_seconds``
+  of its publication; the models are those of the user's partition (one writer per
+  partition);
 - each request reads the user's record from Redis (``freshrec.state.redis``): recent items,
-  session, purchases and MF user factors as of the latest processed batch. When Redis is
+  session, purchases and MF user factors as of the latest processed batch (the factors become
+  the request's MF query vector; the loaded models are never written by requests). When Redis is
   unreachable the user is served as a newcomer (the cached popularity of their partition).
 """
 
@@ -37,7 +40,7 @@ from freshrec.log.redis import RedisLog, partition_of, unavailable
 from freshrec.scaleout.feed import ChunkFeed
 from freshrec.scaleout.keys import Keys
 from freshrec.scaleout.partition import FRESHNESS_BUCKETS, UserEvents
-from freshrec.scaleout.snapshots import RedisSnapshotStore
+from freshrec.scaleout.serving import ServingStore
 from freshrec.settings import Settings
 from freshrec.state import UserView
 from freshrec.state.ids import IdMap
@@ -47,9 +50,9 @@ log = logging.getLogger(__name__)
 
 
 class _SnapshotOnly(ChunkFeed):
-    """A replica's processor only restores snapshots: the log ends where the snapshot does."""
+    """A replica's processor only restores publications: the log ends where they do."""
 
-    def __init__(self, store: RedisSnapshotStore) -> None:
+    def __init__(self, store: ServingStore) -> None:
         super().__init__()
         self.store = store
 
@@ -81,10 +84,9 @@ class RedisUserViews:
         view: UserView = record_view(
             rec, self.items, state.session_gap_seconds, state.max_ts, context
         )
-        mf = self.engine.mf
-        if rec.mf is not None and 0 <= rec.index < mf._n_users:
-            mf._P[rec.index] = np.frombuffer(rec.mf, dtype=np.float32)  # fresher than the snapshot
-            mf._user_n[rec.index] = max(rec.mf_events, 1)
+        if rec.mf is not None:  # the user's factors, as fresh as their record
+            p_u = np.frombuffer(rec.mf, dtype=np.float32)
+            view.memo["mf/p"] = self.engine.mf.query_vector(p_u, view.recent_items)
         return view
 
 
@@ -112,8 +114,7 @@ class ClusterEngine:
         self.partitions: list[Engine | None] = [None] * self.log.partitions
         self.versions = [0] * self.log.partitions
         self._stores = [
-            RedisSnapshotStore(self.redis, settings.redis_prefix, p)
-            for p in range(self.log.partitions)
+            ServingStore(self.redis, settings.redis_prefix, p) for p in range(self.log.partitions)
         ]
         self._empty = self._engine()
         self._last_stats: dict[str, Any] = {}
@@ -135,7 +136,8 @@ class ClusterEngine:
 
     # -- model snapshots ---------------------------------------------------------------------
     def refresh(self) -> int:
-        """Load every partition snapshot newer than the one held; returns how many loaded."""
+        """Load every partition's publication newer than the one held (partitions whose
+        version did not change are left alone); returns how many loaded."""
         try:
             pipe = self.redis.pipeline(transaction=False)
             for store in self._stores:

@@ -10,8 +10,10 @@ A ``PartitionRunner`` holds, in memory, the partition's ``OnlineState`` and mode
    write the effects -- each touched user's record, the partition's ``done`` and processed
    counts, the freshness histogram -- in **one Lua script fenced by the lease** (a worker that
    lost its lease cannot write), and only then ``XACK`` the chunks;
-3. ``publish``: save a snapshot (item-side models, id maps, state) for serving replicas and for
-   the next owner.
+3. ``publish``: every ``scaleout_publish_seconds``, the serving publication (item side only,
+   as a diff against a base: ``freshrec.scaleout.serving``) for replicas; every
+   ``scaleout_snapshot_seconds`` and on hand-over, the full snapshot (state, every model) for the
+   next owner.
 
 A chunk redelivered after a crash is recognised by ``done`` (written atomically with its
 effects) and only acknowledged: nothing is applied twice.
@@ -31,6 +33,7 @@ from freshrec.errors import StorageError
 from freshrec.log.redis import Chunk, RedisLog
 from freshrec.scaleout.feed import ChunkFeed
 from freshrec.scaleout.keys import Keys
+from freshrec.scaleout.serving import ServingPublisher, serving_arrays
 from freshrec.scaleout.snapshots import RedisSnapshotStore
 from freshrec.settings import Settings
 from freshrec.state.arrays import grow
@@ -153,7 +156,10 @@ class PartitionRunner:
         )
         self.lease_ms = int(settings.worker_lease_seconds * 1000)
         self.done = -1  # global first offset of the last chunk whose effects are in Redis
-        self.published_at = 0.0
+        self.published_at = 0.0  # serving publication
+        self.served_offset = -1
+        self.snapshot_at = 0.0  # full snapshot
+        self.serving = ServingPublisher(self.redis, log_.prefix, partition)
         self._effects = self.redis.register_script(_EFFECTS)
 
     # -- start -------------------------------------------------------------------------------
@@ -275,23 +281,42 @@ class PartitionRunner:
 
     # -- publishing --------------------------------------------------------------------------
     def publish(self, force: bool = False) -> bool:
-        """Save a snapshot if anything changed since the last one (and one is due); written in
-        the background unless ``force`` (which waits until it is in Redis)."""
+        """Publish for serving if anything changed since the last publication (and one is
+        due); save the full snapshot when due (written in the background) or when ``force``
+        (which waits until it is in Redis). Returns False when a full snapshot is still being
+        written."""
+        now = time.monotonic()
+        offset = self.processor.offset
+        if offset != self.served_offset and (
+            force or now - self.published_at >= self.settings.scaleout_publish_seconds
+        ):
+            self.publish_serving()
         if force:
             self.store.wait()
         elif self.store.busy:
             return False
         else:
             self.store.wait()  # re-raise what went wrong with the previous one, if anything
-        due = time.monotonic() - self.published_at >= self.settings.scaleout_publish_seconds
-        changed = self.processor.offset != self.processor._snapshot_offset
+        due = now - self.snapshot_at >= self.settings.scaleout_snapshot_seconds
+        changed = offset != self.processor._snapshot_offset
         if (changed and due) or (force and self.store.saved_cursor != self.done):
             self.store.cursor = self.done
             self.processor.snapshot()
-            self.published_at = time.monotonic()
+            self.snapshot_at = now
         if force:
             self.store.wait()
         return True
+
+    def publish_serving(self) -> int:
+        """Write the serving publication of the partition as of now; returns its version."""
+        e = self.engine
+        with e.lock:
+            arrays = serving_arrays(e.state, self.processor._parts)
+            meta = {"models": {m.name: m.params() for m in e.models}}
+        version = self.serving.publish(self.processor.offset, arrays, e.state.items.keys(), meta)
+        self.served_offset = self.processor.offset
+        self.published_at = time.monotonic()
+        return version
 
     def trim(self) -> int:
         """Drop stream entries nobody needs any more: reflected in the published snapshot

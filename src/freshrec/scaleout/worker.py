@@ -164,8 +164,8 @@ class Worker:
             except LeaseLost as exc:
                 log.warning("%s", exc)
                 self._drop(p)
-        # one snapshot per round at most (the most overdue): publishing a partition takes tens
-        # of milliseconds, and events arriving meanwhile wait for it
+        # one partition publishes per round at most (the most overdue), so events arriving
+        # meanwhile wait for one publication at most
         if self.runners:
             min(self.runners.values(), key=lambda r: r.published_at).publish()
         if time.monotonic() - self._trimmed_at >= self.settings.worker_trim_seconds:
