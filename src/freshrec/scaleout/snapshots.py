@@ -1,4 +1,5 @@
-"""Partition snapshots in Redis: what a worker publishes and what serving replicas load.
+"""Full partition snapshots in Redis: what the next owner of a partition restores (serving
+replicas load the lighter serving publication instead, ``freshrec.scaleout.serving``).
 
 Same interface as ``freshrec.registry.SnapshotStore`` (``save`` / ``load_latest``), so the
 ``Processor`` writes and restores them unchanged. One hash per partition holds the arrays
