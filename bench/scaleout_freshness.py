@@ -28,7 +28,7 @@ PAIRS = 40
 
 def run(quick: bool = False, seed: int = 42, trials: int | None = None):  # type: ignore[no-untyped-def]
     trials = trials or (50 if quick else 300)
-    deploy = Deployment()  # default settings: snapshots every 1 s, replicas poll every 0.25 s
+    deploy = Deployment()  # default settings: publications every 1 s, polled every 0.25 s
     try:
         _, port_a = deploy.replica("a")
         _, port_b = deploy.replica("b")

@@ -9,7 +9,8 @@ the workers start: one with ``--partitions 0,1,2,3``, or two with ``0,1`` and ``
 shares, so no hand-over during the run). The rate is measured between 10 % and 90 % of the
 events processed (worker start-up -- engines built, numba cache loaded -- is excluded), from
 the processed counts the workers write to Redis with their effects. Workers do everything they
-do in production: state, every model, live quality, user records, snapshots every second.
+do in production: state, every model, live quality, user records, serving publications every
+second, full snapshots every 10 s.
 """
 
 from __future__ import annotations
