@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 
@@ -26,3 +28,13 @@ def make_checkerboard(users_per_taste: int = 10) -> list[dict[str, object]]:
 def checkerboard() -> list[dict[str, object]]:
     """The two-taste stream with 10 users per taste (60 events)."""
     return make_checkerboard(10)
+
+
+@pytest.fixture
+def redis_prefix() -> Iterator[str]:
+    """A fresh key prefix in the real Redis at 127.0.0.1:6379, its keys deleted afterwards."""
+    from tests.redis_helpers import delete_prefix, new_prefix
+
+    prefix = new_prefix()
+    yield prefix
+    delete_prefix(prefix)

@@ -81,3 +81,52 @@ def start_demo(root: Path, *args: str) -> Demo:
     except BaseException:
         demo.stop()
         raise
+
+
+@dataclass
+class Child:
+    """A freshrec child process (``freshrec serve``, ``freshrec worker``...) and its output."""
+
+    process: subprocess.Popen[bytes]
+    output: Path
+    url: str | None = None
+
+    def log(self) -> str:
+        return self.output.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+def start_child(
+    root: Path, name: str, args: list[str], env: dict[str, str], port: int | None = None
+) -> Child:
+    """``python -m freshrec.cli <args>`` with ``env`` added; with ``port``, waits for /healthz."""
+    output = root / f"{name}.log"
+    with output.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "freshrec.cli", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=root,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
+        )
+    child = Child(process, output, None if port is None else f"http://{HOST}:{port}")
+    if child.url is None:
+        return child
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            assert process.poll() is None, f"{name} exited early:\n{child.log()}"
+            assert time.monotonic() < deadline, f"{name}: no /healthz:\n{child.log()}"
+            try:
+                if httpx.get(f"{child.url}/healthz", timeout=1.0).status_code == 200:
+                    return child
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+    except BaseException:
+        child.stop()
+        raise

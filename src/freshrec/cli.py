@@ -31,6 +31,10 @@ ItemCol = Annotated[str, typer.Option(help="CSV column of item ids.")]
 TimeCol = Annotated[str, typer.Option(help="CSV column of timestamps.")]
 TypeCol = Annotated[str | None, typer.Option(help="CSV column of event types.")]
 SessionCol = Annotated[str | None, typer.Option(help="CSV column of session ids.")]
+RedisUrl = Annotated[
+    str | None,
+    typer.Option("--redis-url", help="Redis of a scale-out deployment (redis://host:6379/0)."),
+]
 TypeMap = Annotated[
     str | None,
     typer.Option(help="Rename types, e.g. 'pv=view,cart=add_to_cart,buy=purchase,fav=favorite'."),
@@ -58,7 +62,12 @@ def run_server(settings: Settings) -> None:
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    engine = Engine(settings)
+    if settings.redis_url is not None:  # scale-out: a stateless replica over Redis
+        from freshrec.scaleout import ClusterEngine
+
+        engine: Any = ClusterEngine(settings)
+    else:
+        engine = Engine(settings)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it: end with exit code 0 instead
     previous = signal.signal(signal.SIGTERM, stop)
     try:
@@ -77,20 +86,106 @@ def run_server(settings: Settings) -> None:
 
 
 @app.command()
-def serve(data_dir: DataDir = None, host: Host = None, port: Port = None) -> None:
-    """Run the HTTP API with an embedded engine (log and snapshots under --data-dir)."""
-    settings = _settings(data_dir=data_dir, host=host, port=port)
-    _require_data_dir(settings)
-    typer.echo(
-        f"freshrec serving on http://{settings.host}:{settings.port} (data in {settings.data_dir})"
-    )
+def serve(
+    data_dir: DataDir = None, host: Host = None, port: Port = None, redis_url: RedisUrl = None
+) -> None:
+    """Run the HTTP API with an embedded engine (log and snapshots under --data-dir), or, with
+    --redis-url, as a stateless replica of a scale-out deployment."""
+    settings = _settings(data_dir=data_dir, host=host, port=port, redis_url=redis_url)
+    where = f"Redis {settings.redis_url}" if settings.redis_url else f"data in {settings.data_dir}"
+    if settings.redis_url is None:
+        _require_data_dir(settings)
+    typer.echo(f"freshrec serving on http://{settings.host}:{settings.port} ({where})")
     run_server(settings)
 
 
 @app.command()
-def replay(
-    file: DataFile,
+def worker(
+    redis_url: RedisUrl = None,
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Where the Parquet archive is written.")
+    ] = None,
+    partitions: Annotated[
+        str | None, typer.Option(help="Only these partitions, e.g. '0,1' (default: a fair share).")
+    ] = None,
+) -> None:
+    """Process events of a scale-out deployment (any number of workers share the partitions)."""
+    from freshrec.scaleout import Worker
+
+    settings = _settings(redis_url=redis_url, data_dir=data_dir)
+    if settings.redis_url is None:
+        raise typer.BadParameter("--redis-url (or FRESHREC_REDIS_URL) is required")
+    only = None
+    if partitions:
+        try:
+            only = {int(p) for p in partitions.split(",") if p.strip()}
+        except ValueError:
+            raise typer.BadParameter(
+                f"expected integers like 0,1, got {partitions!r}", param_hint="--partitions"
+            ) from None
+        bad = [p for p in only if not 0 <= p < settings.redis_partitions]
+        if bad:
+            raise typer.BadParameter(
+                f"partitions {bad} outside 0..{settings.redis_partitions - 1}",
+                param_hint="--partitions",
+            )
+    try:
+        w = Worker(settings, only)
+    except FreshrecError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+    def stop(signum: int, frame: object) -> None:
+        w.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    typer.echo(f"freshrec worker {w.id} on {settings.redis_url}")
+    w.run()
+    typer.echo(f"freshrec worker {w.id} stopped ({w.processed} events processed)")
+
+
+archive_app = typer.Typer(help="The Parquet archive of processed events.", no_args_is_help=True)
+app.add_typer(archive_app, name="archive")
+
+
+@archive_app.command("query")
+def archive_query(
+    sql: Annotated[str, typer.Argument(help="SQL over the table `events` (DuckDB).")],
     data_dir: DataDir = None,
+) -> None:
+    """Run SQL over the archived events with DuckDB and print the rows (tab-separated)."""
+    from freshrec.archive import query
+
+    settings = _settings(data_dir=data_dir)
+    _require_data_dir(settings)
+    try:
+        names, rows = query(settings.data_dir, sql)  # type: ignore[arg-type]
+    except FreshrecError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    except Exception as exc:  # DuckDB's own errors (syntax, unknown column)
+        raise typer.BadParameter(f"sql: {exc}") from None
+    typer.echo("\t".join(names))
+    for row in rows:
+        typer.echo("\t".join("" if v is None else str(v) for v in row))
+
+
+@app.command()
+def replay(
+    file: Annotated[
+        Path | None,
+        typer.Argument(exists=True, dir_okay=False, help="u.data or a CSV file."),
+    ] = None,
+    data_dir: DataDir = None,
+    from_archive: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-archive",
+            exists=True,
+            file_okay=False,
+            help="Backfill from the Parquet archive under this data directory instead.",
+        ),
+    ] = None,
+    redis_url: RedisUrl = None,
     fmt: Annotated[str, typer.Option("--format", help="ml100k, csv or auto.")] = "auto",
     user_col: UserCol = "user_id",
     item_col: ItemCol = "item_id",
@@ -100,10 +195,16 @@ def replay(
     type_map: TypeMap = None,
     default_type: Annotated[str, typer.Option(help="Type of rows without a type column.")] = "view",
 ) -> None:
-    """Load a historical data file through the log and the processor (event time preserved)."""
+    """Load a historical data file (or, with --from-archive, a deployment's Parquet archive)
+    through the log and the processor (event time preserved); into --redis-url when given."""
     from freshrec.replay import ReplaySource, replay_file
 
-    settings = _settings(data_dir=data_dir)
+    settings = _settings(data_dir=data_dir, redis_url=redis_url)
+    if from_archive is not None:
+        _backfill(from_archive, settings)
+        return
+    if file is None:
+        raise typer.BadParameter("a data file (or --from-archive DIR) is required")
     _require_data_dir(settings)
     try:
         source = ReplaySource(
@@ -113,6 +214,30 @@ def replay(
     except FreshrecError as exc:
         raise typer.BadParameter(str(exc)) from None
     typer.echo(summary)
+
+
+def _backfill(archive: Path, settings: Settings) -> None:
+    """``freshrec replay --from-archive``: the archive's events into a fresh deployment."""
+    from freshrec.archive import backfill
+
+    if settings.redis_url is not None:
+        from freshrec.scaleout import ClusterEngine
+
+        target: Any = ClusterEngine(settings)
+    else:
+        _require_data_dir(settings)
+        from freshrec.engine import Engine
+
+        target = Engine(settings)
+    try:
+        accepted, duplicates = backfill(archive, target)
+        if settings.redis_url is None:
+            target.process()
+    except FreshrecError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    finally:
+        target.close()
+    typer.echo(f"backfilled {accepted} events from {archive} ({duplicates} already there)")
 
 
 @app.command()

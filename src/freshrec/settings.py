@@ -111,6 +111,46 @@ class Settings(BaseSettings):
     snapshot_every_seconds: float = Field(60.0, gt=0, description="... or after this long.")
     snapshots_kept: int = Field(2, ge=1, description="Snapshots kept on disk.")
 
+    # -- scale-out mode (Redis): freshrec serve --redis-url / freshrec worker ------------------
+    redis_url: str | None = Field(
+        None, description="Redis of a scale-out deployment (redis://host:6379/0); None = embedded."
+    )
+    redis_prefix: str = Field("freshrec:", min_length=1, description="Prefix of every Redis key.")
+    redis_partitions: int = Field(
+        4, ge=1, le=1024, description="Streams the log is split into by user hash (fixed)."
+    )
+    redis_timeout_seconds: float = Field(
+        1.0, gt=0, description="Redis socket timeout: an outage becomes a 503 this fast."
+    )
+    worker_lease_seconds: float = Field(
+        3.0, gt=0, description="A worker's partition lease; a dead worker's pass on after it."
+    )
+    worker_read_chunks: int = Field(
+        32, ge=1, description="Stream entries (appended batches) a worker reads at once."
+    )
+    worker_trim_seconds: float = Field(
+        10.0, gt=0, description="How often workers trim what every reader has done with."
+    )
+    scaleout_publish_seconds: float = Field(
+        1.0, gt=0, description="How often workers publish item-side model snapshots."
+    )
+    scaleout_snapshot_seconds: float = Field(
+        10.0, gt=0, description="How often workers save a partition's full snapshot (takeover)."
+    )
+    serving_poll_seconds: float = Field(
+        0.25, gt=0, description="How often replicas look for newer model snapshots."
+    )
+    archive: bool = Field(
+        True, description="Workers append processed events to Parquet under data_dir/archive."
+    )
+    archive_flush_rows: int = Field(
+        50_000, gt=0, description="Rows buffered before a Parquet file is written."
+    )
+    archive_flush_seconds: float = Field(5.0, gt=0, description="... or after this long.")
+    archive_queue_chunks: int = Field(
+        1024, gt=0, description="Chunks waiting for the archive writer (bounds its memory)."
+    )
+
     @field_validator("type_weights")
     @classmethod
     def _known_types(cls, value: dict[str, float]) -> dict[str, float]:

@@ -313,12 +313,18 @@ class OnlineMF(Model):
         neither.
         """
         u = user.index
-        fold = self.fold_in(user.recent_items)
-        if 0 <= u < self._n_users and self._user_n[u] > 0:
+        known = 0 <= u < self._n_users and self._user_n[u] > 0
+        return self.query_vector(self._P[u] if known else None, user.recent_items)
+
+    def query_vector(self, p_u: np.ndarray | None, recent_items: np.ndarray) -> np.ndarray:
+        """The query vector of a user with factors ``p_u`` (None: none learned yet) and these
+        recent items (scale-out replicas pass the factors read from the user's record)."""
+        fold = self.fold_in(recent_items)
+        if p_u is not None:
             if fold is None or self.recent_mix == 0.0:
-                return self._P[u]
+                return p_u
             mix = np.float32(self.recent_mix)
-            return (np.float32(1.0) - mix) * self._P[u] + mix * fold
+            return (np.float32(1.0) - mix) * p_u + mix * fold
         return np.zeros(self.factors, dtype=np.float32) if fold is None else fold
 
     def fold_in(self, recent_items: np.ndarray) -> np.ndarray | None:

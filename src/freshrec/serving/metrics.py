@@ -74,6 +74,9 @@ class _EngineCollector(Collector):
             "Live test-then-learn checks made.",
             value=info["live_eval"]["tests"],
         )
+        extra = getattr(self.engine, "extra_metrics", None)  # e.g. scale-out freshness
+        if extra is not None:
+            yield from extra()
 
 
 class Metrics:

@@ -1,4 +1,4 @@
-"""The contract every log backend passes (the Redis backend will join the parametrisation)."""
+"""The contract every log backend passes: embedded (memory, SQLite) and scale-out (Redis)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,27 @@ import pytest
 from freshrec.errors import ValidationError
 from freshrec.events import LoggedEvent
 from freshrec.log import EventLog, SqliteLog, open_log
+from tests.redis_helpers import REDIS_URL
 
 
 def ev(n: int, event_id: str | None = None, user: str = "u") -> LoggedEvent:
     return LoggedEvent(0, user, f"i{n}", 1000.0 + n, event_id)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def make_log(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., EventLog]]:
+@pytest.fixture(params=["memory", "sqlite", "redis", "redis-1"])
+def make_log(
+    request: pytest.FixtureRequest, tmp_path: Path, redis_prefix: str
+) -> Iterator[Callable[..., EventLog]]:
     opened: list[EventLog] = []
+    urls = {
+        "memory": "memory://",
+        "sqlite": f"sqlite://{tmp_path / 'log.db'}",
+        "redis": f"{REDIS_URL}?partitions=4&prefix={redis_prefix}",
+        "redis-1": f"{REDIS_URL}?partitions=1&prefix={redis_prefix}",
+    }
 
     def factory(**options: object) -> EventLog:
-        url = "memory://" if request.param == "memory" else f"sqlite://{tmp_path / 'log.db'}"
-        log = open_log(url, **options)
+        log = open_log(urls[request.param], **options)
         opened.append(log)
         return log
 

@@ -26,7 +26,7 @@ async def healthz() -> MsgspecResponse:
 async def readyz(engine: EngineDep) -> MsgspecResponse:
     s = engine.stats()
     if not s["ready"]:
-        reason = (
+        reason = s.get("reason") or (
             f"replaying the event log: {s['events_processed']} of "
             f"{s['events_accepted']} events processed"
         )

@@ -1,0 +1,351 @@
+"""``ClusterEngine``: what a stateless ``freshrec serve --redis-url`` replica serves.
+
+It has the interface of ``Engine`` that the HTTP layer uses (ingest, recommend, similar, stats,
+models_info, start/stop/close), over Redis:
+
+- ingest validates and appends to the Redis log (``RedisLog``): durable in Redis before the
+  202, or a 503 naming Redis when it cannot be reached -- never a silent drop;
+- for each partition the replica holds an ``Engine`` restored from the partition's latest
+  serving publication (``freshrec.scaleout.serving``: item-side models -- popularity,
+  co-visitation, MF item factors, ranker -- and item ids, no per-user state), built by a
+  background poller off the request path and swapped in whole within ``serving_poll_seconds``
+  of its publication; the models are those of the user's partition (one writer per
+  partition);
+- each request reads the user's record from Redis (``freshrec.state.redis``): recent items,
+  session, purchases and MF user factors as of the latest processed batch (the factors become
+  the request's MF query vector; the loaded models are never written by requests). When Redis is
+  unreachable the user is served as a newcomer (the cached popularity of their partition).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import redis
+from prometheus_client.core import HistogramMetricFamily, Metric
+
+from freshrec.engine import Engine
+from freshrec.engine.engine import IngestResult
+from freshrec.engine.processor import Processor
+from freshrec.engine.recommender import Recommendation, Recommender
+from freshrec.errors import NotFound, StorageError
+from freshrec.events import Event, EventValidator, ValidatedBatch
+from freshrec.features.context import Context
+from freshrec.log.redis import RedisLog, partition_of, unavailable
+from freshrec.scaleout.feed import ChunkFeed
+from freshrec.scaleout.keys import Keys
+from freshrec.scaleout.partition import FRESHNESS_BUCKETS, UserEvents
+from freshrec.scaleout.serving import ServingStore
+from freshrec.settings import Settings
+from freshrec.state import UserView
+from freshrec.state.ids import IdMap
+from freshrec.state.redis import decode_record, record_view, user_key
+
+log = logging.getLogger(__name__)
+
+
+class _SnapshotOnly(ChunkFeed):
+    """A replica's processor only restores publications: the log ends where they do."""
+
+    def __init__(self, store: ServingStore) -> None:
+        super().__init__()
+        self.store = store
+
+    def end_offset(self) -> int:
+        return int(self.store.loaded_meta.get("offset", 0))
+
+
+class RedisUserViews:
+    """Stands in for ``OnlineState`` in a replica's ``Recommender``: users come from Redis,
+    items from the partition's snapshot."""
+
+    def __init__(self, engine: Engine, client: redis.Redis, prefix: str) -> None:
+        self.engine = engine
+        self.items: IdMap = engine.state.items
+        self.redis = client
+        self.prefix = prefix
+        self.failures = 0
+
+    def view(self, user_id: str, max_items: int | None = None, context: Context | None = None):  # type: ignore[no-untyped-def]
+        state = self.engine.state
+        try:
+            data = self.redis.get(user_key(self.prefix, user_id))
+        except redis.RedisError:
+            self.failures += 1  # serve them as a newcomer: the partition's popular items
+            data = None
+        if data is None:
+            return state.view(f"\x00unknown:{user_id}", context=context)
+        rec = decode_record(data)
+        view: UserView = record_view(
+            rec, self.items, state.session_gap_seconds, state.max_ts, context
+        )
+        if rec.mf is not None:  # the user's factors, as fresh as their record
+            p_u = np.frombuffer(rec.mf, dtype=np.float32)
+            view.memo["mf/p"] = self.engine.mf.query_vector(p_u, view.recent_items)
+        return view
+
+
+class ClusterEngine:
+    """A serving replica of a scale-out deployment (state and log in Redis)."""
+
+    def __init__(self, settings: Settings) -> None:
+        if settings.redis_url is None:
+            raise ValueError("redis_url: scale-out serving needs the deployment's Redis")
+        self.settings = settings
+        self.log = RedisLog(
+            settings.redis_url,
+            settings.redis_partitions,
+            settings.redis_prefix,
+            settings.dedup_max_ids,
+            settings.dedup_window_seconds,
+            timeout=settings.redis_timeout_seconds,
+        )
+        self.redis = self.log.redis
+        self.keys = Keys(settings.redis_prefix)
+        self.validator = EventValidator()
+        self.rejected = 0
+        self._ingest_lock = threading.Lock()
+        self.lock = threading.RLock()
+        self.partitions: list[Engine | None] = [None] * self.log.partitions
+        self.versions = [0] * self.log.partitions
+        self._stores = [
+            ServingStore(self.redis, settings.redis_prefix, p) for p in range(self.log.partitions)
+        ]
+        self._empty = self._engine()
+        self._last_stats: dict[str, Any] = {}
+        self.reachable = True
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.refresh()
+
+    @property
+    def model_version(self) -> str:
+        return "redis-" + ".".join(str(v) for v in self.versions)
+
+    @property
+    def ready(self) -> bool:
+        return self.reachable
+
+    def _engine(self) -> Engine:
+        return Engine(self.settings.model_copy(update={"data_dir": None, "redis_url": None}))
+
+    # -- model snapshots ---------------------------------------------------------------------
+    def refresh(self) -> int:
+        """Load every partition's publication newer than the one held (partitions whose
+        version did not change are left alone); returns how many loaded."""
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for store in self._stores:
+                pipe.hget(store.key, "version")
+            versions = [int(v or 0) for v in pipe.execute()]
+            self.reachable = True
+        except redis.RedisError:
+            self.reachable = False
+            return 0
+        loaded = 0
+        for p, version in enumerate(versions):
+            if version and version != self.versions[p]:
+                engine = self._load(p)
+                if engine is not None:
+                    with self.lock:
+                        self.partitions[p] = engine
+                        self.versions[p] = int(self._stores[p].loaded_meta["version"])
+                    loaded += 1
+        return loaded
+
+    def _load(self, p: int) -> Engine | None:
+        engine = self._engine()
+        store = self._stores[p]
+        processor = Processor(
+            _SnapshotOnly(store),
+            engine.state,
+            engine.models,
+            engine.lock,
+            store,
+            [engine.quality, UserEvents()],
+            on_model_error=engine.ensemble.disable,
+        )
+        try:
+            processor.restore()
+        except (redis.RedisError, StorageError) as exc:
+            log.warning("cannot load the snapshot of partition %d: %s", p, exc)
+            return None
+        engine.recommender = Recommender(
+            RedisUserViews(engine, self.redis, self.settings.redis_prefix),  # type: ignore[arg-type]
+            engine.ensemble,
+            engine.covisitation,
+            self.settings.exclude_recent,
+        )
+        engine.ready = True
+        return engine
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._poll, name="freshrec-models", daemon=True)
+            self._thread.start()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.settings.serving_poll_seconds):
+            try:
+                self.refresh()
+            except Exception:
+                log.exception("loading model snapshots failed; retrying")
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+
+    def close(self) -> None:
+        self.stop()
+        self.log.close()
+
+    # -- ingest ------------------------------------------------------------------------------
+    def ingest(
+        self, events: Event | Mapping[str, Any] | Iterable[Event | Mapping[str, Any]]
+    ) -> IngestResult:
+        if isinstance(events, Event | Mapping):
+            events = [events]  # type: ignore[list-item]
+        return self._append(self.validator.validate_many(events))  # type: ignore[arg-type]
+
+    def ingest_json(self, body: bytes) -> IngestResult:
+        return self._append(self.validator.validate_json(body, self.settings.max_batch_events))
+
+    def _append(self, batch: ValidatedBatch) -> IngestResult:
+        with self._ingest_lock:
+            self.rejected += len(batch.errors)
+        if not batch.events:
+            return IngestResult(0, 0, batch.errors)
+        result = self.log.append(batch.events)
+        return IngestResult(result.accepted, result.duplicates, batch.errors)
+
+    # -- serving -----------------------------------------------------------------------------
+    def _partition(self, user_id: str) -> Engine:
+        engine = self.partitions[partition_of(user_id, self.log.partitions)]
+        return engine if engine is not None else self._empty
+
+    def recommend(
+        self,
+        user_id: str,
+        k: int = 10,
+        context: Mapping[str, Any] | None = None,
+        exclude: Iterable[str] | None = None,
+        *,
+        user_agent: str | None = None,
+        trusted_country: str | None = None,
+    ) -> list[Recommendation]:
+        """As ``Engine.recommend``, with the user's state read from Redis now."""
+        return self._partition(user_id).recommend(
+            user_id,
+            k,
+            context,
+            exclude,
+            user_agent=user_agent,
+            trusted_country=trusted_country,
+        )
+
+    def similar(self, item_id: str, k: int = 10) -> list[Recommendation]:
+        """Co-visitation partners of ``item_id`` summed over every partition's model."""
+        scores: dict[str, float] = {}
+        known = False
+        for engine in self.partitions:
+            if engine is None or engine.state.items.get(item_id) is None:
+                continue
+            known = True
+            for rec in engine.similar(item_id, k):
+                scores[rec.item_id] = scores.get(rec.item_id, 0.0) + rec.score
+        if not known:
+            raise NotFound(f"item_id: unknown item {item_id!r}")
+        best = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+        reason = {"type": "also_viewed", "item_id": item_id}
+        return [Recommendation(item, score, reason) for item, score in best]
+
+    def models_info(self) -> dict[str, Any]:
+        """The models of the first loaded partition, and every partition's snapshot version."""
+        engine = next((e for e in self.partitions if e is not None), self._empty)
+        info = engine.models_info()
+        info["model_version"] = self.model_version
+        info["partitions"] = [
+            {"partition": p, "version": v, "loaded": e is not None}
+            for p, (v, e) in enumerate(zip(self.versions, self.partitions, strict=True))
+        ]
+        return info
+
+    def stats(self) -> dict[str, Any]:
+        """Cluster-wide counts from Redis; when Redis is unreachable, the last known ones with
+        ``ready`` false and the reason."""
+        n = self.log.partitions
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.hmget(self.log.meta_key, ["end", "duplicates"])
+            pipe.hgetall(self.keys.parts)
+            pipe.scard(self.keys.items)
+            (end, duplicates), parts, items = pipe.execute()
+        except redis.RedisError as exc:
+            self.reachable = False
+            zeros = dict.fromkeys(
+                ("events_accepted", "events_processed", "events_duplicate", "processor_lag"), 0
+            )
+            return {
+                **zeros,
+                "users": 0,
+                "items": 0,
+                "model_version": self.model_version,
+                **self._last_stats,
+                "events_rejected": self.rejected,
+                "ready": False,
+                "reason": str(unavailable(self.settings.redis_url or "", exc)),
+            }
+        self.reachable = True
+        fields = {k.decode(): int(v) for k, v in parts.items()}
+        accepted = int(end or 0)
+        processed = sum(fields.get(f"processed:{p}", 0) for p in range(n))
+        self._last_stats = {
+            "events_accepted": accepted,
+            "events_processed": processed,
+            "events_duplicate": int(duplicates or 0),
+            "events_rejected": self.rejected,
+            "processor_lag": accepted - processed,
+            "users": sum(fields.get(f"users:{p}", 0) for p in range(n)),
+            "items": int(items),
+            "model_version": self.model_version,
+            "partitions": n,
+            "ready": True,
+        }
+        return dict(self._last_stats)
+
+    def extra_metrics(self) -> Iterator[Metric]:
+        """The cluster's freshness histogram: acknowledged -> visible to serving."""
+        try:
+            raw = self.redis.hgetall(self.keys.fresh)
+        except redis.RedisError:
+            return
+        fields = {k.decode(): float(v) for k, v in raw.items()}
+        cumulative, buckets = 0.0, []
+        for bound in FRESHNESS_BUCKETS:
+            cumulative += fields.get(f"le:{bound!r}", 0.0)
+            buckets.append((repr(bound), cumulative))
+        buckets.append(("+Inf", fields.get("count", 0.0)))
+        yield HistogramMetricFamily(
+            "freshrec_freshness_seconds",
+            "Time from an event's acknowledgement to its effect being visible to serving.",
+            buckets=buckets,
+            sum_value=fields.get("sum", 0.0),
+        )
+
+    def wait_processed(self, timeout: float = 5.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            s = self.stats()
+            if s.get("ready") and s["events_processed"] >= s["events_accepted"]:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)

@@ -1,0 +1,206 @@
+"""``freshrec worker``: a member of the consumer group that processes partitions.
+
+Membership and ownership live in Redis. Every worker heartbeats into a sorted set; the live
+workers (heartbeat within ``worker_lease_seconds``), sorted by id, share the partitions
+round-robin (partition ``p`` goes to live worker ``p mod n``), so when one joins or leaves each
+recomputes the same assignment. A worker owns a partition only while it holds its lease
+(``SET NX PX``, renewed every loop, written effects are fenced by it): a worker that gives a
+partition up publishes a snapshot and deletes the lease; a worker that dies lets it expire, and
+the next owner replays from the snapshot and reclaims the dead worker's pending chunks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+
+import redis
+
+from freshrec.log.redis import RedisLog
+from freshrec.scaleout.keys import Keys
+from freshrec.scaleout.partition import LeaseLost, PartitionRunner
+from freshrec.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def assignment(workers: list[str], partitions: int, me: str) -> set[int]:
+    """The partitions ``me`` should own when ``workers`` are alive.
+
+    >>> sorted(assignment(["a", "b"], 5, "b")), sorted(assignment(["a"], 3, "a"))
+    ([1, 3], [0, 1, 2])
+    """
+    live = sorted(set(workers) | {me})
+    return {p for p in range(partitions) if live[p % len(live)] == me}
+
+
+class Worker:
+    """Processes the partitions assigned to it until ``stop``."""
+
+    def __init__(self, settings: Settings, only: set[int] | None = None) -> None:
+        if settings.redis_url is None:
+            raise ValueError("redis_url: a worker needs the deployment's Redis")
+        self.settings = settings
+        self.log = RedisLog(
+            settings.redis_url,
+            settings.redis_partitions,
+            settings.redis_prefix,
+            timeout=max(settings.redis_timeout_seconds, 5.0),
+        )
+        self.redis = self.log.redis
+        self.keys = Keys(settings.redis_prefix)
+        self.id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.only = only  # restrict to these partitions (--partitions)
+        self.lease_ms = int(settings.worker_lease_seconds * 1000)
+        self.runners: dict[int, PartitionRunner] = {}
+        self.processed = 0
+        self._trimmed_at = time.monotonic()
+        self._renew = self.redis.register_script(_RENEW)
+        self._release = self.redis.register_script(_RELEASE)
+        self._stop = threading.Event()
+        self.archiver = None
+        if settings.archive and settings.data_dir is not None:
+            from freshrec.archive import ArchiveWriter
+
+            self.archiver = ArchiveWriter(
+                settings.data_dir,
+                self.redis,
+                self.keys,
+                settings.archive_flush_rows,
+                settings.archive_flush_seconds,
+                settings.archive_queue_chunks,
+            )
+
+    # -- membership --------------------------------------------------------------------------
+    def _heartbeat(self) -> list[str]:
+        now = int(time.time() * 1000)
+        pipe = self.redis.pipeline()
+        pipe.zadd(self.keys.workers, {self.id: now})
+        pipe.zremrangebyscore(self.keys.workers, "-inf", now - self.lease_ms)
+        pipe.zrange(self.keys.workers, 0, -1)
+        return [w.decode() for w in pipe.execute()[2]]
+
+    def _rebalance(self) -> None:
+        live = self._heartbeat()
+        # --partitions: exactly these, whoever else is alive; else a fair share of all
+        wanted = (
+            self.only if self.only is not None else assignment(live, self.log.partitions, self.id)
+        )
+        for p in list(self.runners):
+            renewed = self._renew(keys=[self.keys.lease(p)], args=[self.id, self.lease_ms])
+            if not renewed:
+                log.warning("lease of partition %d lost; dropping it", p)
+                self._drop(p)
+            elif p not in wanted:
+                self._hand_over(p)
+        for p in sorted(wanted - set(self.runners)):
+            if self.redis.set(self.keys.lease(p), self.id, nx=True, px=self.lease_ms):
+                runner = PartitionRunner(
+                    self.log, p, self.settings, self.id, self.id, self.archiver
+                )
+                self.runners[p] = runner
+                try:  # building the engine may have taken a while: hold the lease anew
+                    if not self._renew(keys=[self.keys.lease(p)], args=[self.id, self.lease_ms]):
+                        self.runners.pop(p)
+                        continue
+                    runner.takeover()
+                except BaseException:
+                    self._drop(p)
+                    self._release(keys=[self.keys.lease(p)], args=[self.id])
+                    raise
+
+    def _drop(self, p: int) -> None:
+        """Forget partition ``p`` without handing it over (its lease is lost or lapsing)."""
+        self.runners.pop(p, None)
+        if self.archiver is not None:
+            self.archiver.forget(p)  # its next owner archives again from the recorded mark
+
+    def _hand_over(self, p: int) -> None:
+        """Give partition ``p`` to its new owner: publish a snapshot, then free the lease."""
+        runner = self.runners[p]
+        runner.publish(force=True)
+        if self.archiver is not None:
+            self.archiver.flush()
+        self._release(keys=[self.keys.lease(p)], args=[self.id])
+        self.runners.pop(p)
+        log.info("partition %d handed over", p)
+
+    # -- the loop ----------------------------------------------------------------------------
+    def step(self, block_ms: int = 50) -> int:
+        """One round: rebalance, read and process what is new, publish; returns events."""
+        self._rebalance()
+        if not self.runners:
+            self._stop.wait(block_ms / 1000)
+            return 0
+        streams = {self.log.stream(p): ">" for p in self.runners}
+        reply = self.redis.xreadgroup(
+            "workers",
+            self.id,
+            streams,
+            count=self.settings.worker_read_chunks,
+            block=block_ms,
+        )
+        by_stream = {self.log.stream(p): p for p in self.runners}
+        total = 0
+        for stream, entries in reply or ():
+            name = stream.decode() if isinstance(stream, bytes) else stream
+            p = by_stream[name]
+            chunks = [self.log._chunk(e) for e in entries if e[1]]
+            try:
+                total += self.runners[p].process(chunks)
+            except LeaseLost as exc:
+                log.warning("%s", exc)
+                self._drop(p)
+        # one partition publishes per round at most (the most overdue), so events arriving
+        # meanwhile wait for one publication at most
+        if self.runners:
+            min(self.runners.values(), key=lambda r: r.published_at).publish()
+        if time.monotonic() - self._trimmed_at >= self.settings.worker_trim_seconds:
+            for runner in self.runners.values():
+                runner.trim()
+            self._trimmed_at = time.monotonic()
+        self.processed += total
+        return total
+
+    def run(self) -> None:
+        """Process until ``stop`` is called; Redis outages are waited out."""
+        for p in range(self.log.partitions):
+            self.log.ensure_group(p)
+        while not self._stop.is_set():
+            try:
+                self.step()
+            except redis.RedisError as exc:
+                log.warning("Redis unavailable (%s); retrying in 1 s", exc)
+                for p in list(self.runners):  # leases may lapse meanwhile: take over afresh
+                    self._drop(p)
+                self._stop.wait(1.0)
+        self.shutdown()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def shutdown(self) -> None:
+        """Hand every partition over and leave the group (on SIGTERM / Ctrl-C)."""
+        try:
+            for p in list(self.runners):
+                self._hand_over(p)
+            self.redis.zrem(self.keys.workers, self.id)
+        except redis.RedisError as exc:
+            log.warning("could not hand partitions over cleanly (%s)", exc)
+        finally:
+            if self.archiver is not None:
+                self.archiver.close()
+            self.log.close()

@@ -1,0 +1,125 @@
+"""Redis goes away and comes back, under a serving replica and a worker.
+
+A private ``redis-server`` (real, on a free port, append-only file in a temporary folder) is
+stopped and restarted: ingest answers 503 naming Redis (and stores nothing), ``/readyz`` is 503,
+recommendations fall back to the popular items the replica holds, and everything recovers by
+itself once Redis is back.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from freshrec.archive import query
+from freshrec.scaleout import ClusterEngine, Worker
+from freshrec.serving import create_app
+from freshrec.settings import Settings
+from tests.conftest import make_checkerboard
+from tests.processes import HOST, free_port
+
+pytestmark = pytest.mark.integration
+
+
+class PrivateRedis:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"redis://{HOST}:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", HOST, "--save", "",
+             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.folder)],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.ConnectionError:
+                assert time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_outage_is_visible_and_recovered_from(private_redis: PrivateRedis, tmp_path: Path) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data",  # the worker archives too
+        archive_flush_seconds=0.1,
+        redis_url=private_redis.url,
+        redis_partitions=2,
+        redis_timeout_seconds=0.3,
+        scaleout_publish_seconds=0.05,
+        serving_poll_seconds=0.05,
+    )
+    worker = Worker(settings)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    engine = ClusterEngine(settings)
+    try:
+        with TestClient(create_app(engine)) as client:
+            assert (
+                client.post("/v1/events", json={"events": make_checkerboard(5)}).status_code == 202
+            )
+            assert engine.wait_processed(20)
+            deadline = time.monotonic() + 10
+            while engine.refresh() or None in engine.partitions:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            before = client.get("/v1/recommendations", params={"user_id": "u1"}).json()
+            assert before["items"][0]["reason"]["type"] == "because_you_viewed"
+
+            private_redis.stop()
+            r = client.post("/v1/events", json={"type": "view", "user_id": "u1", "item_id": "z"})
+            assert r.status_code == 503
+            assert f"Redis at {HOST}:{private_redis.port} is unreachable" in r.json()["error"]
+            ready = client.get("/readyz")
+            assert ready.status_code == 503 and "unreachable" in ready.json()["reason"]
+            fallback = client.get("/v1/recommendations", params={"user_id": "u1"})
+            assert fallback.status_code == 200
+            reasons = {item["reason"]["type"] for item in fallback.json()["items"]}
+            assert fallback.json()["items"] and "because_you_viewed" not in reasons
+            assert client.get("/metrics").status_code == 200
+
+            private_redis.start()  # same port, same append-only file
+            deadline = time.monotonic() + 20
+            while client.get("/readyz").status_code != 200:
+                assert time.monotonic() < deadline, "replica did not recover"
+                time.sleep(0.1)
+            r = client.post("/v1/events", json={"type": "view", "user_id": "u1", "item_id": "a0"})
+            assert r.status_code == 202
+            assert engine.wait_processed(20), "worker did not recover"
+            stats = client.get("/v1/stats").json()
+            assert (
+                stats["events_accepted"] == stats["events_processed"] == 31
+            )  # nothing half-written
+    finally:
+        worker.stop()
+        thread.join(20)
+        engine.close()
+    assert not thread.is_alive()
+    _, rows = query(tmp_path / "data", 'SELECT count(*), count(DISTINCT "offset") FROM events')
+    assert rows[0] == (31, 31)  # the outage cost the archive nothing, and nothing twice

@@ -1,0 +1,128 @@
+"""The serving publication on the real Redis: a replica scores exactly as the partition's worker
+does, version after version (base, then diffs, then a new owner's base), and what it loads holds
+no per-user state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from freshrec.scaleout import ClusterEngine
+from freshrec.scaleout.partition import PartitionRunner
+from freshrec.scaleout.serving import USER_PARTS, USER_ROWS, USER_STATE, serving_key
+from freshrec.scaleout.snapshots import decode_arrays
+from freshrec.settings import Settings
+from tests.unit.scaleout.test_scaleout import held_runner, partition_users, scaleout_settings
+
+
+@pytest.fixture
+def settings(redis_prefix: str) -> Settings:
+    return scaleout_settings(redis_prefix)
+
+
+@pytest.fixture
+def replica(settings: Settings) -> Iterator[ClusterEngine]:
+    engine = ClusterEngine(settings)
+    yield engine
+    engine.close()
+
+
+TYPES = ("view", "view", "view", "add_to_cart", "purchase")
+
+
+def shop_events(users: list[str], items: int, n: int, t0: float, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    return [
+        {
+            "type": TYPES[int(rng.integers(0, len(TYPES)))],
+            "user_id": users[int(rng.integers(0, len(users)))],
+            "item_id": f"item{int(rng.integers(0, items))}",
+            "timestamp": t0 + 7.0 * k,
+        }
+        for k in range(n)
+    ]
+
+
+def drain(runner: PartitionRunner) -> None:
+    while chunks := runner.log.read_group(runner.partition, runner.consumer, count=32):
+        runner.process(chunks)
+
+
+def assert_same_recommendations(
+    replica: ClusterEngine, runner: PartitionRunner, users: list[str]
+) -> None:
+    for user in users:
+        served = replica.recommend(user, k=10)
+        expected = runner.engine.recommend(user, k=10)
+        assert [r.item_id for r in served] == [r.item_id for r in expected], user
+        assert [r.score for r in served] == pytest.approx([r.score for r in expected], rel=1e-5)
+        assert [r.reason for r in served] == [r.reason for r in expected], user
+
+
+def test_replica_serves_what_the_worker_would_version_after_version(
+    settings: Settings, replica: ClusterEngine
+) -> None:
+    users = partition_users(40, 0)
+    t0 = 1_700_000_000.0
+    replica.ingest(shop_events(users, 60, 1500, t0, seed=1))
+    runner = held_runner(settings, 0, "worker-a")
+    drain(runner)
+    runner.publish(force=True)
+    assert replica.refresh() == 1
+    store = replica._stores[0]
+    assert (store.bases_loaded, replica.versions[0]) == (1, 1)
+    assert_same_recommendations(replica, runner, users)
+
+    # more traffic, new items: the next versions are diffs against the same base
+    for round_ in range(2):
+        replica.ingest(shop_events(users, 80, 300, t0 + 20_000 * (round_ + 1), seed=2 + round_))
+        drain(runner)
+        runner.publish(force=True)
+        assert replica.refresh() == 1
+        assert replica.refresh() == 0  # unchanged version: nothing reloaded
+        assert (runner.serving.rebases, store.bases_loaded) == (1, 1)
+        assert replica.versions[0] == 2 + round_
+        assert len(replica.partitions[0].state.items) == len(runner.engine.state.items)
+        assert_same_recommendations(replica, runner, users)
+
+    # a new owner (after a hand-over) starts a new base; the replica follows
+    runner.redis.delete(runner.keys.lease(0))
+    successor = held_runner(settings, 0, "worker-b")
+    replica.ingest(shop_events(users, 90, 200, t0 + 90_000, seed=9))
+    drain(successor)
+    successor.publish(force=True)
+    assert replica.refresh() == 1
+    assert store.bases_loaded == 2
+    assert_same_recommendations(replica, successor, users)
+
+
+def test_serving_publication_holds_no_per_user_state(
+    settings: Settings, replica: ClusterEngine
+) -> None:
+    users = [u for u in partition_users(400, 1) if u.startswith("user")][:30]
+    replica.ingest(shop_events(users, 50, 600, 1_700_000_000.0, seed=3))
+    runner = held_runner(settings, 1, "worker-a")
+    drain(runner)
+    runner.publish(force=True)
+    replica.ingest(shop_events(users, 50, 100, 1_700_090_000.0, seed=4))
+    drain(runner)
+    runner.publish(force=True)  # a base and a diff are stored now
+    stored = runner.redis.hgetall(serving_key(settings.redis_prefix, 1))
+    assert {b"base", b"base_items", b"diff"} <= set(stored)
+    for field, blob in stored.items():
+        for user in users:
+            assert user.encode() not in blob, (field, user)  # no user id anywhere
+    base = decode_arrays(stored[b"base"])
+    full = decode_arrays(runner.redis.hget(runner.store.key, "arrays"))
+    assert full["mf/user_factors"].shape[0] == len(users)  # the takeover snapshot has them all
+    for name in (*(f"state/{k}" for k in USER_STATE), *USER_ROWS):
+        assert base[name].shape[0] == 0, name
+    assert not [k for k in base if k.split("/")[0] in USER_PARTS]
+    assert set(base) == set(full) - {k for k in full if k.split("/")[0] in USER_PARTS}
+    # what the replica loaded has no user either, yet serves their fresh state from Redis
+    engine = replica.partitions[1] if replica.refresh() or replica.partitions[1] else None
+    assert engine is not None
+    assert len(engine.state.users) == 0 and engine.mf._n_users == 0
+    assert replica.recommend(users[0], k=5)
