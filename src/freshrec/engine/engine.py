@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +35,8 @@ from freshrec.engine.processor import Processor
 from freshrec.engine.quality import LiveQuality, model_top_k
 from freshrec.engine.recommender import Recommendation, Recommender, Served
 from freshrec.errors import NotFound
-from freshrec.events import Event, EventValidator, ValidatedBatch
-from freshrec.features import enrich
+from freshrec.events import Event, EventValidator, LoggedEvent, ValidatedBatch
+from freshrec.features import Context, enrich
 from freshrec.log import EventLog, open_log
 from freshrec.models import ContextRanker, CoVisitation, DecayedPopularity, Model, OnlineMF
 from freshrec.models.contextpop import ContextPopularity
@@ -165,6 +165,7 @@ class Engine:
             on_model_error=self.ensemble.disable,
         )
         self.rejected = 0
+        self.ingest_listeners: list[Callable[[list[LoggedEvent]], object]] = []
         self.ready = False
         self.model_version = "embedded-1"
         self._wake = threading.Event()
@@ -206,6 +207,11 @@ class Engine:
             return IngestResult(0, 0, batch.errors)
         result = self.log.append(batch.events)
         self._wake.set()
+        for listener in self.ingest_listeners:  # e.g. feedback attribution (serving)
+            try:
+                listener(batch.events)
+            except Exception:  # the events are durable: never fail the ingest for a listener
+                log.exception("ingest listener failed")
         return IngestResult(result.accepted, result.duplicates, batch.errors)
 
     # -- processing --------------------------------------------------------------------------
@@ -282,16 +288,20 @@ class Engine:
         user_id: str,
         k: int,
         filters: Filters,
-        context: Mapping[str, Any] | None = None,
+        context: Mapping[str, Any] | Context | None = None,
         strategy: str = "ensemble",
         *,
         user_agent: str | None = None,
         trusted_country: str | None = None,
     ) -> Served:
-        """``recommend`` with filters and a strategy, saying how the list was made."""
-        stamp = (context or {}).get("timestamp")
-        ts = float(stamp) if isinstance(stamp, int | float) else time.time()
-        ctx = enrich(context, ts, user_agent=user_agent, trusted_country=trusted_country)
+        """``recommend`` with filters and a strategy, saying how the list was made
+        (``context`` may be one ``freshrec.features.enrich`` already made)."""
+        if isinstance(context, Context):
+            ctx = context
+        else:
+            stamp = (context or {}).get("timestamp")
+            ts = float(stamp) if isinstance(stamp, int | float) else time.time()
+            ctx = enrich(context, ts, user_agent=user_agent, trusted_country=trusted_country)
         profile = self.profiles.get(user_id)
         keys = profile.keys() if profile is not None else ()
         with self.lock:

@@ -305,7 +305,11 @@ class Recommender:
         return self.ensemble.rank(user, k, exclude).items
 
     def similar(self, item: int, k: int) -> list[Recommendation]:
-        items, scores = self.covisitation.similar(item, k)
+        """Co-visited items of ``item`` that the catalogue allows (available, not deleted)."""
+        self.catalogue.sync()
+        items, scores = self.covisitation.similar(item, 2 * k + 10)
+        keep = self.catalogue.allowed(items)
+        items, scores = items[keep][:k], scores[keep][:k]
         keys = self.state.items.keys()
         source = keys[item]
         return [

@@ -15,7 +15,9 @@ from freshrec.errors import FreshrecError
 from freshrec.features.useragent import warm_up
 from freshrec.serving.metrics import LatencyMiddleware, Metrics
 from freshrec.serving.responses import error_body
-from freshrec.serving.routes import events, models, ops, recommendations
+from freshrec.serving.routes import events, experiments, items, models, ops, recommendations, users
+from freshrec.serving.service import RecommendService
+from freshrec.serving.shop_metrics import ShopCollector
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 
@@ -36,6 +38,7 @@ def create_app(engine: Engine, run_processor: bool = True, close_engine: bool = 
             yield
         finally:
             engine.stop()
+            app.state.service.close()
             if close_engine:
                 engine.close()
 
@@ -51,6 +54,10 @@ def create_app(engine: Engine, run_processor: bool = True, close_engine: bool = 
     app.include_router(recommendations.router)
     app.include_router(models.router)
     app.include_router(ops.router)
+    app.state.service = service = RecommendService(engine)  # catalogue, users, A/B tests:
+    metrics.registry.register(ShopCollector(service))
+    for router in (items.router, users.router, experiments.router):
+        app.include_router(router)
 
     @app.exception_handler(FreshrecError)
     async def _freshrec_error(request: Request, exc: FreshrecError):  # type: ignore[no-untyped-def]

@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 
 from freshrec.engine import Engine
 from freshrec.serving.metrics import Metrics
+from freshrec.serving.service import RecommendService
 from freshrec.settings import Settings
 
 
@@ -23,6 +24,11 @@ def _settings(request: Request) -> Settings:
     return request.app.state.engine.settings
 
 
+def _service(request: Request) -> RecommendService:
+    return request.app.state.service
+
+
 EngineDep = Annotated[Engine, Depends(_engine)]
 MetricsDep = Annotated[Metrics, Depends(_metrics)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
+ServiceDep = Annotated[RecommendService, Depends(_service)]

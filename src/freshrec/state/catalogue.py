@@ -74,12 +74,13 @@ class Catalogue:
         self.state_to_c = np.zeros(0, dtype=np.int32)  # catalogue index per state item, -1 none
         self._synced = 0
         self.version = 0  # bumped on every change (caches compare it)
+        self._live = 0  # items in the catalogue (deleted ones aside)
         self.unavailable = 0
         if store is not None:
             self._load(store)
 
     def __len__(self) -> int:
-        return sum(r is not None for r in self.records)
+        return self._live
 
     @property
     def state_items(self) -> IdMap:
@@ -120,6 +121,7 @@ class Catalogue:
         self.c_state = grow(self.c_state, n, fill=-1)
         self.records.extend([None] * (n - len(self.records)))
         for k, item in zip(c.tolist(), items, strict=True):
+            self._live += self.records[k] is None
             self.records[k] = item
         self.c_category[c] = [
             -1 if it.category is None else category_id(it.category) for it in items
@@ -136,24 +138,22 @@ class Catalogue:
             self.store.put_many("items", ((it.item_id, it) for it in items))
 
     def delete(self, item_id: str, persist: bool = True) -> bool:
-        """Remove ``item_id``; it is never recommended again until it is put back."""
+        """Remove ``item_id``: never recommended again until it is put back. Returns whether
+        the item was known (in the catalogue or seen in events)."""
         c = self.ids.get(item_id)
-        if c is None or self.records[c] is None:
-            if c is None:  # remember the deletion of an item only known from events
-                c = int(self.ids.indices([item_id])[0])
-                self.upsert([Item(item_id, available=False)], persist=False)
-            self.records[c] = None
-            self.c_available[c] = False
-            self._changed()
-            found = False
-        else:
-            self.records[c] = None
-            self.c_available[c] = False
-            self._changed()
-            found = True
+        known = (c is not None and self.records[c] is not None) or item_id in self.state_items
+        if c is None:  # an item only known from events: remember that it is gone
+            self.upsert([Item(item_id, available=False)], persist=False)
+            c = self.ids.get(item_id)
+        assert c is not None
+        if self.records[c] is not None:
+            self._live -= 1
+        self.records[c] = None
+        self.c_available[c] = False
+        self._changed()
         if persist and self.store is not None:
             self.store.put_many("items", [(item_id, {"deleted": True})])
-        return found
+        return known
 
     def _changed(self) -> None:
         self.version += 1

@@ -62,6 +62,7 @@ class UserProfiles:
         self._map: IdMap | None = None
         self.store = store
         self.profiles: dict[str, Profile] = {}
+        self.revisions: dict[str, int] = {}  # changes per user (response caches compare it)
         self.vocabulary = IdMap()
         self._keys = np.zeros((0, len(ATTRIBUTES)), dtype=np.int32)
         self._synced = 0
@@ -86,6 +87,7 @@ class UserProfiles:
 
     def put(self, profile: Profile, persist: bool = True) -> None:
         self.profiles[profile.user_id] = profile
+        self.revisions[profile.user_id] = self.revisions.get(profile.user_id, 0) + 1
         u = self.state_users.get(profile.user_id)
         if u is not None and u < self._synced:
             self._keys[u] = self._row(profile)
@@ -94,6 +96,7 @@ class UserProfiles:
 
     def delete(self, user_id: str) -> bool:
         found = self.profiles.pop(user_id, None) is not None
+        self.revisions[user_id] = self.revisions.get(user_id, 0) + 1
         u = self.state_users.get(user_id)
         if u is not None and u < self._synced:
             self._keys[u] = -1
