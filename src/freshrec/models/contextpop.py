@@ -250,7 +250,8 @@ class ContextPopularity(Model):
         return {
             "counts": self._counts[: len(self._keys), : self._n_items],
             "trend": self._trend[: self._n_items],
-            "keys": np.asarray(self._keys, dtype=np.str_),
+            # the key names as UTF-8 bytes, one per line (snapshots hold numeric arrays only)
+            "keys": np.frombuffer("\n".join(self._keys).encode(), dtype=np.uint8),
             "mass": self._mass[: len(self._keys)],
             "totals": np.asarray([self._total, self._trend_total]),
             "t_ref": self._clock.state(),
@@ -258,7 +259,8 @@ class ContextPopularity(Model):
         }
 
     def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
-        self._keys = [str(k) for k in arrays["keys"].tolist()]
+        text = arrays["keys"].astype(np.uint8).tobytes().decode()
+        self._keys = text.split("\n") if text else []
         self._rows = {k: r for r, k in enumerate(self._keys)}
         trend = arrays["trend"]
         self._n_items = trend.shape[0]

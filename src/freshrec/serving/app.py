@@ -32,6 +32,7 @@ def create_app(engine: Engine, run_processor: bool = True, close_engine: bool = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         warm_up()  # load the User-Agent rules now, not on the first request that needs them
+        app.state.service.warm_up()
         if run_processor:
             engine.start()
         try:

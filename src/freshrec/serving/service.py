@@ -77,6 +77,14 @@ class RecommendService:
         )
         self.experiments.create(spec, persist=False)
 
+    def warm_up(self) -> None:
+        """Rank once for nobody, so the first shopper does not pay for loading compiled
+        kernels (and fall back to popular items for it)."""
+        try:
+            self.engine.serve("", 10, self.engine.default_filters())
+        except Exception:  # a warm-up must never stop the server
+            log.exception("warm-up recommendation failed")
+
     def close(self) -> None:
         if self.feedback.observe in self.engine.ingest_listeners:
             self.engine.ingest_listeners.remove(self.feedback.observe)

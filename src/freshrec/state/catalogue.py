@@ -40,7 +40,7 @@ Attribute = str | int | float | bool
 Price = Annotated[float, msgspec.Meta(ge=0)]
 
 
-class Item(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+class Item(msgspec.Struct, forbid_unknown_fields=True):
     """One catalogue entry (the body of ``PUT /v1/items/{id}``, one element of a bulk upsert)."""
 
     item_id: Id

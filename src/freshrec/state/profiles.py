@@ -32,7 +32,7 @@ Value = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Country = Annotated[str, msgspec.Meta(pattern="^[A-Za-z]{2}$")]
 
 
-class Profile(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+class Profile(msgspec.Struct, forbid_unknown_fields=True):
     """What a shop may tell about a user (the body of ``PUT /v1/users/{id}``)."""
 
     user_id: Id
