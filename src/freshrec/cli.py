@@ -77,9 +77,14 @@ def run_server(settings: Settings) -> None:
 
 
 @app.command()
-def serve(data_dir: DataDir = None, host: Host = None, port: Port = None) -> None:
+def serve(
+    data_dir: DataDir = None,
+    host: Host = None,
+    port: Port = None,
+    grpc_port: Annotated[int | None, typer.Option(help="Also serve gRPC on this port.")] = None,
+) -> None:
     """Run the HTTP API with an embedded engine (log and snapshots under --data-dir)."""
-    settings = _settings(data_dir=data_dir, host=host, port=port)
+    settings = _settings(data_dir=data_dir, host=host, port=port, grpc_port=grpc_port)
     _require_data_dir(settings)
     typer.echo(
         f"freshrec serving on http://{settings.host}:{settings.port} (data in {settings.data_dir})"

@@ -152,6 +152,9 @@ class Settings(BaseSettings):
     feedback_max_responses: int = Field(
         200_000, ge=1, description="Recent responses remembered for click attribution."
     )
+    grpc_port: int | None = Field(
+        None, ge=0, le=65535, description="Port of the gRPC API on the same host; None = off."
+    )
     experiment_arms: dict[str, float] = Field(
         default_factory=dict,
         description="A/B test from settings: strategy -> percent of users (e.g. ensemble: 50).",

@@ -33,13 +33,21 @@ def create_app(engine: Engine, run_processor: bool = True, close_engine: bool = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         warm_up()  # load the User-Agent rules now, not on the first request that needs them
         app.state.service.warm_up()
+        grpc_server = None
+        if engine.settings.grpc_port is not None:
+            from freshrec.rpc.server import start_grpc
+
+            grpc_server = start_grpc(service, engine.settings.host, engine.settings.grpc_port)
+        app.state.grpc_server = grpc_server
         if run_processor:
             engine.start()
         try:
             yield
         finally:
+            if grpc_server is not None:
+                grpc_server.stop(1.0).wait()
             engine.stop()
-            app.state.service.close()
+            service.close()
             if close_engine:
                 engine.close()
 
