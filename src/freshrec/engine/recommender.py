@@ -251,6 +251,8 @@ class Recommender:
         """Give up to ``new_item_slots`` of the last places to new items like the user's."""
         if self.coldstart is None or self.new_item_slots <= 0 or k < 2:
             return out
+        if self.catalogue.fresh().size == 0:  # no new item waiting to be seen
+            return out
         slots = min(self.new_item_slots, k // 2)
         recent = user.recent_items
         if fs.category is not None:

@@ -75,6 +75,8 @@ class Catalogue:
         self._synced = 0
         self.version = 0  # bumped on every change (caches compare it)
         self._live = 0  # items in the catalogue (deleted ones aside)
+        self._fresh = np.zeros(0, dtype=np.int32)
+        self._fresh_key: tuple[int, int] | None = None
         self.unavailable = 0
         if store is not None:
             self._load(store)
@@ -185,6 +187,8 @@ class Catalogue:
 
     def allowed(self, items: np.ndarray) -> np.ndarray:
         """Whether each state item index may be recommended (not unavailable, not deleted)."""
+        if self.unavailable == 0:  # nothing is hidden: skip the gathers
+            return np.ones(items.shape[0], dtype=np.bool_)
         c = self._cat_index(items)
         return (c < 0) | _gather(self.c_available, c, False)
 
@@ -206,15 +210,23 @@ class Catalogue:
         return np.where(c >= 0, _gather(self.c_brand, c, -1), -1)
 
     def fresh(self) -> np.ndarray:
-        """Catalogue indices of available items no event has touched yet (cold items)."""
-        n = len(self.records)
-        return np.flatnonzero(self.c_available[:n] & (self.c_state[:n] < 0)).astype(np.int32)
+        """Catalogue indices of available items no event has touched yet (cold items);
+        recomputed only after the catalogue or the state's items changed."""
+        key = (self.version, self._synced)
+        if self._fresh_key != key:
+            n = len(self.records)
+            found = np.flatnonzero(self.c_available[:n] & (self.c_state[:n] < 0))
+            self._fresh, self._fresh_key = found.astype(np.int32), key
+        return self._fresh
 
 
 def _gather(array: np.ndarray, index: np.ndarray, fill: float | int) -> np.ndarray:
     """``array[index]`` with ``fill`` where ``index`` is negative or past the end."""
     n = array.shape[0]
-    ok = (index >= 0) & (index < n)
-    if n == 0:
+    if n == 0 or index.size == 0:
         return np.full(index.shape[0], fill, dtype=array.dtype)
+    lo, hi = index.min(), index.max()
+    if lo >= 0 and hi < n:  # the common case: every index is in range
+        return array[index]
+    ok = (index >= 0) & (index < n)
     return np.where(ok, array[np.clip(index, 0, n - 1)], fill)
