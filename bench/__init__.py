@@ -36,6 +36,9 @@ BUDGETS: dict[str, Budget] = {
     "processor": Budget(">=", 100_000, "events/s"),
     "recommend": Budget("<=", 2.0, "ms (p99)"),
     "memory": Budget("<=", 1.5, "GB (peak RSS)"),
+    "recommend_http": Budget("<=", 10.0, "ms (p99 at 500 req/s)"),
+    "recommend_http_throughput": Budget(">=", 2_000, "req/s"),
+    "cache_hit": Budget("<=", 1.0, "ms (p99)"),
 }
 
 

@@ -21,6 +21,9 @@ BENCHMARKS: tuple[tuple[str, str], ...] = (
     ("processor", "bench.processor"),
     ("recommend", "bench.recommend"),
     ("memory", "bench.memory"),
+    ("recommend_http", "bench.recommend_http"),
+    ("recommend_http_throughput", "bench.recommend_http_throughput"),
+    ("cache_hit", "bench.cache_hit"),
 )
 TIMEOUT_SECONDS = 900  # per benchmark
 

@@ -228,7 +228,7 @@ class Recommender:
         raw = self.popularity.raw_scores() if self.popularity is not None else np.zeros(0)
         top = raw.max() if raw.size else 0.0
         scores = raw[pool] / top if top > 0 else np.zeros(pool.shape[0])
-        return pool, scores, None
+        return pool, scores, [_POPULAR] * pool.shape[0]
 
     def _explain(
         self, user: UserView, ranked, rows: np.ndarray, keys: list[str]

@@ -1,4 +1,8 @@
-"""Dependencies shared by the routers: the engine, settings and metrics of this app."""
+"""Dependencies shared by the routers: the engine, settings and metrics of this app.
+
+They are ``async`` so FastAPI calls them inline: a plain ``def`` dependency is run in a worker
+thread, one thread hop per dependency per request.
+"""
 
 from __future__ import annotations
 
@@ -12,19 +16,19 @@ from freshrec.serving.service import RecommendService
 from freshrec.settings import Settings
 
 
-def _engine(request: Request) -> Engine:
+async def _engine(request: Request) -> Engine:
     return request.app.state.engine
 
 
-def _metrics(request: Request) -> Metrics:
+async def _metrics(request: Request) -> Metrics:
     return request.app.state.metrics
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return request.app.state.engine.settings
 
 
-def _service(request: Request) -> RecommendService:
+async def _service(request: Request) -> RecommendService:
     return request.app.state.service
 
 

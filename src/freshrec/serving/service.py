@@ -3,11 +3,18 @@
 One request: enrich the context; pick the strategy (the request's, else the running
 experiment's arm for this user, else the ensemble); look in the response cache (keyed by user,
 k, context, filters and strategy; valid while the user's and the catalogue's versions are
-unchanged); on a miss, rank in a worker thread and wait at most ``recommend_budget_ms``. A
-ranking that raises or runs out of time is abandoned and the response falls back to popular
-items through the same filters (``Recommender.fallback``, no engine lock), marked with
-``fallback``: recommendations never fail while the process is healthy. Every response gets a
-fresh ``recommendation_id``, remembered by ``Feedback`` for click attribution.
+unchanged); on a miss, rank.
+
+When the engine is free (the processor is not applying a batch) the ranking runs right here --
+a thread hop costs more than most rankings -- and its time is measured. If the engine is busy,
+or a ranking went over ``recommend_budget_ms`` in the last ``GUARD_SECONDS``, it runs in a
+worker thread and is waited for at most the budget. A ranking that raises or runs out of time
+is abandoned and the response falls back to popular items through the same filters
+(``Recommender.fallback``, no engine lock), marked with ``fallback``: recommendations never
+fail while the process is healthy. (Python cannot stop a running computation: an inline ranking
+over the budget is still served, counted in ``slow``, and puts the next ones under the
+deadline.) Every response gets a fresh ``recommendation_id``, remembered by ``Feedback`` for
+click attribution.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from freshrec.features import Context, enrich
 from freshrec.serving.cache import ResponseCache
 
 log = logging.getLogger(__name__)
+
+GUARD_SECONDS = 10.0  # after a ranking over the budget, rank under a deadline for this long
 
 
 @dataclass(slots=True)
@@ -65,6 +74,8 @@ class RecommendService:
             s.recommend_workers, thread_name_prefix="freshrec-recommend"
         )
         self.fallbacks: Counter[str] = Counter()
+        self.slow = 0  # inline rankings that took longer than the budget
+        self._guarded_until = 0.0  # until then (monotonic), rankings run under a deadline
 
     def _settings_experiment(self, arms: Mapping[str, float]) -> None:
         running = self.experiments.running()
@@ -199,36 +210,58 @@ class RecommendService:
             "items": served.items,
         }
 
+    def _inline(self, req: Request) -> Served | None:
+        """Rank in this thread if the engine is free and no ranking ran over the budget
+        lately; None when it must go to a worker under the deadline instead."""
+        if time.monotonic() < self._guarded_until or not self.engine.lock.acquire(False):
+            return None
+        start = time.perf_counter()
+        try:
+            served = self.compute(req)
+        except Exception:
+            log.exception("recommendation failed; serving popular items")
+            return self.fallback(req, "error")
+        finally:
+            self.engine.lock.release()
+        if time.perf_counter() - start > self.budget:  # served, but guard the next ones
+            self.slow += 1
+            self._guarded_until = time.monotonic() + GUARD_SECONDS
+        return served
+
     def recommend(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """``prepare`` + cache + ranking under the time budget (blocking; gRPC, Python)."""
         req = self.prepare(*args, **kwargs)
         hit = self.cached(req)
         if hit is not None:
             return hit
-        future = self.pool.submit(self.compute, req)
-        try:
-            served = future.result(timeout=self.budget)
-        except concurrent.futures.TimeoutError:
-            served = self.fallback(req, "timeout")
-        except Exception:
-            log.exception("recommendation failed; serving popular items")
-            served = self.fallback(req, "error")
+        served = self._inline(req)
+        if served is None:
+            future = self.pool.submit(self.compute, req)
+            try:
+                served = future.result(timeout=self.budget)
+            except concurrent.futures.TimeoutError:
+                served = self.fallback(req, "timeout")
+            except Exception:
+                log.exception("recommendation failed; serving popular items")
+                served = self.fallback(req, "error")
         return self.finish(req, served)
 
     async def recommend_async(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """The same without blocking the event loop (HTTP)."""
+        """The same without blocking the event loop on the engine lock (HTTP)."""
         req = self.prepare(*args, **kwargs)
         hit = self.cached(req)
         if hit is not None:
             return hit
-        future = asyncio.wrap_future(self.pool.submit(self.compute, req))
-        try:
-            served = await asyncio.wait_for(future, self.budget)
-        except TimeoutError:
-            served = self.fallback(req, "timeout")
-        except Exception:
-            log.exception("recommendation failed; serving popular items")
-            served = self.fallback(req, "error")
+        served = self._inline(req)
+        if served is None:
+            future = asyncio.wrap_future(self.pool.submit(self.compute, req))
+            try:
+                served = await asyncio.wait_for(future, self.budget)
+            except TimeoutError:
+                served = self.fallback(req, "timeout")
+            except Exception:
+                log.exception("recommendation failed; serving popular items")
+                served = self.fallback(req, "error")
         return self.finish(req, served)
 
     def stats(self) -> dict[str, Any]:
@@ -246,5 +279,6 @@ class RecommendService:
                 "misses": self.cache.misses,
             },
             "fallbacks": dict(self.fallbacks),
+            "slow_rankings": self.slow,
             "experiment": None if running is None else running.id,
         }

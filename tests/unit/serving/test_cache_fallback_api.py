@@ -123,3 +123,32 @@ def test_a_model_that_errors_falls_back_and_never_5xx(shop: Shop) -> None:
     body = shop.recommend("u1", k=4)
     assert body["fallback"] == "error" and len(body["items"]) == 4
     assert shop.client.get("/healthz").status_code == 200
+
+
+class Slow(Broken):
+    """A model that takes 80 ms to score (an overloaded dependency, a pathological input)."""
+
+    name = "slow"
+
+    def score(self, user: UserView, candidates: np.ndarray) -> np.ndarray:
+        time.sleep(0.08)
+        return np.zeros(candidates.shape[0])
+
+
+def test_a_ranking_over_budget_puts_the_next_ones_under_a_deadline(
+    open_shop: Callable[..., Shop],
+) -> None:
+    shop = open_shop(recommend_budget_ms=30.0)
+    browse(shop)
+    ensemble = shop.engine.ensemble
+    ensemble.members.append(Slow())
+    ensemble.priors["slow"] = 1.0
+    ensemble.update_weights(ensemble.hit_rates)
+    first = shop.recommend("u1", k=3)  # ran inline: served late, but served by the models
+    assert first["fallback"] is None
+    start = time.perf_counter()
+    second = shop.recommend("u2", k=3)  # now under the deadline: abandoned, popular instead
+    assert second["fallback"] == "timeout" and len(second["items"]) == 3
+    assert time.perf_counter() - start < 0.075
+    stats = shop.client.get("/v1/stats").json()
+    assert stats["slow_rankings"] == 1 and stats["fallbacks"] == {"timeout": 1}
