@@ -137,3 +137,24 @@ def test_every_item_carries_a_reason_a_shop_can_show(filtered: Shop) -> None:
         "type": "because_you_viewed",
         "item_id": "s0",
     } in reasons
+
+
+def test_a_shortfall_is_filled_with_popular_items_that_pass_the_filters(shop: Shop) -> None:
+    """Items of a rare category are far down the popular list: the models propose none of
+    them, so the list is filled by a scan, each with its own (popular) reason."""
+    items = [{"item_id": f"i{n}", "category": "rare" if n >= 390 else "common"} for n in range(400)]
+    shop.items(items)
+    events = [  # popularity falls with n: the rare ones (390..399) come last
+        event("view", f"x{n}-{r}", f"i{n}", T0 + n)
+        for n in range(400)
+        for r in range(1 + (400 - n) // 80)
+    ]
+    events += [event("view", "u0", "i0", T0 + 900), event("view", "u0", "i1", T0 + 901)]
+    shop.events(events)
+    body = shop.recommend("u0", k=5, category="rare")
+    assert body["fallback"] is None and body["strategy"] == "ensemble"
+    assert len(body["items"]) == 5
+    assert {i["item_id"] for i in body["items"]} <= {f"i{n}" for n in range(390, 400)}
+    reasons = [i["reason"]["type"] for i in body["items"]]
+    # what the models proposed keeps its reason; the filled places say "popular"
+    assert reasons[-1] == "popular" and set(reasons) <= {"picked_for_you", "popular"}
