@@ -28,6 +28,7 @@ from freshrec.state.catalogue import Catalogue
 
 STRATEGIES = ("ensemble", "popular", "cold_start")
 _POPULAR = {"type": "popular"}
+_DEEP = 2_000  # popular items looked through to fill a list under a price range
 
 
 class Recommendation(msgspec.Struct, frozen=True):
@@ -122,7 +123,8 @@ class Recommender:
         fs = FilterSet(filters, self.state, self.catalogue)
         user = self.state.view(user_id, context=context)
         excluded = self._excluded(user, filters)
-        fetch = max(k * 10, 200) if filters.restricts_items else k * 3 + 20
+        # members propose 100 candidates each anyway: ranking 100 of them costs little more
+        fetch = max(k, 100) if filters.restricts_items else k * 3 + 20
         cold = user.recent_items.size == 0
         if self.popularity is not None:
             self._popular = self.popularity.top(500).copy()
@@ -215,17 +217,31 @@ class Recommender:
         return np.concatenate(parts).astype(np.int32)
 
     def _fill(self, fs: FilterSet, excluded: np.ndarray, rows: list, n: int):
-        """Popular items that pass the filters and are not already listed (a shortfall)."""
+        """Popular items that pass the filters and are not already listed (a shortfall).
+
+        The pool is the popular head; with a category filter, that category's items (one
+        vectorised comparison over the catalogue and the state, not a mask of every item);
+        with a price range the head gets deeper, and only if that is not enough, every item."""
         taken = np.concatenate([excluded, *[r[0] for r in rows]])
-        pool = self._popular
-        if fs.filters.restricts_items:  # the popular head may hold none: scan every item
-            raw = self.popularity.raw_scores() if self.popularity is not None else np.zeros(0)
-            everything = np.arange(raw.shape[0], dtype=np.int32)
-            everything = everything[fs.mask(everything) & (raw > 0)]
-            pool = everything[np.lexsort((everything, -raw[everything]))]
+        raw = self.popularity.raw_scores() if self.popularity is not None else np.zeros(0)
+        if fs.category is not None:
+            pool = np.union1d(
+                self.catalogue.in_category(fs.category),
+                np.flatnonzero(self.state.item_category[: len(self.state.items)] == fs.category),
+            ).astype(np.int32)
+            pool = pool[pool < raw.shape[0]]
+            pool = pool[np.lexsort((pool, -raw[pool]))]
+        else:
+            pool = self._popular
+            if fs.filters.restricts_items and self.popularity is not None:
+                pool = self.popularity.top(_DEEP)
         pool = pool[~np.isin(pool, taken)]
         pool = pool[fs.mask(pool)][:n]
-        raw = self.popularity.raw_scores() if self.popularity is not None else np.zeros(0)
+        if pool.shape[0] < n and fs.filters.restricts_items and fs.category is None:
+            everything = np.arange(raw.shape[0], dtype=np.int32)  # rare: scan every item
+            everything = everything[fs.mask(everything) & (raw > 0)]
+            everything = everything[~np.isin(everything, taken)]
+            pool = everything[np.lexsort((everything, -raw[everything]))][:n]
         top = raw.max() if raw.size else 0.0
         scores = raw[pool] / top if top > 0 else np.zeros(pool.shape[0])
         return pool, scores, [_POPULAR] * pool.shape[0]

@@ -170,6 +170,19 @@ class RecommendService:
     def compute(self, req: Request) -> Served:
         return self.engine.serve(req.user_id, req.k, req.filters, req.context, req.strategy)
 
+    def _guarded(self, req: Request, deadline: float) -> Served | None:
+        """``compute`` in a worker, unless the deadline passes first: a ranking the caller no
+        longer waits for is not started (abandoned work must not pile up behind the lock)."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or not self.engine.lock.acquire(timeout=remaining):
+            return None
+        try:
+            if time.monotonic() > deadline:
+                return None
+            return self.compute(req)
+        finally:
+            self.engine.lock.release()
+
     def fallback(self, req: Request, reason: str) -> Served:
         self.fallbacks[reason] += 1
         try:
@@ -236,14 +249,16 @@ class RecommendService:
             return hit
         served = self._inline(req)
         if served is None:
-            future = self.pool.submit(self.compute, req)
+            future = self.pool.submit(self._guarded, req, time.monotonic() + self.budget)
             try:
                 served = future.result(timeout=self.budget)
             except concurrent.futures.TimeoutError:
-                served = self.fallback(req, "timeout")
+                served = None
             except Exception:
                 log.exception("recommendation failed; serving popular items")
                 served = self.fallback(req, "error")
+            if served is None:
+                served = self.fallback(req, "timeout")
         return self.finish(req, served)
 
     async def recommend_async(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -254,14 +269,17 @@ class RecommendService:
             return hit
         served = self._inline(req)
         if served is None:
-            future = asyncio.wrap_future(self.pool.submit(self.compute, req))
+            deadline = time.monotonic() + self.budget
+            future = asyncio.wrap_future(self.pool.submit(self._guarded, req, deadline))
             try:
                 served = await asyncio.wait_for(future, self.budget)
             except TimeoutError:
-                served = self.fallback(req, "timeout")
+                served = None
             except Exception:
                 log.exception("recommendation failed; serving popular items")
                 served = self.fallback(req, "error")
+            if served is None:
+                served = self.fallback(req, "timeout")
         return self.finish(req, served)
 
     def stats(self) -> dict[str, Any]:

@@ -209,6 +209,13 @@ class Catalogue:
         c = self._cat_index(items)
         return np.where(c >= 0, _gather(self.c_brand, c, -1), -1)
 
+    def in_category(self, category: int) -> np.ndarray:
+        """State indices of the catalogue's items in ``category`` (seen in events)."""
+        n = len(self.records)
+        c = np.flatnonzero(self.c_category[:n] == category)
+        s = self.c_state[c]
+        return s[s >= 0]
+
     def fresh(self) -> np.ndarray:
         """Catalogue indices of available items no event has touched yet (cold items);
         recomputed only after the catalogue or the state's items changed."""
