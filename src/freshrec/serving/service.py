@@ -91,8 +91,11 @@ class RecommendService:
     def warm_up(self) -> None:
         """Rank once for nobody, so the first shopper does not pay for loading compiled
         kernels (and fall back to popular items for it)."""
+        users = self.engine.state.users
         try:
-            self.engine.serve("", 10, self.engine.default_filters())
+            self.engine.serve("", 10, self.engine.default_filters())  # cold start
+            if len(users):  # and someone with a history: every model's path
+                self.engine.serve(users.key(len(users) - 1), 10, self.engine.default_filters())
         except Exception:  # a warm-up must never stop the server
             log.exception("warm-up recommendation failed")
 
