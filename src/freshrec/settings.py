@@ -141,7 +141,7 @@ class Settings(BaseSettings):
         20.0, gt=0, description="Time budget of a model's ranking; then popular items instead."
     )
     recommend_workers: int = Field(
-        4, ge=1, le=64, description="Threads that rank recommendations (under the budget)."
+        2, ge=1, le=64, description="Threads that rank under the budget while the engine is busy."
     )
     cache_max_entries: int = Field(
         100_000, ge=0, description="Cached responses (per user and context; 0 = no cache)."

@@ -6,8 +6,9 @@ k, context, filters and strategy; valid while the user's and the catalogue's ver
 unchanged); on a miss, rank.
 
 When the engine is free (the processor is not applying a batch) the ranking runs right here --
-a thread hop costs more than most rankings -- and its time is measured. If the engine is busy,
-or a ranking went over ``recommend_budget_ms`` in the last ``GUARD_SECONDS``, it runs in a
+a thread hop costs more than most rankings -- and its CPU time is measured. If the engine is
+busy, or a ranking used more than ``recommend_budget_ms`` of CPU in the last ``GUARD_SECONDS``
+(time lost to preemption on a busy machine does not count), it runs in a
 worker thread and is waited for at most the budget. A ranking that raises or runs out of time
 is abandoned and the response falls back to popular items through the same filters
 (``Recommender.fallback``, no engine lock), marked with ``fallback``: recommendations never
@@ -231,7 +232,7 @@ class RecommendService:
         lately; None when it must go to a worker under the deadline instead."""
         if time.monotonic() < self._guarded_until or not self.engine.lock.acquire(False):
             return None
-        start = time.perf_counter()
+        start = time.thread_time()  # CPU time: being preempted on a busy machine is not slow
         try:
             served = self.compute(req)
         except Exception:
@@ -239,7 +240,7 @@ class RecommendService:
             return self.fallback(req, "error")
         finally:
             self.engine.lock.release()
-        if time.perf_counter() - start > self.budget:  # served, but guard the next ones
+        if time.thread_time() - start > self.budget:  # served, but guard the next ones
             self.slow += 1
             self._guarded_until = time.monotonic() + GUARD_SECONDS
         return served
