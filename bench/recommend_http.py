@@ -282,6 +282,8 @@ def run(
         "connections": connections,
         "target_rate": rate if mode == "latency" else None,
         "server_cpu_cores": round(server_cpu / elapsed, 2),
+        # independent of how much of the machine others took: CPU the server spent per answer
+        "server_cpu_ms_per_response": round(server_cpu / max(done, 1) * 1e3, 3),
         "client_cpu_cores": round(client_cpu / elapsed, 2),
         "server_startup_seconds": round(startup, 2),
         "server_exit_code": code,
@@ -299,13 +301,16 @@ def run(
         headline = (
             f"p99 {lat['p99']:.2f} ms at {rate:.0f} req/s (p50 {lat['p50']:.2f}, "
             f"max {lat['max']:.1f}; {done:,} requests, {info['catalogue_items']:,} items, "
-            f"filters on, server {details['server_cpu_cores']} cores{tail}){busy_note(load)}"
+            f"filters on, server {details['server_cpu_cores']} cores, "
+            f"{details['server_cpu_ms_per_response']} ms CPU/response{tail}){busy_note(load)}"
         )
         return make_result("recommend_http", lat["p99"], headline, quick, details)
     rps = done / elapsed
     headline = (
         f"{rps:,.0f} req/s ({done:,} responses in {elapsed:.1f} s over {connections} conns, "
-        f"p99 {lat['p99']:.1f} ms, {info['catalogue_items']:,} items, filters on{tail})"
+        f"p99 {lat['p99']:.1f} ms, {info['catalogue_items']:,} items, filters on, "
+        f"server {details['server_cpu_cores']} cores, "
+        f"{details['server_cpu_ms_per_response']} ms CPU/response{tail})"
         f"{busy_note(load)}"
     )
     return make_result("recommend_http_throughput", rps, headline, quick, details)
