@@ -35,7 +35,7 @@ from freshrec.engine.experiments import SETTINGS_EXPERIMENT, Arm, Experiments, E
 from freshrec.engine.feedback import Feedback
 from freshrec.engine.filters import Filters
 from freshrec.engine.recommender import STRATEGIES, Served
-from freshrec.errors import ValidationError
+from freshrec.errors import FreshrecError, ValidationError
 from freshrec.features import Context, enrich
 from freshrec.serving.cache import ResponseCache
 
@@ -153,6 +153,21 @@ class RecommendService:
             self.engine.catalogue.version,
         )
 
+    def _prepare_or_fallback(
+        self, user_id: str, k: int, filters: Filters, *args: Any, **kwargs: Any
+    ) -> Request | dict[str, Any]:
+        """``prepare``; a bad request still raises (4xx), but an unexpected failure answers
+        with popular items instead of a 5xx."""
+        try:
+            return self.prepare(user_id, k, filters, *args, **kwargs)
+        except FreshrecError:
+            raise
+        except Exception:
+            log.exception("could not prepare a recommendation; serving popular items")
+            ctx = enrich(None, time.time())
+            req = Request(user_id, k, filters, ctx, "popular", None, None, (), None, -1)
+            return self.finish(req, self.fallback(req, "error"))
+
     def _user_version(self, user_id: str) -> Any:
         """Changes with every event the processor applies to the user (and profile change)."""
         state = self.engine.state
@@ -247,7 +262,9 @@ class RecommendService:
 
     def recommend(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """``prepare`` + cache + ranking under the time budget (blocking; gRPC, Python)."""
-        req = self.prepare(*args, **kwargs)
+        req = self._prepare_or_fallback(*args, **kwargs)
+        if isinstance(req, dict):
+            return req
         hit = self.cached(req)
         if hit is not None:
             return hit
@@ -267,7 +284,9 @@ class RecommendService:
 
     async def recommend_async(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """The same without blocking the event loop on the engine lock (HTTP)."""
-        req = self.prepare(*args, **kwargs)
+        req = self._prepare_or_fallback(*args, **kwargs)
+        if isinstance(req, dict):
+            return req
         hit = self.cached(req)
         if hit is not None:
             return hit

@@ -152,3 +152,11 @@ def test_a_ranking_over_budget_puts_the_next_ones_under_a_deadline(
     assert second["fallback"] == "timeout" and len(second["items"]) == 3
     stats = shop.client.get("/v1/stats").json()
     assert stats["slow_rankings"] == 1 and stats["fallbacks"] == {"timeout": 1}
+
+
+def test_an_unexpected_failure_before_ranking_still_answers(shop: Shop) -> None:
+    browse(shop)
+    shop.recommend("u1")  # remembers the popular list
+    shop.engine.profiles.revisions = None  # type: ignore[assignment]  # a bug, say
+    body = shop.recommend("u1", k=3)
+    assert body["fallback"] == "error" and len(body["items"]) == 3
