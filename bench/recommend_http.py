@@ -279,6 +279,7 @@ def run(
         "statuses": {str(k): v for k, v in statuses.items()},
         "fallbacks": fallbacks,
         "cache_hit_rate": round(hits / max(hits + misses, 1), 4),
+        "slow_rankings": after["slow_rankings"] - before["slow_rankings"],
         "connections": connections,
         "target_rate": rate if mode == "latency" else None,
         "server_cpu_cores": round(server_cpu / elapsed, 2),

@@ -90,13 +90,25 @@ class RecommendService:
         self.experiments.create(spec, persist=False)
 
     def warm_up(self) -> None:
-        """Rank once for nobody, so the first shopper does not pay for loading compiled
-        kernels (and fall back to popular items for it)."""
-        users = self.engine.state.users
+        """Rank once along every path (cold start, a history, each kind of filter), so the
+        first shoppers do not pay for loading compiled kernels -- nor trip the budget guard."""
+        engine = self.engine
+        users = engine.state.users
+        someone = users.key(len(users) - 1) if len(users) else ""
+        category = next(
+            (item.category for item in engine.catalogue.records if item and item.category), "x"
+        )
+        variants = [
+            {},
+            {"category": category},
+            {"min_price": 1.0, "max_price": 100.0},
+            {"max_per_category": 2, "exclude_viewed": True},
+        ]
         try:
-            self.engine.serve("", 10, self.engine.default_filters())  # cold start
-            if len(users):  # and someone with a history: every model's path
-                self.engine.serve(users.key(len(users) - 1), 10, self.engine.default_filters())
+            for given in variants:
+                for user in ("", someone):
+                    engine.serve(user, 10, engine.default_filters(**given))
+            engine.serve("", 10, engine.default_filters(), strategy="cold_start")
         except Exception:  # a warm-up must never stop the server
             log.exception("warm-up recommendation failed")
 
