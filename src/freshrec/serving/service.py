@@ -5,9 +5,10 @@ experiment's arm for this user, else the ensemble); look in the response cache (
 k, context, filters and strategy; valid while the user's and the catalogue's versions are
 unchanged); on a miss, rank.
 
-When the engine is free (the processor is not applying a batch) the ranking runs right here --
-a thread hop costs more than most rankings -- and its CPU time is measured. If the engine is
-busy, or a ranking used more than ``recommend_budget_ms`` of CPU in the last ``GUARD_SECONDS``
+When the processor is idle the ranking runs right here -- a thread hop costs more than most
+rankings -- waiting at most the budget for the engine, and its CPU time is measured. If the
+processor has events to apply (it may hold the engine for a whole micro-batch), or a ranking
+used more than ``recommend_budget_ms`` of CPU in the last ``GUARD_SECONDS``
 (time lost to preemption on a busy machine does not count), it runs in a
 worker thread and is waited for at most the budget. A ranking that raises or runs out of time
 is abandoned and the response falls back to popular items through the same filters
@@ -255,10 +256,18 @@ class RecommendService:
         }
 
     def _inline(self, req: Request) -> Served | None:
-        """Rank in this thread if the engine is free and no ranking ran over the budget
-        lately; None when it must go to a worker under the deadline instead."""
-        if time.monotonic() < self._guarded_until or not self.engine.lock.acquire(False):
+        """Rank in this thread unless a ranking ran over the budget lately or the processor
+        is applying events (None: go to a worker under the deadline instead). With the
+        processor idle, whoever holds the engine is another ranking: wait for it, at most
+        the budget (sending this one to a worker would only add thread hops)."""
+        if time.monotonic() < self._guarded_until:
             return None
+        engine = self.engine
+        if engine.log.end_offset() > engine.processor.offset:  # the processor has work
+            if not engine.lock.acquire(False):
+                return None
+        elif not engine.lock.acquire(timeout=self.budget):
+            return self.fallback(req, "timeout")
         start = time.thread_time()  # CPU time: being preempted on a busy machine is not slow
         try:
             served = self.compute(req)
