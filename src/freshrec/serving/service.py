@@ -7,16 +7,16 @@ unchanged); on a miss, rank.
 
 When the processor is idle the ranking runs right here -- a thread hop costs more than most
 rankings -- waiting at most the budget for the engine, and its CPU time is measured. If the
-processor has events to apply (it may hold the engine for a whole micro-batch), or a ranking
-used more than ``recommend_budget_ms`` of CPU in the last ``GUARD_SECONDS``
-(time lost to preemption on a busy machine does not count), it runs in a
+processor has events to apply (it may hold the engine for a whole micro-batch), or
+``GUARD_AFTER`` rankings in a row used more than ``recommend_budget_ms`` of CPU in the last
+``GUARD_SECONDS`` (time lost to preemption on a busy machine does not count), it runs in a
 worker thread and is waited for at most the budget. A ranking that raises or runs out of time
 is abandoned and the response falls back to popular items through the same filters
 (``Recommender.fallback``, no engine lock), marked with ``fallback``: recommendations never
 fail while the process is healthy. (Python cannot stop a running computation: an inline ranking
-over the budget is still served, counted in ``slow``, and puts the next ones under the
-deadline.) Every response gets a fresh ``recommendation_id``, remembered by ``Feedback`` for
-click attribution.
+over the budget is still served, counted in ``slow``, and two in a row put the next ones
+under the deadline.) Every response gets a fresh ``recommendation_id``, remembered by
+``Feedback`` for click attribution.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ from freshrec.serving.cache import ResponseCache
 
 log = logging.getLogger(__name__)
 
-GUARD_SECONDS = 10.0  # after a ranking over the budget, rank under a deadline for this long
+GUARD_SECONDS = 10.0  # after rankings over the budget, rank under a deadline for this long
+GUARD_AFTER = 2  # consecutive rankings over the budget (one can be a garbage-collector pause)
 
 
 @dataclass(slots=True)
@@ -78,6 +79,7 @@ class RecommendService:
         self.fallbacks: Counter[str] = Counter()
         self.slow = 0  # inline rankings that took longer than the budget
         self._guarded_until = 0.0  # until then (monotonic), rankings run under a deadline
+        self._over_in_a_row = 0  # consecutive inline rankings over the budget
 
     def _settings_experiment(self, arms: Mapping[str, float]) -> None:
         running = self.experiments.running()
@@ -278,7 +280,11 @@ class RecommendService:
             self.engine.lock.release()
         if time.thread_time() - start > self.budget:  # served, but guard the next ones
             self.slow += 1
-            self._guarded_until = time.monotonic() + GUARD_SECONDS
+            self._over_in_a_row += 1
+            if self._over_in_a_row >= GUARD_AFTER:
+                self._guarded_until = time.monotonic() + GUARD_SECONDS
+        else:
+            self._over_in_a_row = 0
         return served
 
     def recommend(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
