@@ -308,11 +308,15 @@ class Engine:
             return self.recommender.serve(user_id, k, filters, ctx, strategy, keys)
 
     def similar(self, item_id: str, k: int = 10) -> list[Recommendation]:
-        """Items shoppers interact with around ``item_id``; ``NotFound`` for an unknown item."""
+        """Items shoppers interact with around ``item_id`` (for a catalogue item no one has
+        touched yet: popular items of its category); ``NotFound`` for an unknown item."""
         with self.lock:
             item = self.state.items.get(item_id)
             if item is None:
-                raise NotFound(f"item_id: unknown item {item_id!r}")
+                found = self.recommender.similar_by_content(item_id, k)
+                if found is None:
+                    raise NotFound(f"item_id: unknown item {item_id!r}")
+                return found
             return self.recommender.similar(item, k)
 
     def models_info(self) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from freshrec.engine.coldstart import ColdStart
 from freshrec.engine.filters import Filters, FilterSet, diversify
 from freshrec.errors import ValidationError
 from freshrec.features import Context
+from freshrec.features.context import category_id
 from freshrec.models import CoVisitation, DecayedPopularity
 from freshrec.models.ensemble import Ensemble
 from freshrec.state import OnlineState, UserView
@@ -317,6 +318,39 @@ class Recommender:
         pool = pool[FilterSet(filters, self.state, self.catalogue).mask(pool)][:k]
         keys = self.state.items.keys()
         return [Recommendation(keys[i], 0.0, _POPULAR) for i in pool.tolist()]
+
+    def similar_by_content(self, item_id: str, k: int) -> list[Recommendation] | None:
+        """Items like a catalogue item no event has touched (no co-visitation yet): the most
+        popular available items of its category, then other new ones of it; None if the
+        catalogue does not know the item."""
+        record = self.catalogue.get(item_id)
+        if record is None:
+            return None
+        if record.category is None:
+            return []
+        self.catalogue.sync()
+        category = category_id(record.category)
+        pool = self.catalogue.in_category(category)
+        pool = pool[self.catalogue.allowed(pool)]
+        raw = self.popularity.raw_scores() if self.popularity is not None else np.zeros(0)
+        pool = pool[pool < raw.shape[0]]
+        pool = pool[np.lexsort((pool, -raw[pool]))][:k]
+        top = raw.max() if raw.size else 0.0
+        keys = self.state.items.keys()
+        reason = {"type": "same_category", "item_id": item_id}
+        out = [
+            Recommendation(keys[i], float(raw[i] / top) if top > 0 else 0.0, reason)
+            for i in pool.tolist()
+        ]
+        fresh = self.catalogue.fresh()
+        fresh = fresh[self.catalogue.c_category[fresh] == category]
+        for c in fresh[::-1].tolist():  # newest first
+            if len(out) >= k:
+                break
+            other = self.catalogue.ids.key(c)
+            if other != item_id:
+                out.append(Recommendation(other, 0.0, reason))
+        return out
 
     def top_k(self, user: UserView, k: int, exclude: np.ndarray) -> np.ndarray:
         """The ensemble's top-``k`` item indices (for live quality tests)."""

@@ -88,3 +88,25 @@ def test_a_new_item_without_interactions_is_recommended_by_its_category(shop: Sh
     assert reasons.get("boot-2") == "new_like_what_you_viewed"
     fresh = shop.engine.catalogue.fresh()
     assert "boot-new" not in {shop.engine.catalogue.ids.key(int(c)) for c in fresh}
+
+
+def test_similar_items_of_a_new_item_come_from_its_category(shop: Shop) -> None:
+    shop.items(
+        [
+            {"item_id": "b1", "category": "boots"},
+            {"item_id": "b2", "category": "boots"},
+            {"item_id": "b3", "category": "boots", "available": False},
+            {"item_id": "s1", "category": "scarves"},
+        ]
+    )
+    shop.events(
+        [event("view", f"x{u}", item, T0 + u) for u in range(6) for item in ("b1", "s1")]
+        + [event("view", "y", "b2", T0 + 50), event("view", "y", "b3", T0 + 51)]
+    )
+    shop.items(
+        [{"item_id": "b-new", "category": "boots"}, {"item_id": "b-newer", "category": "boots"}]
+    )
+    body = shop.client.get("/v1/items/b-new/similar", params={"k": 5}).json()
+    assert [i["item_id"] for i in body["items"]] == ["b1", "b2", "b-newer"]
+    assert body["items"][0]["reason"] == {"type": "same_category", "item_id": "b-new"}
+    assert shop.client.get("/v1/items/nowhere/similar").status_code == 404
