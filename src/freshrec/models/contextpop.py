@@ -8,7 +8,7 @@ user's request and profile (``freshrec.engine.coldstart``). It is not an ensembl
 processor teaches it alongside the models, and snapshots it like them.
 
 Rows are allocated as keys appear, up to ``max_keys``; later keys are not counted. Learning is
-one ``np.add.at`` over the batch's ``(row, item, weight)`` triples.
+one compiled pass over the batch's ``(row, item, weight)`` triples.
 
 >>> from freshrec.testing import make_batch
 >>> m = ContextPopularity(half_life_seconds=3600.0)
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numba
 import numpy as np
 
 from freshrec.features.context import DEVICES, country_code, country_id
@@ -35,6 +36,18 @@ DAYPARTS = ("night", "morning", "afternoon", "evening")  # local hours 0-5, 6-11
 _N_COUNTRIES = 677
 
 __all__ = ["DAYPARTS", "ContextPopularity", "country_id"]
+
+
+@numba.njit(cache=True, nogil=True)
+def _accumulate(counts, mass, rows, items, w):  # pragma: no cover - compiled
+    """``counts[rows[p, k], items[k]] += w[k]`` (and the rows' mass) for every row >= 0, in
+    event order (the same sums however the events were batched)."""
+    for k in range(items.shape[0]):
+        for p in range(rows.shape[0]):
+            r = rows[p, k]
+            if r >= 0:
+                counts[r, items[k]] += np.float32(w[k])
+                mass[r] += w[k]
 
 
 def daypart(hour: int | np.ndarray) -> int | np.ndarray:
@@ -154,6 +167,8 @@ class ContextPopularity(Model):
         ]
         if self.user_keys is not None and self.vocabulary is not None:
             vocab = self.user_keys(batch.users[pos])
+            if not (vocab >= 0).any():  # nobody in this batch has a profile
+                vocab = vocab[:, :0]
             if len(self.vocabulary) > self._vocab_rows.shape[0]:
                 grown = np.full(len(self.vocabulary), -2, dtype=np.int32)
                 grown[: self._vocab_rows.shape[0]] = self._vocab_rows
@@ -164,13 +179,8 @@ class ContextPopularity(Model):
                 set_ = col >= 0
                 rows[set_] = self._lookup(self._vocab_rows, col[set_], self._vocab_key)
                 parts.append(rows)
-        rows = np.concatenate(parts)
-        every_items = np.tile(items, len(parts))
-        every_w = np.tile(w, len(parts)).astype(np.float32)
-        keep = rows >= 0
         self._grow_rows(len(self._keys))
-        np.add.at(self._counts, (rows[keep], every_items[keep]), every_w[keep])
-        np.add.at(self._mass, rows[keep], every_w[keep].astype(np.float64))
+        _accumulate(self._counts, self._mass, np.stack(parts), items, w)
         self._top.clear()
 
     def _grow_items(self, n: int) -> None:
