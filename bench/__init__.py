@@ -40,6 +40,9 @@ BUDGETS: dict[str, Budget] = {
     "scaleout_ingest": Budget(">=", 30_000, "events/s"),
     "scaleout_freshness": Budget("<=", 200.0, "ms (p99)"),
     "scaleout_workers": Budget(">=", 1.7, "x (2 vs 1 worker)"),
+    "recommend_http": Budget("<=", 10.0, "ms (p99 at 500 req/s)"),
+    "recommend_http_throughput": Budget(">=", 2_000, "req/s"),
+    "cache_hit": Budget("<=", 1.0, "ms (p99)"),
 }
 
 

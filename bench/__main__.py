@@ -24,6 +24,9 @@ BENCHMARKS: tuple[tuple[str, str], ...] = (
     ("scaleout_ingest", "bench.scaleout_ingest"),
     ("scaleout_freshness", "bench.scaleout_freshness"),
     ("scaleout_workers", "bench.scaleout_workers"),
+    ("recommend_http", "bench.recommend_http"),
+    ("recommend_http_throughput", "bench.recommend_http_throughput"),
+    ("cache_hit", "bench.cache_hit"),
 )
 TIMEOUT_SECONDS = 900  # per benchmark
 

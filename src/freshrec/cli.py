@@ -87,11 +87,17 @@ def run_server(settings: Settings) -> None:
 
 @app.command()
 def serve(
-    data_dir: DataDir = None, host: Host = None, port: Port = None, redis_url: RedisUrl = None
+    data_dir: DataDir = None,
+    host: Host = None,
+    port: Port = None,
+    redis_url: RedisUrl = None,
+    grpc_port: Annotated[int | None, typer.Option(help="Also serve gRPC on this port.")] = None,
 ) -> None:
     """Run the HTTP API with an embedded engine (log and snapshots under --data-dir), or, with
     --redis-url, as a stateless replica of a scale-out deployment."""
-    settings = _settings(data_dir=data_dir, host=host, port=port, redis_url=redis_url)
+    settings = _settings(
+        data_dir=data_dir, host=host, port=port, redis_url=redis_url, grpc_port=grpc_port
+    )
     where = f"Redis {settings.redis_url}" if settings.redis_url else f"data in {settings.data_dir}"
     if settings.redis_url is None:
         _require_data_dir(settings)

@@ -40,3 +40,9 @@ class StorageError(FreshrecError):
     """The durable log or a snapshot could not be read or written."""
 
     status_code = 503
+
+
+class Conflict(FreshrecError):
+    """The request clashes with the current state (e.g. an experiment is already running)."""
+
+    status_code = 409

@@ -150,6 +150,54 @@ class Settings(BaseSettings):
     archive_queue_chunks: int = Field(
         1024, gt=0, description="Chunks waiting for the archive writer (bounds its memory)."
     )
+    # -- serving a shop (issue 6): catalogue, filters, cold start, cache, fallback, A/B tests --
+    max_catalogue_batch: int = Field(10_000, gt=0, description="Most items in one POST /v1/items.")
+    filter_unavailable: bool = Field(
+        True, description="Shop rule: never recommend items the catalogue marks unavailable."
+    )
+    exclude_purchased: bool = Field(
+        True, description="Leave out what the user bought unless a request says otherwise."
+    )
+    excluded_categories: list[str] = Field(
+        default_factory=list, description="Shop rule: categories never recommended."
+    )
+    max_per_category: int = Field(
+        0, ge=0, le=1000, description="Default diversity: most items per category (0 = no limit)."
+    )
+    new_item_slots: int = Field(
+        1, ge=0, le=100, description="Places in a list for new catalogue items (content-based)."
+    )
+    context_popularity_half_life_seconds: float = Field(
+        86_400.0, gt=0, description="Event-time half-life of per-context popularity."
+    )
+    trending_half_life_seconds: float = Field(
+        3_600.0, gt=0, description="Event-time half-life of 'trending now'."
+    )
+    context_popularity_max_keys: int = Field(
+        128, ge=1, le=4096, description="Context and profile keys counted (cold start)."
+    )
+    recommend_budget_ms: float = Field(
+        20.0, gt=0, description="Time budget of a model's ranking; then popular items instead."
+    )
+    recommend_workers: int = Field(
+        2, ge=1, le=64, description="Threads that rank under the budget while the engine is busy."
+    )
+    cache_max_entries: int = Field(
+        100_000, ge=0, description="Cached responses (per user and context; 0 = no cache)."
+    )
+    cache_ttl_seconds: float = Field(
+        30.0, gt=0, description="Age after which a cached response is recomputed anyway."
+    )
+    feedback_max_responses: int = Field(
+        200_000, ge=1, description="Recent responses remembered for click attribution."
+    )
+    grpc_port: int | None = Field(
+        None, ge=0, le=65535, description="Port of the gRPC API on the same host; None = off."
+    )
+    experiment_arms: dict[str, float] = Field(
+        default_factory=dict,
+        description="A/B test from settings: strategy -> percent of users (e.g. ensemble: 50).",
+    )
 
     @field_validator("type_weights")
     @classmethod

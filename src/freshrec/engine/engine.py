@@ -21,26 +21,32 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import msgspec
 from threadpoolctl import threadpool_limits
 
+from freshrec.engine.coldstart import ColdStart
 from freshrec.engine.datadir import DataDirLock
+from freshrec.engine.filters import Filters
 from freshrec.engine.processor import Processor
 from freshrec.engine.quality import LiveQuality, model_top_k
-from freshrec.engine.recommender import Recommendation, Recommender
+from freshrec.engine.recommender import Recommendation, Recommender, Served
 from freshrec.errors import NotFound
-from freshrec.events import Event, EventValidator, ValidatedBatch
-from freshrec.features import enrich
+from freshrec.events import Event, EventValidator, LoggedEvent, ValidatedBatch
+from freshrec.features import Context, enrich
 from freshrec.log import EventLog, open_log
 from freshrec.models import ContextRanker, CoVisitation, DecayedPopularity, Model, OnlineMF
+from freshrec.models.contextpop import ContextPopularity
 from freshrec.models.ensemble import Ensemble
 from freshrec.registry import SnapshotStore
 from freshrec.settings import Settings
 from freshrec.state import OnlineState
+from freshrec.state.catalogue import Catalogue
+from freshrec.state.profiles import UserProfiles
+from freshrec.state.shopstore import ShopStore
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +120,26 @@ class Engine:
             settings.ensemble_eta,
             settings.ensemble_min_weight,
         )
+        # the shop's side (catalogue, user profiles, cold start): freshrec.engine.coldstart
+        self.shop_store = ShopStore(None if data is None else Path(data) / "shop.db")
+        self.catalogue = Catalogue(lambda: self.state.items, self.shop_store)
+        self.profiles = UserProfiles(lambda: self.state.users, self.shop_store)
+        self.context_popularity = ContextPopularity(
+            settings.context_popularity_half_life_seconds,
+            settings.trending_half_life_seconds,
+            settings.context_popularity_max_keys,
+            user_keys=self.profiles.keys,
+            vocabulary=self.profiles.vocabulary,
+        )
         self.recommender = Recommender(
-            self.state, self.ensemble, self.covisitation, settings.exclude_recent
+            self.state,
+            self.ensemble,
+            self.covisitation,
+            settings.exclude_recent,
+            catalogue=self.catalogue,
+            coldstart=ColdStart(self.context_popularity, self.popularity, self.catalogue),
+            popularity=self.popularity,
+            new_item_slots=settings.new_item_slots,
         )
         rankers = {m.name: model_top_k(m, self.ensemble) for m in self.models}
         rankers["ensemble"] = self.recommender.top_k
@@ -131,7 +155,7 @@ class Engine:
         self.processor = Processor(
             self.log,
             self.state,
-            self.models,
+            [*self.models, self.context_popularity],
             self.lock,
             snapshots,
             [self.quality],
@@ -141,6 +165,7 @@ class Engine:
             on_model_error=self.ensemble.disable,
         )
         self.rejected = 0
+        self.ingest_listeners: list[Callable[[list[LoggedEvent]], object]] = []
         self.ready = False
         self.model_version = "embedded-1"
         self._wake = threading.Event()
@@ -151,6 +176,7 @@ class Engine:
         try:
             self.processor.restore()
         except BaseException:
+            self.shop_store.close()
             self.log.close()
             if self._dir_lock is not None:
                 self._dir_lock.release()
@@ -181,6 +207,11 @@ class Engine:
             return IngestResult(0, 0, batch.errors)
         result = self.log.append(batch.events)
         self._wake.set()
+        for listener in self.ingest_listeners:  # e.g. feedback attribution (serving)
+            try:
+                listener(batch.events)
+            except Exception:  # the events are durable: never fail the ingest for a listener
+                log.exception("ingest listener failed")
         return IngestResult(result.accepted, result.duplicates, batch.errors)
 
     # -- processing --------------------------------------------------------------------------
@@ -236,18 +267,56 @@ class Engine:
         and ``timestamp`` -- unix seconds, default now -- as in events); ``user_agent`` and
         ``trusted_country`` fill in the device and country it does not name.
         """
-        stamp = (context or {}).get("timestamp")
-        ts = float(stamp) if isinstance(stamp, int | float) else time.time()
-        ctx = enrich(context, ts, user_agent=user_agent, trusted_country=trusted_country)
+        filters = self.default_filters(exclude=tuple(exclude or ()))
+        return self.serve(
+            user_id, k, filters, context, user_agent=user_agent, trusted_country=trusted_country
+        ).items
+
+    def default_filters(self, **given: Any) -> Filters:
+        """The request's filters over the shop-wide rules of the settings."""
+        s = self.settings
+        base = {
+            "exclude_purchased": s.exclude_purchased,
+            "max_per_category": s.max_per_category,
+            "available_only": s.filter_unavailable,
+            "excluded_categories": tuple(s.excluded_categories),
+        }
+        return Filters(**{**base, **{k: v for k, v in given.items() if v is not None}}).check()
+
+    def serve(
+        self,
+        user_id: str,
+        k: int,
+        filters: Filters,
+        context: Mapping[str, Any] | Context | None = None,
+        strategy: str = "ensemble",
+        *,
+        user_agent: str | None = None,
+        trusted_country: str | None = None,
+    ) -> Served:
+        """``recommend`` with filters and a strategy, saying how the list was made
+        (``context`` may be one ``freshrec.features.enrich`` already made)."""
+        if isinstance(context, Context):
+            ctx = context
+        else:
+            stamp = (context or {}).get("timestamp")
+            ts = float(stamp) if isinstance(stamp, int | float) else time.time()
+            ctx = enrich(context, ts, user_agent=user_agent, trusted_country=trusted_country)
+        profile = self.profiles.get(user_id)
+        keys = profile.keys() if profile is not None else ()
         with self.lock:
-            return self.recommender.recommend(user_id, k, list(exclude or ()), ctx)
+            return self.recommender.serve(user_id, k, filters, ctx, strategy, keys)
 
     def similar(self, item_id: str, k: int = 10) -> list[Recommendation]:
-        """Items shoppers interact with around ``item_id``; ``NotFound`` for an unknown item."""
+        """Items shoppers interact with around ``item_id`` (for a catalogue item no one has
+        touched yet: popular items of its category); ``NotFound`` for an unknown item."""
         with self.lock:
             item = self.state.items.get(item_id)
             if item is None:
-                raise NotFound(f"item_id: unknown item {item_id!r}")
+                found = self.recommender.similar_by_content(item_id, k)
+                if found is None:
+                    raise NotFound(f"item_id: unknown item {item_id!r}")
+                return found
             return self.recommender.similar(item, k)
 
     def models_info(self) -> dict[str, Any]:
@@ -311,6 +380,7 @@ class Engine:
                 self.processor.drain()
                 self.processor.snapshot()
         finally:
+            self.shop_store.close()
             self.log.close()
             if self._dir_lock is not None:
                 self._dir_lock.release()

@@ -1,16 +1,35 @@
-"""Turn the ensemble's ranking into recommendations: exclusions, ids and reasons."""
+"""Turn the ensemble's ranking into recommendations: exclusions, ids and reasons.
+
+``recommend`` is the ranking the live-quality tests measure. ``serve`` is what a shop gets: the
+same ensemble ranking (or cold start for a user with no history, or a strategy an A/B test
+chose), then the request's filters and the shop's rules (``freshrec.engine.filters``), at most
+``max_per_category`` per category, a shortfall filled with popular items that pass the filters,
+and up to ``new_item_slots`` new catalogue items no one has touched yet
+(``freshrec.engine.coldstart``). ``fallback`` answers without the engine lock from the last
+popular list, when the models fail or run out of time.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 import msgspec
 import numpy as np
 
+from freshrec.engine.coldstart import ColdStart
+from freshrec.engine.filters import Filters, FilterSet, diversify
+from freshrec.errors import ValidationError
 from freshrec.features import Context
-from freshrec.models import CoVisitation
+from freshrec.features.context import category_id
+from freshrec.models import CoVisitation, DecayedPopularity
 from freshrec.models.ensemble import Ensemble
 from freshrec.state import OnlineState, UserView
+from freshrec.state.catalogue import Catalogue
+
+STRATEGIES = ("ensemble", "popular", "cold_start")
+_POPULAR = {"type": "popular"}
+_DEEP = 2_000  # popular items looked through to fill a list under a price range
 
 
 class Recommendation(msgspec.Struct, frozen=True):
@@ -19,6 +38,17 @@ class Recommendation(msgspec.Struct, frozen=True):
     item_id: str
     score: float
     reason: dict[str, str]
+
+
+@dataclass(slots=True)
+class Served:
+    """What ``serve`` found: the items, the strategy that ranked them, whether it was cold
+    start (no history), and a fallback reason (None when the strategy answered)."""
+
+    items: list[Recommendation]
+    strategy: str
+    cold_start: bool = False
+    fallback: str | None = None
 
 
 class Recommender:
@@ -30,11 +60,20 @@ class Recommender:
         ensemble: Ensemble,
         covisitation: CoVisitation,
         exclude_recent: int = 0,
+        catalogue: Catalogue | None = None,
+        coldstart: ColdStart | None = None,
+        popularity: DecayedPopularity | None = None,
+        new_item_slots: int = 1,
     ) -> None:
         self.state = state
         self.ensemble = ensemble
         self.covisitation = covisitation
         self.exclude_recent = exclude_recent
+        self.catalogue = catalogue if catalogue is not None else Catalogue(state.items)
+        self.coldstart = coldstart
+        self.popularity = popularity
+        self.new_item_slots = new_item_slots
+        self._popular = np.zeros(0, dtype=np.int32)  # last popular list, for ``fallback``
 
     def excluded(self, user: UserView, exclude: Iterable[str] = ()) -> np.ndarray:
         """Item indices never to recommend to ``user``: purchased ones, the latest
@@ -68,12 +107,261 @@ class Recommender:
             for i, s, r in zip(ranked.items.tolist(), ranked.scores.tolist(), reasons, strict=True)
         ]
 
+    # -- what a shop is served -----------------------------------------------------------------
+    def serve(
+        self,
+        user_id: str,
+        k: int,
+        filters: Filters,
+        context: Context | None = None,
+        strategy: str = "ensemble",
+        profile_keys: Sequence[str] = (),
+    ) -> Served:
+        """Top-``k`` items for ``user_id`` through ``filters``, ranked by ``strategy``."""
+        if strategy not in STRATEGIES:
+            raise ValidationError("strategy", f"unknown {strategy!r} (known: {STRATEGIES})")
+        self.catalogue.sync()
+        fs = FilterSet(filters, self.state, self.catalogue)
+        user = self.state.view(user_id, context=context)
+        excluded = self._excluded(user, filters)
+        # members propose 100 candidates each anyway: ranking 100 of them costs little more
+        fetch = max(k, 100) if filters.restricts_items else k * 3 + 20
+        cold = user.recent_items.size == 0
+        if self.popularity is not None:
+            self._popular = self.popularity.top(500).copy()
+        rows: list[tuple[np.ndarray, np.ndarray, list[dict[str, str]] | None]] = []
+        ranked = None
+        if strategy == "popular" or (self.coldstart is None and cold):
+            strategy_used = "popular"
+        elif strategy == "cold_start" or (cold and profile_keys):
+            strategy_used = "cold_start"
+            found = self.coldstart.rank(  # type: ignore[union-attr]
+                self.coldstart.keys_for(context, profile_keys),  # type: ignore[union-attr]
+                fetch,
+                excluded,
+                fs.mask,
+            )
+            rows.append((found.items, found.scores, found.reasons))
+        else:
+            strategy_used = "ensemble"
+            ranked = self.ensemble.rank(user, fetch, excluded)
+            keep = fs.mask(ranked.items)
+            ranked.items, ranked.scores, ranked.parts = (
+                ranked.items[keep],
+                ranked.scores[keep],
+                ranked.parts[keep],
+            )
+            rows.append((ranked.items, ranked.scores, None))
+        have = sum(r[0].shape[0] for r in rows)
+        if have < k * (2 if filters.max_per_category else 1):  # diversity drops some
+            rows.append(self._fill(fs, excluded, rows, fetch))
+        items = np.concatenate([r[0] for r in rows]) if rows else np.zeros(0, np.int32)
+        scores = np.concatenate([r[1] for r in rows]) if rows else np.zeros(0)
+        source = np.concatenate([np.full(r[0].shape[0], j) for j, r in enumerate(rows)] or [[]])
+        position = np.concatenate([np.arange(r[0].shape[0]) for r in rows] or [[]]).astype(int)
+        if filters.max_per_category > 0 and items.size:
+            cats = self.catalogue.categories(items, self.state.item_category)
+            keep = diversify(cats, filters.max_per_category)
+            items, scores = items[keep], scores[keep]
+            source, position = source[keep], position[keep]
+        items, scores, source, position = items[:k], scores[:k], source[:k], position[:k]
+        reasons: list[dict[str, str]] = [_POPULAR] * items.shape[0]
+        keys = self.state.items.keys()
+        for j, (_, _, given) in enumerate(rows):
+            at = np.flatnonzero(source == j)
+            if at.size == 0:
+                continue
+            if given is not None:
+                for a in at.tolist():
+                    reasons[a] = given[position[a]]
+            elif ranked is not None:
+                for a, reason in zip(
+                    at.tolist(), self._explain(user, ranked, position[at], keys), strict=True
+                ):
+                    reasons[a] = reason
+        if cold and self.coldstart is not None:  # say what made it popular, when we know
+            plain = [a for a, r in enumerate(reasons) if r["type"] == "popular"]
+            if plain:
+                labels = self.coldstart.label(
+                    items[plain], self.coldstart.keys_for(context, profile_keys)
+                )
+                for a, label in zip(plain, labels, strict=True):
+                    reasons[a] = label
+        out = [
+            Recommendation(keys[i], float(sc), r)
+            for i, sc, r in zip(items.tolist(), scores.tolist(), reasons, strict=True)
+        ]
+        if not cold or filters.category is not None:
+            out = self._with_new_items(out, user, fs, k)
+        return Served(out, strategy_used, cold_start=cold)
+
+    def check_known(self, ids: Sequence[str], field: str = "exclude") -> None:
+        """Raise ``ValidationError`` naming ``field`` if any of ``ids`` is an unknown item."""
+        if not ids:
+            return
+        known_state, known_catalogue = self.state.items, self.catalogue.ids
+        unknown = [i for i in ids if i not in known_state and i not in known_catalogue]
+        if unknown:
+            shown = ", ".join(repr(i) for i in unknown[:5])
+            more = f" (and {len(unknown) - 5} more)" if len(unknown) > 5 else ""
+            raise ValidationError(field, f"unknown item ids {shown}{more}")
+
+    def _excluded(self, user: UserView, filters: Filters) -> np.ndarray:
+        parts = [user.recent_items[: self.exclude_recent]]
+        if filters.exclude_purchased:
+            bought = user.purchased
+            parts.append(np.fromiter(bought, dtype=np.int32, count=len(bought)))
+        if filters.exclude_viewed:
+            parts.append(user.recent_items)
+        if filters.exclude:
+            parts.append(self.state.items.lookup(list(filters.exclude)))
+        return np.concatenate(parts).astype(np.int32)
+
+    def _fill(self, fs: FilterSet, excluded: np.ndarray, rows: list, n: int):
+        """Popular items that pass the filters and are not already listed (a shortfall).
+
+        The pool is the popular head; with a category filter, that category's items (one
+        vectorised comparison over the catalogue and the state, not a mask of every item);
+        with a price range the head gets deeper, and only if that is not enough, every item."""
+        taken = np.concatenate([excluded, *[r[0] for r in rows]])
+        raw = self.popularity.raw_scores() if self.popularity is not None else np.zeros(0)
+        if fs.category is not None:
+            pool = np.union1d(
+                self.catalogue.in_category(fs.category),
+                np.flatnonzero(self.state.item_category[: len(self.state.items)] == fs.category),
+            ).astype(np.int32)
+            pool = pool[pool < raw.shape[0]]
+            pool = pool[np.lexsort((pool, -raw[pool]))]
+        else:
+            pool = self._popular
+            if fs.filters.restricts_items and self.popularity is not None:
+                pool = self.popularity.top(_DEEP)
+        pool = pool[~np.isin(pool, taken)]
+        pool = pool[fs.mask(pool)][:n]
+        if pool.shape[0] < n and fs.filters.restricts_items and fs.category is None:
+            everything = np.arange(raw.shape[0], dtype=np.int32)  # rare: scan every item
+            everything = everything[fs.mask(everything) & (raw > 0)]
+            everything = everything[~np.isin(everything, taken)]
+            pool = everything[np.lexsort((everything, -raw[everything]))][:n]
+        top = raw.max() if raw.size else 0.0
+        scores = raw[pool] / top if top > 0 else np.zeros(pool.shape[0])
+        return pool, scores, [_POPULAR] * pool.shape[0]
+
+    def _explain(
+        self, user: UserView, ranked, rows: np.ndarray, keys: list[str]
+    ) -> list[dict[str, str]]:
+        """Reasons of ranked rows ``rows``: the member that contributed most explains each."""
+        reasons: list[dict[str, str]] = [_POPULAR] * rows.shape[0]
+        leader = ranked.parts[rows].argmax(axis=1)
+        for m, member in enumerate(self.ensemble.members):
+            mine = np.flatnonzero(leader == m)
+            if mine.size:
+                for r, reason in zip(
+                    mine.tolist(), member.explain(user, ranked.items[rows[mine]]), strict=True
+                ):
+                    reasons[r] = _named(reason, keys)
+        return reasons
+
+    def _with_new_items(
+        self, out: list[Recommendation], user: UserView, fs: FilterSet, k: int
+    ) -> list[Recommendation]:
+        """Give up to ``new_item_slots`` of the last places to new items like the user's."""
+        if self.coldstart is None or self.new_item_slots <= 0 or k < 2:
+            return out
+        if self.catalogue.fresh().size == 0:  # no new item waiting to be seen
+            return out
+        slots = min(self.new_item_slots, k // 2)
+        recent = user.recent_items
+        if fs.category is not None:
+            categories = np.asarray([fs.category], dtype=np.int32)
+            brands = np.asarray([-1], dtype=np.int32)
+            sources = np.asarray([-1], dtype=np.int32)
+        else:
+            categories = self.catalogue.categories(recent, self.state.item_category)
+            brands = self.catalogue.brands(recent)
+            sources = recent
+        shown = {r.item_id for r in out}
+        excluded_ids = set(fs.filters.exclude)
+        fresh, src = self.coldstart.new_items(
+            categories, brands, sources, slots + len(excluded_ids), accept=fs.mask_fresh
+        )
+        keys = self.state.items.keys()
+        picks = []
+        for c, s in zip(fresh.tolist(), src.tolist(), strict=True):
+            item_id = self.catalogue.ids.key(c)
+            if item_id in shown or item_id in excluded_ids:
+                continue
+            source = int(sources[s])
+            reason = {"type": "new_arrival"}
+            if source >= 0:
+                reason = {"type": "new_like_what_you_viewed", "item_id": keys[source]}
+            picks.append(Recommendation(item_id, 0.0, reason))
+            if len(picks) == slots:
+                break
+        if not picks:
+            return out
+        return out[: max(0, min(len(out), k - len(picks)))] + picks
+
+    def fallback(self, user_id: str, k: int, filters: Filters) -> list[Recommendation]:
+        """Popular items through ``filters`` without the engine lock (models failed or were
+        too slow): the popular list of the last request, the user's purchases left out."""
+        pool = self._popular
+        u = self.state.users.get(user_id)
+        if u is not None and filters.exclude_purchased:
+            try:
+                bought = np.fromiter(self.state.purchased.get(u, ()), dtype=np.int32)
+            except RuntimeError:  # the processor changed the set while we read it
+                bought = np.zeros(0, dtype=np.int32)
+            pool = pool[~np.isin(pool, bought)]
+        if filters.exclude:
+            pool = pool[~np.isin(pool, self.state.items.lookup(list(filters.exclude)))]
+        pool = pool[FilterSet(filters, self.state, self.catalogue).mask(pool)][:k]
+        keys = self.state.items.keys()
+        return [Recommendation(keys[i], 0.0, _POPULAR) for i in pool.tolist()]
+
+    def similar_by_content(self, item_id: str, k: int) -> list[Recommendation] | None:
+        """Items like a catalogue item no event has touched (no co-visitation yet): the most
+        popular available items of its category, then other new ones of it; None if the
+        catalogue does not know the item."""
+        record = self.catalogue.get(item_id)
+        if record is None:
+            return None
+        if record.category is None:
+            return []
+        self.catalogue.sync()
+        category = category_id(record.category)
+        pool = self.catalogue.in_category(category)
+        pool = pool[self.catalogue.allowed(pool)]
+        raw = self.popularity.raw_scores() if self.popularity is not None else np.zeros(0)
+        pool = pool[pool < raw.shape[0]]
+        pool = pool[np.lexsort((pool, -raw[pool]))][:k]
+        top = raw.max() if raw.size else 0.0
+        keys = self.state.items.keys()
+        reason = {"type": "same_category", "item_id": item_id}
+        out = [
+            Recommendation(keys[i], float(raw[i] / top) if top > 0 else 0.0, reason)
+            for i in pool.tolist()
+        ]
+        fresh = self.catalogue.fresh()
+        fresh = fresh[self.catalogue.c_category[fresh] == category]
+        for c in fresh[::-1].tolist():  # newest first
+            if len(out) >= k:
+                break
+            other = self.catalogue.ids.key(c)
+            if other != item_id:
+                out.append(Recommendation(other, 0.0, reason))
+        return out
+
     def top_k(self, user: UserView, k: int, exclude: np.ndarray) -> np.ndarray:
         """The ensemble's top-``k`` item indices (for live quality tests)."""
         return self.ensemble.rank(user, k, exclude).items
 
     def similar(self, item: int, k: int) -> list[Recommendation]:
-        items, scores = self.covisitation.similar(item, k)
+        """Co-visited items of ``item`` that the catalogue allows (available, not deleted)."""
+        self.catalogue.sync()
+        items, scores = self.covisitation.similar(item, 2 * k + 10)
+        keep = self.catalogue.allowed(items)
+        items, scores = items[keep][:k], scores[keep][:k]
         keys = self.state.items.keys()
         source = keys[item]
         return [

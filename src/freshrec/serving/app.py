@@ -15,7 +15,9 @@ from freshrec.errors import FreshrecError
 from freshrec.features.useragent import warm_up
 from freshrec.serving.metrics import LatencyMiddleware, Metrics
 from freshrec.serving.responses import error_body
-from freshrec.serving.routes import events, models, ops, recommendations
+from freshrec.serving.routes import events, experiments, items, models, ops, recommendations, users
+from freshrec.serving.service import RecommendService
+from freshrec.serving.shop_metrics import ShopCollector
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 
@@ -30,12 +32,22 @@ def create_app(engine: Engine, run_processor: bool = True, close_engine: bool = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         warm_up()  # load the User-Agent rules now, not on the first request that needs them
+        app.state.service.warm_up()
+        grpc_server = None
+        if engine.settings.grpc_port is not None:
+            from freshrec.rpc.server import start_grpc
+
+            grpc_server = start_grpc(service, engine.settings.host, engine.settings.grpc_port)
+        app.state.grpc_server = grpc_server
         if run_processor:
             engine.start()
         try:
             yield
         finally:
+            if grpc_server is not None:
+                grpc_server.stop(1.0).wait()
             engine.stop()
+            service.close()
             if close_engine:
                 engine.close()
 
@@ -51,6 +63,10 @@ def create_app(engine: Engine, run_processor: bool = True, close_engine: bool = 
     app.include_router(recommendations.router)
     app.include_router(models.router)
     app.include_router(ops.router)
+    app.state.service = service = RecommendService(engine)  # catalogue, users, A/B tests:
+    metrics.registry.register(ShopCollector(service))
+    for router in (items.router, users.router, experiments.router):
+        app.include_router(router)
 
     @app.exception_handler(FreshrecError)
     async def _freshrec_error(request: Request, exc: FreshrecError):  # type: ignore[no-untyped-def]

@@ -9,6 +9,7 @@ import pytest
 
 from freshrec.events import EventType, LoggedEvent
 from freshrec.models import CoVisitation, DecayedPopularity, Model
+from freshrec.models.contextpop import ContextPopularity
 from freshrec.models.mf import OnlineMF
 from freshrec.models.ranker import ContextRanker
 from freshrec.settings import Settings
@@ -19,6 +20,7 @@ MODELS: dict[str, Callable[[], Model]] = {
     "covisitation": lambda: CoVisitation(neighbours=8, half_life_seconds=86_400.0),
     "mf": lambda: OnlineMF(factors=8, negatives=2, pool_size=64, seed=3),
     "ranker": lambda: ContextRanker(factors=4, hash_bits=10, negatives=2, seed=3),
+    "context_popularity": lambda: ContextPopularity(3600.0, 600.0, max_keys=16),
 }
 
 

@@ -6,15 +6,15 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from freshrec.serving.deps import EngineDep, MetricsDep
+from freshrec.serving.deps import EngineDep, MetricsDep, ServiceDep
 from freshrec.serving.responses import MsgspecResponse
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/v1/stats", summary="Event counts and catalogue size")
-async def stats(engine: EngineDep) -> MsgspecResponse:
-    return MsgspecResponse(engine.stats())
+@router.get("/v1/stats", summary="Event counts, catalogue size, CTR and conversion")
+async def stats(engine: EngineDep, service: ServiceDep) -> MsgspecResponse:
+    return MsgspecResponse({**engine.stats(), **service.stats()})
 
 
 @router.get("/healthz", summary="The process is alive")

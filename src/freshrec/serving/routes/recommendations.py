@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from freshrec.serving.deps import EngineDep, MetricsDep
+from freshrec.serving.deps import EngineDep, MetricsDep, ServiceDep
 from freshrec.serving.responses import MsgspecResponse
 
 router = APIRouter(tags=["recommendations"])
@@ -20,6 +20,7 @@ MAX_K = 1000
 async def recommendations(
     request: Request,
     engine: EngineDep,
+    service: ServiceDep,
     metrics: MetricsDep,
     user_id: Annotated[str, Query(min_length=1, max_length=256)],
     k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
@@ -31,28 +32,46 @@ async def recommendations(
     tz_offset_minutes: Annotated[
         int | None, Query(ge=-720, le=840, description="Shopper's UTC offset, minutes east")
     ] = None,
+    category: Annotated[
+        str | None, Query(min_length=1, max_length=256, description="Only this category")
+    ] = None,
+    min_price: Annotated[float | None, Query(description="Lowest price shown")] = None,
+    max_price: Annotated[float | None, Query(description="Highest price shown")] = None,
+    exclude_purchased: Annotated[
+        bool | None, Query(description="Leave out bought items (default: the setting)")
+    ] = None,
+    exclude_viewed: Annotated[bool, Query(description="Leave out the user's recent items")] = False,
+    max_per_category: Annotated[
+        int | None, Query(ge=0, le=MAX_K, description="Diversity: most items per category")
+    ] = None,
+    strategy: Annotated[
+        str | None, Query(description="ensemble, popular or cold_start (default: A/B arm)")
+    ] = None,
 ) -> MsgspecResponse:
     given = (("device", device), ("country", country), ("tz_offset_minutes", tz_offset_minutes))
     context = {key: v for key, v in given if v is not None}
     header = engine.settings.trusted_country_header
     start = time.perf_counter()
-    items = engine.recommend(
+    filters = engine.default_filters(
+        exclude=tuple(x for x in exclude.split(",") if x) if exclude else None,
+        category=category,
+        min_price=min_price,
+        max_price=max_price,
+        exclude_purchased=exclude_purchased,
+        exclude_viewed=exclude_viewed,
+        max_per_category=max_per_category,
+    )
+    body = await service.recommend_async(
         user_id,
         k,
-        context=context or None,
-        exclude=exclude.split(",") if exclude else None,
+        filters,
+        context or None,
+        strategy=strategy,
         user_agent=request.headers.get("user-agent"),
         trusted_country=request.headers.get(header) if header else None,
     )
     metrics.recommend_latency.observe(time.perf_counter() - start)
-    return MsgspecResponse(
-        {
-            "recommendation_id": uuid.uuid4().hex,
-            "model_version": engine.model_version,
-            "user_id": user_id,
-            "items": items,
-        }
-    )
+    return MsgspecResponse(body)
 
 
 @router.get("/v1/items/{item_id}/similar", summary="Items shoppers interact with around this one")

@@ -1,0 +1,134 @@
+"""Business filters of a recommendation request, and the shop-wide rules from settings.
+
+A ``Filters`` value is what one request asks for (``exclude_viewed``, ``category``, a price
+range, ``exclude`` ids, at most ``max_per_category`` items per category) merged with the shop's
+rules (never unavailable items, categories never shown). ``mask`` applies all of it to an array
+of item indices at once (vectorised gathers); ``diversify`` keeps at most N per category in rank
+order.
+
+>>> Filters(min_price=5, max_price=1).check()
+Traceback (most recent call last):
+...
+freshrec.errors.ValidationError: min_price: 5.0 is above max_price 1.0
+>>> diversify(np.array([7, 7, 3, 7, 3]), 2).tolist()
+[True, True, True, False, True]
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from freshrec.errors import ValidationError
+from freshrec.features.context import category_id
+from freshrec.state import OnlineState
+from freshrec.state.catalogue import Catalogue
+
+MAX_EXCLUDE = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """What a request may leave out; defaults are the shop's defaults."""
+
+    exclude_purchased: bool = True
+    exclude_viewed: bool = False
+    category: str | None = None
+    exclude: tuple[str, ...] = ()
+    min_price: float | None = None
+    max_price: float | None = None
+    max_per_category: int = 0  # 0 = no limit
+    available_only: bool = True  # shop rule
+    excluded_categories: tuple[str, ...] = ()  # shop rule
+
+    def check(self) -> Filters:
+        """Raise ``ValidationError`` naming the field of a malformed filter; returns self."""
+        for name in ("min_price", "max_price"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise ValidationError(name, f"must be a finite number >= 0, got {value!r}")
+        if (
+            self.min_price is not None
+            and self.max_price is not None
+            and self.min_price > self.max_price
+        ):
+            raise ValidationError(
+                "min_price", f"{float(self.min_price)} is above max_price {float(self.max_price)}"
+            )
+        if self.max_per_category < 0:
+            raise ValidationError("max_per_category", "must be >= 0")
+        if len(self.exclude) > MAX_EXCLUDE:
+            raise ValidationError("exclude", f"at most {MAX_EXCLUDE} item ids")
+        if self.category is not None and not self.category:
+            raise ValidationError("category", "must not be empty")
+        return self
+
+    @property
+    def restricts_items(self) -> bool:
+        """Whether the filters may drop many of the catalogue's items (fill from a scan)."""
+        return self.category is not None or self.min_price is not None or self.max_price is not None
+
+
+class FilterSet:
+    """``Filters`` compiled against the catalogue and the state for one request."""
+
+    def __init__(self, filters: Filters, state: OnlineState, catalogue: Catalogue) -> None:
+        self.filters = filters
+        self.state = state
+        self.catalogue = catalogue
+        self.category = None if filters.category is None else category_id(filters.category)
+        self.banned = np.asarray(
+            [category_id(c) for c in filters.excluded_categories], dtype=np.int32
+        )
+
+    def mask(self, items: np.ndarray) -> np.ndarray:
+        """Which state item indices pass every filter (exclusion lists aside)."""
+        f = self.filters
+        ok = self.catalogue.allowed(items) if f.available_only else np.ones(items.shape[0], bool)
+        if self.category is not None or self.banned.size:
+            cats = self.catalogue.categories(items, self.state.item_category)
+            if self.category is not None:
+                ok &= cats == self.category
+            if self.banned.size:
+                ok &= ~np.isin(cats, self.banned)
+        if f.min_price is not None or f.max_price is not None:
+            prices = self.catalogue.prices(items, self.state.item_price)
+            if f.min_price is not None:
+                ok &= prices >= f.min_price  # unknown (NaN) prices never pass a price filter
+            if f.max_price is not None:
+                ok &= prices <= f.max_price
+        return ok
+
+    def mask_fresh(self, fresh: np.ndarray) -> np.ndarray:
+        """The same filters on catalogue indices of items no event has touched yet."""
+        c = self.catalogue
+        ok = c.c_available[fresh].copy()
+        cats = c.c_category[fresh]
+        if self.category is not None:
+            ok &= cats == self.category
+        if self.banned.size:
+            ok &= ~np.isin(cats, self.banned)
+        prices = c.c_price[fresh]
+        if self.filters.min_price is not None:
+            ok &= prices >= self.filters.min_price
+        if self.filters.max_price is not None:
+            ok &= prices <= self.filters.max_price
+        if self.filters.exclude:
+            ok &= ~np.isin(fresh, c.ids.lookup(list(self.filters.exclude)))
+        return ok
+
+
+def diversify(categories: np.ndarray, per_category: int) -> np.ndarray:
+    """Keep-mask allowing at most ``per_category`` items of each category, in rank order
+    (unknown categories, -1, are never limited)."""
+    if per_category <= 0 or categories.size == 0:
+        return np.ones(categories.shape[0], dtype=np.bool_)
+    order = np.argsort(categories, kind="stable")
+    sorted_cats = categories[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_cats)) + 1]
+    group_start = np.repeat(starts, np.diff(np.r_[starts, sorted_cats.shape[0]]))
+    occurrence = np.empty_like(order)
+    occurrence[order] = np.arange(sorted_cats.shape[0]) - group_start
+    return (occurrence < per_category) | (categories < 0)
