@@ -25,12 +25,13 @@ def test_live_quality_tests_sampled_events_before_learning_them() -> None:
         engine.process()
         info = engine.models_info()
         rates = {m["name"]: m["hit_rate"] for m in info["models"]}
-        # co-visitation predicts the chain, popularity lags one step behind it
-        assert rates["covisitation"] > 0.6
+        # the learning models predict the chain; popularity lags one step behind it
+        best = max(rates, key=rates.__getitem__)
+        assert rates[best] > 0.6 and rates["popularity"] < 0.2
         assert rates["covisitation"] > rates["popularity"]
         assert info["ensemble"]["hit_rate"] > 0.6
         weights = {m["name"]: m["weight"] for m in info["models"]}
-        assert weights["covisitation"] > weights["popularity"]
+        assert weights[best] > weights["popularity"]
         assert 0 < info["live_eval"]["tests"] <= len(events) // 7 + 1
 
 
