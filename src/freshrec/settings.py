@@ -111,6 +111,52 @@ class Settings(BaseSettings):
     snapshot_every_seconds: float = Field(60.0, gt=0, description="... or after this long.")
     snapshots_kept: int = Field(2, ge=1, description="Snapshots kept on disk.")
 
+    # -- drift and model lifecycle (freshrec.drift, freshrec.registry) ------------------------
+    ensemble_fast_members: dict[str, float] = Field(
+        default_factory=lambda: {"popularity": 3600.0},
+        description="Fast-decay ensemble members: model kind (popularity, covisitation) -> "
+        "event-time half-life in seconds; each adds a member '<kind>_fast'.",
+    )
+    drift_detection: bool = Field(True, description="Run the drift detectors on live signals.")
+    drift_recalibrate: bool = Field(True, description="Act on a detection (else only record it).")
+    drift_adwin_delta: float = Field(
+        0.001, gt=0, lt=1, description="ADWIN sensitivity (smaller = fewer, later alarms)."
+    )
+    drift_ph_threshold: float = Field(
+        15.0, gt=0, description="Page-Hinkley threshold, in standard deviations of the signal."
+    )
+    drift_ph_delta: float = Field(
+        0.5, ge=0, description="Page-Hinkley tolerated change, in standard deviations."
+    )
+    drift_chunk_events: int = Field(
+        500, ge=10, description="Events per chunk of the stream-level drift signals."
+    )
+    drift_top_n: int = Field(100, ge=1, description="Popular items of the popularity_hit signal.")
+    drift_ctr_block: int = Field(200, ge=1, description="Served lists per CTR value.")
+    drift_forget: float = Field(
+        0.25, gt=0, le=1, description="On drift: scale decayed models' stored weights (1 = off)."
+    )
+    drift_shrink_users: float = Field(
+        0.5, ge=0, le=1, description="On drift: scale MF user factors (0 = reset, 1 = off)."
+    )
+    drift_boost: float = Field(
+        4.0, ge=1, description="On drift: multiply fast members' priors (1 = off)."
+    )
+    drift_boost_events: int = Field(50_000, ge=1, description="Events a prior boost lasts.")
+    drift_cooldown_events: int = Field(
+        20_000, ge=0, description="Events after an action during which detections only record."
+    )
+    drift_events_kept: int = Field(1000, ge=1, description="Drift events listed by the API.")
+    alert_hit_rate_min: float = Field(
+        0.0, ge=0, le=1, description="Alert when the ensemble's live hit rate falls below this."
+    )
+    alert_ctr_min: float = Field(
+        0.0, ge=0, le=1, description="Alert when the CTR of served lists falls below this."
+    )
+    alert_webhook_url: str | None = Field(
+        None, description="POST every alert as JSON to this URL (None = no webhook)."
+    )
+
     @field_validator("type_weights")
     @classmethod
     def _known_types(cls, value: dict[str, float]) -> dict[str, float]:
@@ -120,6 +166,16 @@ class Settings(BaseSettings):
             if not weight >= 0:
                 raise ValueError(f"weight of {name!r} must be >= 0")
         return {**DEFAULT_TYPE_WEIGHTS, **value}
+
+    @field_validator("ensemble_fast_members")
+    @classmethod
+    def _fast_kinds(cls, value: dict[str, float]) -> dict[str, float]:
+        for kind, half_life in value.items():
+            if kind not in ("popularity", "covisitation"):
+                raise ValueError(f"unknown fast member {kind!r} (known: popularity, covisitation)")
+            if not half_life > 0:
+                raise ValueError(f"half-life of {kind!r} must be > 0 seconds")
+        return value
 
     @model_validator(mode="after")
     def _window_fits(self) -> Settings:

@@ -28,6 +28,8 @@ from typing import Any
 import msgspec
 from threadpoolctl import threadpool_limits
 
+from freshrec.drift import DriftEvent, fast_members, fast_priors
+from freshrec.drift.setup import build_alerts, build_monitor
 from freshrec.engine.datadir import DataDirLock
 from freshrec.engine.processor import Processor
 from freshrec.engine.quality import LiveQuality, model_top_k
@@ -107,10 +109,17 @@ class Engine:
             hour_buckets=settings.ranker_hour_buckets,
             seed=settings.ranker_seed,
         )
-        self.models: list[Model] = [self.popularity, self.covisitation, self.mf, self.ranker]
+        self.fast_members = fast_members(settings)  # short time-window twins (freshrec.drift)
+        self.models: list[Model] = [
+            self.popularity,
+            self.covisitation,
+            self.mf,
+            self.ranker,
+            *self.fast_members,
+        ]
         self.ensemble = Ensemble(
             self.models,
-            settings.ensemble_priors,
+            fast_priors(settings),
             settings.ensemble_eta,
             settings.ensemble_min_weight,
         )
@@ -128,17 +137,31 @@ class Engine:
             settings.live_eval_every,
             on_update=self.ensemble.update_weights,
         )
+        self.alerts = build_alerts(settings)
+        decayed = [m for m in self.models if hasattr(m, "forget")]
+        self.drift = build_monitor(
+            settings,
+            self.quality,
+            self.popularity,
+            decayed,  # type: ignore[arg-type]
+            self.mf,
+            self.ensemble,
+            [m.name for m in self.fast_members],
+            self.alerts,
+        )
+        watchers = [self.drift] if settings.drift_detection else []
         self.processor = Processor(
             self.log,
             self.state,
             self.models,
             self.lock,
             snapshots,
-            [self.quality],
+            [self.quality, *watchers],
             settings.processor_batch_events,
             settings.snapshot_every_events,
             settings.snapshot_every_seconds,
             on_model_error=self.ensemble.disable,
+            watchers=watchers,
         )
         self.rejected = 0
         self.ready = False
@@ -240,6 +263,7 @@ class Engine:
         ts = float(stamp) if isinstance(stamp, int | float) else time.time()
         ctx = enrich(context, ts, user_agent=user_agent, trusted_country=trusted_country)
         with self.lock:
+            self.drift.served()
             return self.recommender.recommend(user_id, k, list(exclude or ()), ctx)
 
     def similar(self, item_id: str, k: int = 10) -> list[Recommendation]:
@@ -282,6 +306,11 @@ class Engine:
                 ],
             }
 
+    def drift_events(self) -> list[DriftEvent]:
+        """Every drift detection kept (``drift_events_kept``), oldest first, with its action."""
+        with self.lock:
+            return self.drift.events()
+
     def stats(self) -> dict[str, Any]:
         """Event counts, catalogue size and readiness, read consistently under the lock."""
         with self.lock:
@@ -311,6 +340,7 @@ class Engine:
                 self.processor.drain()
                 self.processor.snapshot()
         finally:
+            self.alerts.close()
             self.log.close()
             if self._dir_lock is not None:
                 self._dir_lock.release()

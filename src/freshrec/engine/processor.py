@@ -22,7 +22,7 @@ from freshrec.events import LoggedEvent
 from freshrec.log import EventLog
 from freshrec.models import Model, ModelError
 from freshrec.registry import SnapshotStore
-from freshrec.state import OnlineState
+from freshrec.state import Batch, OnlineState
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,12 @@ class Monitor(Protocol):
     def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None: ...
 
 
+class Watcher(Protocol):
+    """Something that sees each micro-batch after the state took it in, before models learn it."""
+
+    def watch(self, batch: Batch, events: Sequence[LoggedEvent], first_offset: int) -> None: ...
+
+
 class Processor:
     """Reads the log from its offset, updates state and models, commits, snapshots."""
 
@@ -62,6 +68,7 @@ class Processor:
         snapshot_every_events: int = 200_000,
         snapshot_every_seconds: float = 60.0,
         on_model_error: Callable[[str, str], object] | None = None,
+        watchers: Sequence[Watcher] = (),
     ) -> None:
         self.log = log_
         self.state = state
@@ -73,6 +80,7 @@ class Processor:
         self.snapshot_every_events = snapshot_every_events
         self.snapshot_every_seconds = snapshot_every_seconds
         self.on_model_error = on_model_error
+        self.watchers = list(watchers)
         self.failed: dict[str, str] = {}  # models whose learning diverged
         self.offset = 0
         self._snapshot_offset = 0
@@ -124,20 +132,22 @@ class Processor:
             start = 0
             # learn up to each observed event, let the monitors see it, go on (test-then-learn)
             for cut in sorted(set().union(*due)):
-                self._learn(events[start:cut])
+                self._learn(events[start:cut], first + start)
                 for monitor, positions in zip(self.monitors, due, strict=True):
                     if cut in positions:
                         monitor.observe(events[cut], first + cut)
                 start = cut
-            self._learn(events[start:])
+            self._learn(events[start:], first + start)
             self.offset += len(events)
         self.log.commit(CONSUMER, self.offset)
         self.maybe_snapshot()
         return len(events)
 
-    def _learn(self, events: list[LoggedEvent]) -> None:
+    def _learn(self, events: list[LoggedEvent], first: int) -> None:
         if events:
             batch = self.state.advance(events)
+            for watcher in self.watchers:
+                watcher.watch(batch, events, first)
             for model in self.models:
                 if model.name in self.failed:
                     continue

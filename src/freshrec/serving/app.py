@@ -15,7 +15,7 @@ from freshrec.errors import FreshrecError
 from freshrec.features.useragent import warm_up
 from freshrec.serving.metrics import LatencyMiddleware, Metrics
 from freshrec.serving.responses import error_body
-from freshrec.serving.routes import events, models, ops, recommendations
+from freshrec.serving.routes import drift, events, models, ops, recommendations
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 
@@ -51,6 +51,7 @@ def create_app(engine: Engine, run_processor: bool = True, close_engine: bool = 
     app.include_router(recommendations.router)
     app.include_router(models.router)
     app.include_router(ops.router)
+    app.include_router(drift.router)
 
     @app.exception_handler(FreshrecError)
     async def _freshrec_error(request: Request, exc: FreshrecError):  # type: ignore[no-untyped-def]
