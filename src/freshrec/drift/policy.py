@@ -81,7 +81,9 @@ class Recalibration:
                     self.ensemble.priors[name] *= self.boost
                 self.ensemble.update_weights(self.ensemble.hit_rates)
             self._boost_until = at_event + self.boost_events
-            done.append(f"boost {','.join(self.fast)} x{self.boost:g} for {self.boost_events} events")
+            done.append(
+                f"boost {','.join(self.fast)} x{self.boost:g} for {self.boost_events} events"
+            )
         return "; ".join(done) or "none"
 
     def tick(self, offset: int) -> None:
