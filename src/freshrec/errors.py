@@ -40,3 +40,9 @@ class StorageError(FreshrecError):
     """The durable log or a snapshot could not be read or written."""
 
     status_code = 503
+
+
+class Conflict(FreshrecError):
+    """The request cannot be done in the current state (e.g. nothing to roll back to)."""
+
+    status_code = 409

@@ -156,6 +156,27 @@ class Settings(BaseSettings):
     alert_webhook_url: str | None = Field(
         None, description="POST every alert as JSON to this URL (None = no webhook)."
     )
+    registry_gate_events: int = Field(
+        5000, ge=0, description="Held-back events a candidate version is tested on (0 = no gate)."
+    )
+    registry_gate_every: int = Field(
+        10, ge=1, description="Test one held-back event in this many (gate and watch)."
+    )
+    registry_gate_tolerance: float = Field(
+        0.02, ge=0, le=1, description="A candidate's hit rate may be this much below the current."
+    )
+    registry_gate_min_tests: int = Field(
+        30, ge=1, description="Tests a gate or watch needs before it may reject or roll back."
+    )
+    registry_watch_events: int = Field(
+        20_000, ge=0, description="Events the live hit rate is watched after a promotion (0 = off)."
+    )
+    registry_rollback_drop: float = Field(
+        0.1, ge=0, le=1, description="Automatic rollback when the watched hit rate falls this much."
+    )
+    registry_keep_promoted: int = Field(
+        3, ge=2, description="Promoted versions kept as rollback targets (never pruned)."
+    )
 
     @field_validator("type_weights")
     @classmethod

@@ -198,10 +198,17 @@ class DriftMonitor:
         return self.record.events()
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {**self.record.state_dict(), "known_items": np.asarray([self._known_items])}
+        policy = {} if self.policy is None else self.policy.state_dict()
+        return {
+            **self.record.state_dict(),
+            **policy,
+            "known_items": np.asarray([self._known_items]),
+        }
 
     def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
         self.record.load_state_dict(arrays)
+        if self.policy is not None:
+            self.policy.load_state_dict(arrays)
         if "known_items" in arrays:
             self._known_items = int(arrays["known_items"][0])
         self._tests_seen = self.quality.tests

@@ -20,6 +20,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+import msgspec
+import numpy as np
+
 from freshrec.models import OnlineMF
 from freshrec.models.ensemble import Ensemble
 
@@ -93,3 +96,25 @@ class Recalibration:
             self.ensemble.update_weights(self.ensemble.hit_rates)
             self._boost_until = None
             self._saved_priors = {}
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The running boost and the last action, so a restart carries on where it was."""
+        doc = {
+            "last_action": self.last_action,
+            "boost_until": self._boost_until,
+            "saved": self._saved_priors,
+            "boosted": {n: self.ensemble.priors[n] for n in self._saved_priors},
+        }
+        return {"policy": np.frombuffer(msgspec.json.encode(doc), dtype=np.uint8)}
+
+    def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
+        if "policy" not in arrays:
+            return
+        doc = msgspec.json.decode(arrays["policy"].tobytes())
+        self.last_action = doc["last_action"]
+        self._boost_until = doc["boost_until"]
+        self._saved_priors = {n: float(v) for n, v in doc["saved"].items()}
+        for name, prior in doc["boosted"].items():
+            if name in self.ensemble.priors:
+                self.ensemble.priors[name] = float(prior)
+        self.ensemble.update_weights(self.ensemble.hit_rates)

@@ -31,6 +31,7 @@ from threadpoolctl import threadpool_limits
 from freshrec.drift import DriftEvent, fast_members, fast_priors
 from freshrec.drift.setup import build_alerts, build_monitor
 from freshrec.engine.datadir import DataDirLock
+from freshrec.engine.lifecycle import Lifecycle
 from freshrec.engine.processor import Processor
 from freshrec.engine.quality import LiveQuality, model_top_k
 from freshrec.engine.recommender import Recommendation, Recommender
@@ -41,6 +42,7 @@ from freshrec.log import EventLog, open_log
 from freshrec.models import ContextRanker, CoVisitation, DecayedPopularity, Model, OnlineMF
 from freshrec.models.ensemble import Ensemble
 from freshrec.registry import SnapshotStore
+from freshrec.registry.versions import VersionBook
 from freshrec.settings import Settings
 from freshrec.state import OnlineState
 
@@ -150,22 +152,46 @@ class Engine:
             self.alerts,
         )
         watchers = [self.drift] if settings.drift_detection else []
+        book = VersionBook(
+            None if data is None else Path(data) / "registry.json",
+            settings.registry_keep_promoted,
+        )
+        self.lifecycle = Lifecycle(
+            snapshots,
+            book,
+            self.state,
+            self.models,
+            self.ensemble,
+            self.quality,
+            self.recommender,
+            self.covisitation,
+            k=settings.live_eval_k,
+            gate_events=settings.registry_gate_events,
+            gate_every=settings.registry_gate_every,
+            tolerance=settings.registry_gate_tolerance,
+            min_tests=settings.registry_gate_min_tests,
+            watch_events=settings.registry_watch_events,
+            rollback_drop=settings.registry_rollback_drop,
+            drift_count=lambda: sum(self.drift.record.counts().values()),
+        )
         self.processor = Processor(
             self.log,
             self.state,
             self.models,
             self.lock,
             snapshots,
-            [self.quality, *watchers],
+            [self.quality, *watchers, self.lifecycle],
             settings.processor_batch_events,
             settings.snapshot_every_events,
             settings.snapshot_every_seconds,
             on_model_error=self.ensemble.disable,
             watchers=watchers,
+            snapshot_meta=self.lifecycle.snapshot_meta,
+            on_snapshot=self.lifecycle.on_snapshot,
         )
+        self.lifecycle.processor = self.processor
         self.rejected = 0
         self.ready = False
-        self.model_version = "embedded-1"
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -306,6 +332,26 @@ class Engine:
                 ],
             }
 
+    @property
+    def model_version(self) -> str:
+        """The promoted model version the live models last started from ("live" before any)."""
+        return self.lifecycle.model_version
+
+    def versions(self) -> list[dict[str, Any]]:
+        """Model versions on disk (newest first): metadata, validation metrics, status."""
+        with self.lock:
+            return self.lifecycle.versions()
+
+    def promote(self, version: str) -> dict[str, Any]:
+        """Serve ``version``'s exact parameters from now on (the models keep learning)."""
+        with self.lock:
+            return self.lifecycle.promote(version)
+
+    def rollback(self) -> dict[str, Any]:
+        """Back to the version promoted before the current one."""
+        with self.lock:
+            return self.lifecycle.rollback()
+
     def drift_events(self) -> list[DriftEvent]:
         """Every drift detection kept (``drift_events_kept``), oldest first, with its action."""
         with self.lock:
@@ -338,6 +384,7 @@ class Engine:
         try:
             if self.settings.data_dir is not None:
                 self.processor.drain()
+                self.lifecycle.active = False
                 self.processor.snapshot()
         finally:
             self.alerts.close()

@@ -69,6 +69,8 @@ class Processor:
         snapshot_every_seconds: float = 60.0,
         on_model_error: Callable[[str, str], object] | None = None,
         watchers: Sequence[Watcher] = (),
+        snapshot_meta: Callable[[], dict] | None = None,
+        on_snapshot: Callable[[int], object] | None = None,
     ) -> None:
         self.log = log_
         self.state = state
@@ -81,6 +83,8 @@ class Processor:
         self.snapshot_every_seconds = snapshot_every_seconds
         self.on_model_error = on_model_error
         self.watchers = list(watchers)
+        self.snapshot_meta = snapshot_meta
+        self.on_snapshot = on_snapshot
         self.failed: dict[str, str] = {}  # models whose learning diverged
         self.offset = 0
         self._snapshot_offset = 0
@@ -193,9 +197,14 @@ class Processor:
                 arrays.update({f"{part.name}/{k}": v for k, v in part.state_dict().items()})
             documents = {k: list(v) for k, v in self.state.documents().items()}  # type: ignore[call-overload]
             meta = {"models": {m.name: m.params() for m in self.models}}
+            if self.snapshot_meta is not None:
+                meta.update(self.snapshot_meta())
         self.snapshots.save(offset, arrays, documents, meta)
         self._snapshot_offset = offset
         self._snapshot_time = time.monotonic()
+        if self.on_snapshot is not None:
+            with self.lock:
+                self.on_snapshot(offset)
 
 
 def _section(arrays: dict, prefix: str) -> dict:

@@ -58,6 +58,7 @@ class SnapshotStore:
     def __init__(self, root: Path, keep: int = 2) -> None:
         self.root = Path(root)
         self.keep = keep
+        self.pinned: set[int] = set()  # offsets never pruned (versions a rollback may need)
         self.root.mkdir(parents=True, exist_ok=True)
 
     def versions(self) -> list[Path]:
@@ -110,7 +111,8 @@ class SnapshotStore:
 
     def _prune(self) -> None:
         for old in self.versions()[self.keep :]:
-            shutil.rmtree(old, ignore_errors=True)
+            if int(old.name) not in self.pinned:
+                shutil.rmtree(old, ignore_errors=True)
         for tmp in self.root.glob(".tmp-*"):
             if f"-{os.getpid()}-" not in tmp.name:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -124,6 +126,24 @@ class SnapshotStore:
             arrays = {key: data[key] for key in data.files}
         documents = msgspec.msgpack.decode((folder / _DOCS).read_bytes())
         return Snapshot(int(meta["offset"]), arrays, documents, meta)
+
+    def folder(self, offset: int) -> Path:
+        return self.root / f"{offset:015d}"
+
+    def load(self, offset: int) -> Snapshot:
+        """The snapshot at ``offset``, checksums verified (``OSError``/``ValueError`` if damaged
+        or missing)."""
+        try:
+            return self._read(self.folder(offset))
+        except (KeyError, msgspec.DecodeError) as exc:
+            raise ValueError(f"damaged snapshot {self.folder(offset)}: {exc}") from exc
+
+    def read_meta(self, folder: Path) -> dict[str, Any] | None:
+        """A snapshot's metadata without reading its arrays; None if unreadable."""
+        try:
+            return json.loads((folder / _META).read_text())
+        except (OSError, ValueError):
+            return None
 
     def load_latest(self) -> Snapshot | None:
         """The newest intact snapshot, or None when there is none."""
