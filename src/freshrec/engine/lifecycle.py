@@ -223,20 +223,19 @@ class Lifecycle:
         watch = self.watch
         if watch is not None and offset >= watch.start + self.watch_events:
             self.watch = None
-            rate = watch.tester.hit_rates()["live"]
-            fell = (
-                watch.tester.tests >= self.min_tests and rate < watch.baseline - self.rollback_drop
-            )
-            details = {"live": rate, "baseline": watch.baseline, "tests": watch.tester.tests}
-            if fell and self.drift_count() > watch.drifts:
-                log.warning(
-                    "hit rate fell after %s, but drift explains it: %s", watch.version, details
-                )
-            elif fell and self.book.current == watch.version and self.book.previous():
-                log.warning(
-                    "hit rate fell after promoting %s: rolling back %s", watch.version, details
-                )
-                self.rollback()
+            self._judge(watch)
+
+    def _judge(self, watch: _Trial) -> None:
+        """End of a post-promotion watch: roll back if the live hit rate fell too far."""
+        rate, tests = watch.tester.hit_rates()["live"], watch.tester.tests
+        if tests < self.min_tests or rate >= watch.baseline - self.rollback_drop:
+            return
+        details = {"live": rate, "baseline": watch.baseline, "tests": tests}
+        if self.drift_count() > watch.drifts:
+            log.warning("hit rate fell after %s, drift explains it: %s", watch.version, details)
+        elif self.book.current == watch.version and self.book.previous():
+            log.warning("hit rate fell after %s: rolling back %s", watch.version, details)
+            self.rollback()
 
     # -- promote and rollback ----------------------------------------------------------------
     def _load(self, version: str) -> Snapshot:
