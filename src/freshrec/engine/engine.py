@@ -385,7 +385,7 @@ class Engine:
             if self.settings.data_dir is not None:
                 self.processor.drain()
                 self.lifecycle.active = False
-                self.processor.snapshot()
+                self.processor.maybe_snapshot(force=True)  # unless nothing new since the last
         finally:
             self.alerts.close()
             self.log.close()

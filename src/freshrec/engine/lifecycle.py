@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -39,12 +40,12 @@ from freshrec.engine.quality import LiveQuality, TopK
 from freshrec.engine.recommender import Recommender
 from freshrec.errors import Conflict, NotFound, StorageError
 from freshrec.events import LoggedEvent
-from freshrec.models import CoVisitation, Model
+from freshrec.models import CoVisitation, Model, ModelError
 from freshrec.models.ensemble import Ensemble
 from freshrec.registry import SnapshotStore
 from freshrec.registry.store import Snapshot
-from freshrec.registry.versions import VersionBook, version_name, version_offset
-from freshrec.state import OnlineState
+from freshrec.registry.versions import VersionBook, version_folder, version_name
+from freshrec.state import OnlineState, UserView
 
 if TYPE_CHECKING:
     from freshrec.engine.processor import Processor
@@ -118,6 +119,13 @@ class Lifecycle:
         self._restoring: str | None = None  # the version a snapshot being written restores
         if store is not None:
             store.pinned = self._pinned()
+            store.unwanted = self._unwanted
+
+    def _unwanted(self, folder: str) -> str | None:
+        status = self.book.status.get(version_name(folder), {}).get("status")
+        if status in ("rejected", "rolled_back", "damaged"):
+            return f"version {version_name(folder)} was {status}"
+        return None
 
     @property
     def model_version(self) -> str:
@@ -131,14 +139,16 @@ class Lifecycle:
             "weights": dict(self.ensemble.weights),
         }
 
-    def on_snapshot(self, offset: int) -> None:
-        """The processor wrote a snapshot at ``offset``: a new version (a candidate)."""
-        version = version_name(offset)
+    def on_snapshot(self, folder: Path) -> None:
+        """The processor wrote snapshot ``folder``: a new version (a candidate)."""
+        version = version_name(folder.name)
+        offset = int(folder.name.partition("-")[0])
         restoring, self._restoring = self._restoring, None
         if restoring is not None:
             self.book.replace_current(version, restored_from=restoring)
-        elif not self.active:
-            self.book.mark(version, "candidate")
+        elif not self.active:  # the final snapshot of a close: no gate; keep a known status
+            if version not in self.book.status:
+                self.book.mark(version, "candidate")
         elif self.book.current is None or self.gate_events == 0:
             self.book.promote(version, gate=None)
             self._start_watch(version, offset, self.quality.hit_rates()["ensemble"])
@@ -146,10 +156,11 @@ class Lifecycle:
             self._start_gate(version, offset)
         if self.store is not None:
             self.store.pinned = self._pinned()
+            self.store.prune()
 
-    def _pinned(self) -> set[int]:
+    def _pinned(self) -> set[str]:
         names = [*self.book.history, *([self.gate.version] if self.gate else [])]
-        return {o for o in (version_offset(v) for v in names) if o is not None}
+        return {f for f in (version_folder(v) for v in names) if f is not None}
 
     # -- the processor's monitor protocol: tests on held-back events ---------------------------
     def due(self, first_offset: int, n: int) -> np.ndarray:
@@ -239,11 +250,11 @@ class Lifecycle:
 
     # -- promote and rollback ----------------------------------------------------------------
     def _load(self, version: str) -> Snapshot:
-        offset = version_offset(version)
-        if self.store is None or offset is None or not self.store.folder(offset).is_dir():
+        name = version_folder(version)
+        if self.store is None or name is None or not (self.store.root / name).is_dir():
             raise NotFound(f"version: unknown model version {version!r}")
         try:
-            return self.store.load(offset)
+            return self.store.load(self.store.root / name)
         except (OSError, ValueError) as exc:
             log.warning("skipping damaged version %s: %s", version, exc)
             self.book.mark(version, "damaged", error=str(exc))
@@ -252,26 +263,32 @@ class Lifecycle:
     def _frozen(self, snap: Snapshot) -> TopK:
         """A top-k function over copies of the models holding ``snap``'s parameters."""
         copies = []
+        unusable = {}
         for model in self.models:
             copy = type(model)(**model.params())
             copy.name = model.name
             arrays = _section(snap.arrays, model.name)
-            if arrays:
-                copy.load_state_dict(arrays)
+            try:
+                if arrays:
+                    copy.load_state_dict(arrays)
+                copy.check_finite()
+            except ModelError as exc:
+                unusable[model.name] = str(exc)
             copies.append(copy)
         ensemble = Ensemble(
             copies, self.ensemble.priors, self.ensemble.eta, self.ensemble.min_weight
         )
         ensemble.weights = dict(snap.meta.get("weights") or self.ensemble.weights)
-        ensemble.disabled = dict(self.ensemble.disabled)
+        ensemble.disabled = unusable
         covis = copies[self.models.index(self.covisitation)]
-        recommender = Recommender(
-            self.state,
-            ensemble,
-            covis,
-            self.recommender.exclude_recent,  # type: ignore[arg-type]
-        )
-        return recommender.top_k
+        recommender = Recommender(self.state, ensemble, covis, self.recommender.exclude_recent)  # type: ignore[arg-type]
+
+        def top_k(user: UserView, k: int, exclude: np.ndarray) -> np.ndarray:
+            # a view of its own: models memoise per-request results in the view by model name,
+            # and the copies share their names with the live models and the other version
+            return recommender.top_k(replace(user, memo={}), k, exclude)
+
+        return top_k
 
     def _apply(self, snap: Snapshot) -> None:
         """Load ``snap``'s exact parameters (models, live-quality window, weights)."""
@@ -279,6 +296,14 @@ class Lifecycle:
             arrays = _section(snap.arrays, model.name)
             if arrays:
                 model.load_state_dict(arrays)
+            try:
+                model.check_finite()
+            except ModelError:
+                continue
+            # a model disabled because it diverged serves and learns again from sound parameters
+            self.ensemble.disabled.pop(model.name, None)
+            if self.processor is not None:
+                self.processor.failed.pop(model.name, None)
         quality = _section(snap.arrays, self.quality.name)
         if quality:
             self.quality.load_state_dict(quality)
@@ -289,7 +314,7 @@ class Lifecycle:
         self._apply(snap)
         self.gate = self.watch = None
         processor = self.processor
-        if processor is not None and processor.offset != snap.offset:
+        if processor is not None:
             self._restoring = version
             processor.snapshot()  # a restart resumes from the restored parameters
 
@@ -323,13 +348,13 @@ class Lifecycle:
         out = []
         for folder in self.store.versions():
             meta = self.store.read_meta(folder) or {}
-            version = version_name(int(folder.name))
+            version = version_name(folder.name)
             entry = self.book.status.get(version, {})
             out.append(
                 {
                     "version": version,
                     "created_at": meta.get("created_at"),
-                    "events_seen": meta.get("offset", int(folder.name)),
+                    "events_seen": meta.get("offset"),
                     "metrics": meta.get("metrics"),
                     "status": entry.get("status", "candidate" if meta else "damaged"),
                     "current": version == self.book.current,

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -70,7 +71,7 @@ class Processor:
         on_model_error: Callable[[str, str], object] | None = None,
         watchers: Sequence[Watcher] = (),
         snapshot_meta: Callable[[], dict] | None = None,
-        on_snapshot: Callable[[int], object] | None = None,
+        on_snapshot: Callable[[Path], object] | None = None,
     ) -> None:
         self.log = log_
         self.state = state
@@ -199,12 +200,12 @@ class Processor:
             meta = {"models": {m.name: m.params() for m in self.models}}
             if self.snapshot_meta is not None:
                 meta.update(self.snapshot_meta())
-        self.snapshots.save(offset, arrays, documents, meta)
+        folder = self.snapshots.save(offset, arrays, documents, meta)
         self._snapshot_offset = offset
         self._snapshot_time = time.monotonic()
         if self.on_snapshot is not None:
             with self.lock:
-                self.on_snapshot(offset)
+                self.on_snapshot(folder)
 
 
 def _section(arrays: dict, prefix: str) -> dict:

@@ -28,15 +28,18 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def version_name(offset: int) -> str:
-    return f"v{offset}"
+def version_name(folder: str) -> str:
+    """The version stored in snapshot folder ``folder`` (``000000000001200-1`` -> ``v1200-1``)."""
+    offset, _, n = folder.partition("-")
+    return f"v{int(offset)}" + (f"-{n}" if n else "")
 
 
-def version_offset(version: str) -> int | None:
-    """The log offset a version name stands for, or None if it is not a version name."""
-    if len(version) > 1 and version[0] == "v" and version[1:].isdigit():
-        return int(version[1:])
-    return None
+def version_folder(version: str) -> str | None:
+    """The snapshot folder of ``version``, or None if it is not a version name."""
+    offset, _, n = version[1:].partition("-")
+    if version[:1] != "v" or not offset.isdigit() or not (n.isdigit() or not n):
+        return None
+    return f"{int(offset):015d}" + (f"-{n}" if n else "")
 
 
 class VersionBook:
