@@ -36,6 +36,7 @@ BUDGETS: dict[str, Budget] = {
     "processor": Budget(">=", 100_000, "events/s"),
     "recommend": Budget("<=", 2.0, "ms (p99)"),
     "memory": Budget("<=", 1.5, "GB (peak RSS)"),
+    "drift": Budget("<=", 2000, "events (worst detection delay)"),
 }
 
 
