@@ -120,7 +120,7 @@ class Settings(BaseSettings):
     drift_detection: bool = Field(True, description="Run the drift detectors on live signals.")
     drift_recalibrate: bool = Field(True, description="Act on a detection (else only record it).")
     drift_adwin_delta: float = Field(
-        0.001, gt=0, lt=1, description="ADWIN sensitivity (smaller = fewer, later alarms)."
+        0.0005, gt=0, lt=1, description="ADWIN sensitivity (smaller = fewer, later alarms)."
     )
     drift_ph_threshold: float = Field(
         15.0, gt=0, description="Page-Hinkley threshold, in standard deviations of the signal."

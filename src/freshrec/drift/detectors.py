@@ -3,7 +3,8 @@
 Neither algorithm is re-implemented here; these wrappers only decide what the detectors see and
 make their thresholds follow the signal's own variability:
 
-- ``Adwin`` feeds raw values to ``river.drift.ADWIN``. ADWIN's cut test already adapts: two
+- ``Adwin`` feeds raw values to ``river.drift.ADWIN`` (a change counts only in ``direction``:
+  the window's mean after the cut is compared with the mean before). ADWIN's cut test already adapts: two
   sub-windows are declared different when their means differ by more than
   ``sqrt(2 / m * var_W * ln(2 / delta')) + 2 / (3 m) * ln(2 / delta')``, where ``var_W`` is the
   variance of the current window, so a noisy signal needs a larger gap than a steady one.
@@ -13,7 +14,9 @@ make their thresholds follow the signal's own variability:
   signal (half-life ``memory`` samples), learned during a ``warmup`` and frozen while a change is
   building up. So ``threshold`` and ``delta`` are in units of the signal's recent standard
   deviation: the raw threshold is ``threshold * std``, wide for noisy signals and tight for
-  quiet ones. ``direction`` says which way counts ("down" for hit rates, "up" for distances).
+  quiet ones (``std`` is at least ``min_std``: a rate over n events is not known better than
+  about 1/n, so a signal that was flat in the warm-up does not alarm on its first blip).
+  ``direction`` says which way counts ("down" for hit rates, "up" for distances).
 
 After an alarm both re-learn the signal from scratch (ADWIN drops the old sub-window itself).
 
@@ -56,10 +59,19 @@ class Adwin(Detector):
 
     kind = "adwin"
 
-    def __init__(self, delta: float = 0.002, clock: int = 32, grace_period: int = 30) -> None:
+    def __init__(
+        self,
+        delta: float = 0.002,
+        direction: Direction = "both",
+        clock: int = 32,
+        grace_period: int = 30,
+    ) -> None:
         if not 0 < delta < 1:
             raise ValueError(f"delta must be in (0, 1), got {delta!r}")
+        if direction not in ("up", "down", "both"):
+            raise ValueError(f"direction must be up, down or both, got {direction!r}")
         self.delta = delta
+        self.direction = direction
         self.clock = clock
         self.grace_period = grace_period
         self.reset()
@@ -70,8 +82,13 @@ class Adwin(Detector):
         )
 
     def update(self, value: float) -> bool:
+        before = self._adwin.estimation
         self._adwin.update(value)
-        return bool(self._adwin.drift_detected)
+        if not self._adwin.drift_detected:
+            return False
+        # ADWIN dropped the older sub-window: the mean moved the way that matters, or not
+        after = self._adwin.estimation
+        return self.direction == "both" or (after < before) == (self.direction == "down")
 
     @property
     def estimation(self) -> float:
@@ -91,6 +108,7 @@ class PageHinkley(Detector):
         direction: Direction = "both",
         warmup: int = 30,
         memory: float = 500.0,
+        min_std: float = 0.0,
     ) -> None:
         if threshold <= 0 or delta < 0 or warmup < 2 or memory < 1:
             raise ValueError("threshold must be > 0, delta >= 0, warmup >= 2, memory >= 1")
@@ -101,6 +119,7 @@ class PageHinkley(Detector):
         self.direction = direction
         self.warmup = warmup
         self.memory = memory
+        self.min_std = min_std
         self.reset()
 
     def reset(self) -> None:
@@ -128,7 +147,7 @@ class PageHinkley(Detector):
             self._mean += d / self._n
             self._var += (d * (value - self._mean) - self._var) / self._n
             return False
-        std = max(math.sqrt(self._var), 1e-3 * max(abs(self._mean), 1e-6))
+        std = max(math.sqrt(self._var), self.min_std, 1e-3 * max(abs(self._mean), 1e-6))
         z = (value - self._mean) / std
         self._ph.update(z)
         if self._ph.drift_detected:

@@ -13,6 +13,9 @@ signal                        value                                           de
 ``new_items``                 share of a chunk's events on never-seen items   Page-Hinkley, up
 ``category_shift``            total-variation distance between a chunk's      Page-Hinkley, up
                               category histogram and a slow moving reference
+``new_items:category=<id>``   in each of the busiest categories, 1/0: was     ADWIN
+                              the event on a new item
+                              (``freshrec.drift.categories``)
 ``ctr``                       clicks carrying a ``recommendation_id`` per     Page-Hinkley, down
                               recommendation served, per ``ctr_block``
 ============================  ==============================================  ================
@@ -30,6 +33,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from freshrec.drift.categories import CategoryNewItems
 from freshrec.drift.detectors import Adwin, Detector, PageHinkley
 from freshrec.drift.events import DriftEvent, DriftRecord
 from freshrec.drift.policy import Recalibration
@@ -56,12 +60,13 @@ class DriftMonitor:
         popularity: DecayedPopularity,
         policy: Recalibration | None = None,
         *,
-        adwin_delta: float = 0.001,
+        adwin_delta: float = 0.0005,
         ph_threshold: float = 15.0,
         ph_delta: float = 0.5,
         chunk_events: int = 500,
         top_n: int = 100,
         ctr_block: int = 200,
+        tracked_categories: int = 8,
         max_events: int = 1000,
         on_drift: Callable[[DriftEvent], object] | None = None,
         on_signal: Callable[[str, float, int, float], object] | None = None,
@@ -77,6 +82,7 @@ class DriftMonitor:
         self.chunk_events = chunk_events
         self.top_n = top_n
         self.ctr_block = ctr_block
+        self.novelty = CategoryNewItems(tracked_categories)
         self.on_drift = on_drift
         self.on_signal = on_signal
         self.record = DriftRecord(max_events)
@@ -95,11 +101,19 @@ class DriftMonitor:
     def _detector(self, signal: str) -> Detector:
         det = self.detectors.get(signal)
         if det is None:
-            if signal.startswith("hit_rate:"):
-                det = Adwin(self.adwin_delta)
+            if signal.startswith(("hit_rate:", "new_items:")):  # 0/1 streams
+                det = Adwin(self.adwin_delta, "down" if signal.startswith("hit") else "up")
             else:
-                direction = "up" if signal in ("new_items", "category_shift") else "down"
-                det = PageHinkley(self.ph_threshold, self.ph_delta, direction)  # type: ignore[arg-type]
+                up = signal.startswith(("new_items", "category_shift"))
+                # a rate over n events cannot be known better than about 1/n: the floor of the
+                # standard deviation, so a quiet signal's first blip is not an alarm
+                n = self.ctr_block if signal == "ctr" else self.chunk_events
+                det = PageHinkley(
+                    self.ph_threshold,
+                    self.ph_delta,
+                    "up" if up else "down",
+                    min_std=1.0 / n,
+                )
             self.detectors[signal] = det
         return det
 
@@ -108,9 +122,24 @@ class DriftMonitor:
         self.last_values[signal] = value
         if self.on_signal is not None:
             self.on_signal(signal, value, at_event, at_time)
-        det = self._detector(signal)
-        if not det.update(value):
+        if not self._detector(signal).update(value):
             return False
+        self._detected(signal, at_event, at_time)
+        return True
+
+    def feed_many(
+        self, signal: str, values: np.ndarray, at_events: np.ndarray, at_times: np.ndarray
+    ) -> None:
+        """Feed a run of values (e.g. one category's 0/1 flags in log order) to one detector."""
+        det = self._detector(signal)
+        update = det.update
+        for i, value in enumerate(values.tolist()):
+            if update(value):
+                self._detected(signal, int(at_events[i]), float(at_times[i]))
+        self.last_values[signal] = float(values.mean())
+
+    def _detected(self, signal: str, at_event: int, at_time: float) -> None:
+        det = self.detectors[signal]
         action = self.policy.act(at_event) if self.policy is not None else "none"
         event = self.record.add(DriftEvent(det.kind, signal, at_event, at_time, action))
         log.warning(
@@ -123,7 +152,6 @@ class DriftMonitor:
         )
         if self.on_drift is not None:
             self.on_drift(event)
-        return True
 
     # -- live tests (Monitor protocol of the processor) --------------------------------------
     def due(self, first_offset: int, n: int) -> np.ndarray:
@@ -150,6 +178,14 @@ class DriftMonitor:
         new = (batch.items >= self._known_items) & counted
         self._known_items = max(self._known_items, batch.n_items)
         category = batch.category
+        ts = batch.ts
+        self.novelty.update(
+            category,
+            counted,
+            new,
+            lambda signal, values, at: self.feed_many(signal, values, at, ts[at - first_offset]),
+            first_offset,
+        )
         pos = 0
         while pos < n:
             take = min(n - pos, self.chunk_events - self._filled)
