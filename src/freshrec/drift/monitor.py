@@ -13,15 +13,16 @@ signal                        value                                           de
 ``new_items``                 share of a chunk's events on never-seen items   Page-Hinkley, up
 ``category_shift``            total-variation distance between a chunk's      Page-Hinkley, up
                               category histogram and a slow moving reference
-``new_items:category=<id>``   in each of the busiest categories, 1/0: was     ADWIN
-                              the event on a new item
+``new_items:category=<id>``   in each of the busiest categories, share of     ADWIN
+                              new-item events per block of 8 of its events
                               (``freshrec.drift.categories``)
 ``ctr``                       clicks carrying a ``recommendation_id`` per     Page-Hinkley, down
                               recommendation served, per ``ctr_block``
 ============================  ==============================================  ================
 
-Chunks are ``chunk_events`` consecutive events by log offset, so the figures do not depend on
-how the log was cut into micro-batches. Detector state is not part of snapshots: after a
+Chunks are ``chunk_events`` consecutive events by log offset, so a chunk's figures do not depend
+on how the log was cut into micro-batches (except ``popularity_hit``, which looks at the popular
+items as learned before the micro-batch the event is in). Detector state is not part of snapshots: after a
 restart the detectors learn the signals afresh (the record of past detections is kept).
 """
 
@@ -101,8 +102,10 @@ class DriftMonitor:
     def _detector(self, signal: str) -> Detector:
         det = self.detectors.get(signal)
         if det is None:
-            if signal.startswith(("hit_rate:", "new_items:")):  # 0/1 streams
-                det = Adwin(self.adwin_delta, "down" if signal.startswith("hit") else "up")
+            if signal.startswith("hit_rate:"):  # 0/1 per live test
+                det = Adwin(self.adwin_delta, "down")
+            elif signal.startswith("new_items:"):  # shares over blocks of 8 events: check often
+                det = Adwin(self.adwin_delta, "up", clock=4)
             else:
                 up = signal.startswith(("new_items", "category_shift"))
                 # a rate over n events cannot be known better than about 1/n: the floor of the

@@ -44,3 +44,10 @@ def test_bad_settings_are_refused() -> None:
         Adwin(delta=0)
     with pytest.raises(ValueError):
         PageHinkley(direction="sideways")  # type: ignore[arg-type]
+
+
+def test_adwin_counts_only_changes_in_its_direction() -> None:
+    rng = np.random.default_rng(4)
+    falling = np.concatenate([rng.random(3000) < 0.6, rng.random(1500) < 0.2])
+    assert _alarms(Adwin(0.001, direction="up"), falling) == []
+    assert _alarms(Adwin(0.001, direction="down"), falling)[0] >= 3000

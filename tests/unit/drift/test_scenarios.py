@@ -49,3 +49,25 @@ def test_recalibration_off_records_without_acting() -> None:
     assert events and {e.action for e in events} == {"none"}
     assert engine.ensemble.priors["popularity_fast"] == engine.ensemble.priors["popularity"]
     engine.close()
+
+
+def test_renamed_items_of_one_category_are_detected_within_2000_events() -> None:
+    # the injected shift of the real-data benchmark: from the midpoint on, the items of the
+    # busiest category appear under new ids (a small share of all traffic)
+    scenario = DriftScenario("stationary", seed=4, n_shoppers=1000)
+    events = scenario.take(N)
+    counts: dict[str, int] = {}
+    for e in events[:SHIFT]:
+        counts[e["context"]["category"]] = counts.get(e["context"]["category"], 0) + 1
+    busiest = max(counts, key=counts.__getitem__)
+    for e in events[SHIFT:]:
+        if e["context"]["category"] == busiest:
+            e["item_id"] = "renamed-" + e["item_id"]
+    engine = Engine.open(None, live_eval_every=100)
+    for i in range(0, N, 5000):
+        engine.ingest(events[i : i + 5000])
+        engine.process()
+    found = [e for e in engine.drift_events() if e.at_event >= SHIFT]
+    assert found and found[0].at_event <= SHIFT + 2000, engine.drift_events()
+    assert not [e for e in engine.drift_events() if e.at_event < SHIFT]
+    engine.close()
