@@ -4,8 +4,8 @@ Neither algorithm is re-implemented here; these wrappers only decide what the de
 make their thresholds follow the signal's own variability:
 
 - ``Adwin`` feeds raw values to ``river.drift.ADWIN`` (a change counts only in ``direction``:
-  the window's mean after the cut is compared with the mean before). ADWIN's cut test already adapts: two
-  sub-windows are declared different when their means differ by more than
+  the window's mean after the cut is compared with the mean before). ADWIN's cut test already
+  adapts: two sub-windows are declared different when their means differ by more than
   ``sqrt(2 / m * var_W * ln(2 / delta')) + 2 / (3 m) * ln(2 / delta')``, where ``var_W`` is the
   variance of the current window, so a noisy signal needs a larger gap than a steady one.
   ``delta`` is the sensitivity (smaller = fewer, later alarms).

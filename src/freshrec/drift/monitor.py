@@ -22,8 +22,9 @@ signal                        value                                           de
 
 Chunks are ``chunk_events`` consecutive events by log offset, so a chunk's figures do not depend
 on how the log was cut into micro-batches (except ``popularity_hit``, which looks at the popular
-items as learned before the micro-batch the event is in). Detector state is not part of snapshots: after a
-restart the detectors learn the signals afresh (the record of past detections is kept).
+items as learned before the micro-batch the event is in). Detector state is not part of
+snapshots: after a restart the detectors learn the signals afresh (the record of past detections
+is kept).
 """
 
 from __future__ import annotations
