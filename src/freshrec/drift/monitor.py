@@ -39,7 +39,7 @@ from freshrec.drift.categories import CategoryNewItems
 from freshrec.drift.detectors import Adwin, Detector, PageHinkley
 from freshrec.drift.events import DriftEvent, DriftRecord
 from freshrec.drift.policy import Recalibration
-from freshrec.events import LoggedEvent
+from freshrec.events import EventType, LoggedEvent
 from freshrec.models import DecayedPopularity
 from freshrec.state import Batch
 
@@ -48,6 +48,7 @@ if TYPE_CHECKING:  # the engine wires the monitor; nothing here imports the engi
 
 log = logging.getLogger(__name__)
 
+_CLICK = int(EventType.click)
 _BUCKETS = 64  # category ids are folded into this many histogram buckets
 
 
@@ -204,7 +205,7 @@ class DriftMonitor:
                 self._close_chunk(first_offset + pos - 1, float(batch.ts[pos - 1]))
         if self._served:
             self._clicks += sum(
-                1 for e in events if e.recommendation_id is not None and e.type == "click"
+                1 for e in events if e.recommendation_id is not None and e.type == _CLICK
             )
             if self._served >= self.ctr_block:
                 at = first_offset + n - 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -98,4 +99,27 @@ def test_drift_events_api_and_metrics() -> None:
         'freshrec_drift_detections_total{detector="page_hinkley",signal="category_shift"} 1.0'
         in metrics
     )
+    engine.close()
+
+
+def test_ctr_of_served_lists_feeds_its_signal_and_its_alert(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    engine = Engine.open(None, drift_ctr_block=4, alert_ctr_min=0.3)
+    events = [
+        {"type": "view", "user_id": f"u{n % 5}", "item_id": f"i{n % 7}", "timestamp": 1e9 + n}
+        for n in range(40)
+    ]
+    engine.ingest(events)
+    engine.process()
+    for n in range(4):
+        engine.recommend(f"u{n}")
+    engine.ingest(
+        {"type": "click", "user_id": "u1", "item_id": "i2", "timestamp": 1e9 + 50,
+         "recommendation_id": "r1"}
+    )  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        engine.process()
+    assert engine.drift.last_values["ctr"] == 0.25  # 1 click on 4 lists served
+    assert engine.alerts.firing["ctr"] and "ALERT below_threshold: ctr = 0.2500" in caplog.text
     engine.close()
