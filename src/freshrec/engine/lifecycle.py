@@ -193,7 +193,7 @@ class Lifecycle:
         try:
             candidate = self._frozen(self._load(version))
             serving = self._frozen(self._load(current))  # type: ignore[arg-type]
-        except StorageError as exc:
+        except (StorageError, NotFound) as exc:
             log.warning("gate skipped, promoting %s: %s", version, exc)
             self.gate = None
             self.book.promote(version, gate={"skipped": str(exc)})
@@ -228,13 +228,23 @@ class Lifecycle:
                 log.info("promoted %s: %s", gate.version, result)
                 self._start_watch(gate.version, offset, rates["candidate"])
             else:
-                self.book.mark(gate.version, "rejected", gate=result)
-                log.warning("rejected %s, back to %s: %s", gate.version, self.book.current, result)
-                self._put_back(self.book.current, self._load(self.book.current))  # type: ignore[arg-type]
+                self._reject(gate.version, result)
         watch = self.watch
         if watch is not None and offset >= watch.start + self.watch_events:
             self.watch = None
             self._judge(watch)
+
+    def _reject(self, version: str, result: dict[str, Any]) -> None:
+        current = self.book.current
+        try:
+            snap = self._load(current)  # type: ignore[arg-type]
+        except (StorageError, NotFound) as exc:  # nothing sound to go back to: keep the new one
+            log.warning("%s failed its gate, but %s cannot be restored: %s", version, current, exc)
+            self.book.promote(version, gate={**result, "forced": str(exc)})
+            return
+        self.book.mark(version, "rejected", gate=result)
+        log.warning("rejected %s, back to %s: %s", version, current, result)
+        self._put_back(current, snap)  # type: ignore[arg-type]
 
     def _judge(self, watch: _Trial) -> None:
         """End of a post-promotion watch: roll back if the live hit rate fell too far."""
@@ -246,7 +256,10 @@ class Lifecycle:
             log.warning("hit rate fell after %s, drift explains it: %s", watch.version, details)
         elif self.book.current == watch.version and self.book.previous():
             log.warning("hit rate fell after %s: rolling back %s", watch.version, details)
-            self.rollback()
+            try:
+                self.rollback()
+            except Conflict as exc:  # every earlier version damaged or gone: keep serving
+                log.error("automatic rollback impossible: %s", exc)
 
     # -- promote and rollback ----------------------------------------------------------------
     def _load(self, version: str) -> Snapshot:
