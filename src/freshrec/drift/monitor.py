@@ -13,8 +13,8 @@ signal                        value                                           de
 ``new_items``                 share of a chunk's events on never-seen items   Page-Hinkley, up
 ``category_shift``            total-variation distance between a chunk's      Page-Hinkley, up
                               category histogram and a slow moving reference
-``new_items:category=<id>``   in each of the busiest categories, share of     ADWIN
-                              new-item events per block of 8 of its events
+``new_items:category=<id>``   in each of the busiest categories, 1/0: was     ADWIN
+                              the event on a new item
                               (``freshrec.drift.categories``)
 ``ctr``                       clicks carrying a ``recommendation_id`` per     Page-Hinkley, down
                               recommendation served, per ``ctr_block``
@@ -106,8 +106,8 @@ class DriftMonitor:
         if det is None:
             if signal.startswith("hit_rate:"):  # 0/1 per live test
                 det = Adwin(self.adwin_delta, "down")
-            elif signal.startswith("new_items:"):  # shares over blocks of 8 events: check often
-                det = Adwin(self.adwin_delta, "up", clock=4)
+            elif signal.startswith("new_items:"):  # 0/1 per event of the category
+                det = Adwin(self.adwin_delta, "up")
             else:
                 up = signal.startswith(("new_items", "category_shift"))
                 # a rate over n events cannot be known better than about 1/n: the floor of the

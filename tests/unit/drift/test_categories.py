@@ -16,7 +16,7 @@ def test_the_busiest_categories_are_tracked_and_fed_in_log_order() -> None:
     def feed(signal: str, values: np.ndarray, at: np.ndarray) -> None:
         fed.setdefault(signal, []).extend(zip(values.tolist(), at.tolist(), strict=True))
 
-    novelty = CategoryNewItems(tracked=2, block=8, half_every=1000)
+    novelty = CategoryNewItems(tracked=2, half_every=1000)
     for start in range(0, 4000, 700):  # micro-batches that do not line up with the half-lives
         part = slice(start, start + 700)
         counted = np.ones(category[part].shape[0], bool)
@@ -24,13 +24,11 @@ def test_the_busiest_categories_are_tracked_and_fed_in_log_order() -> None:
     assert set(fed) == {"new_items:category=1", "new_items:category=2"}
     values, at = zip(*fed["new_items:category=1"], strict=True)
     assert list(at) == sorted(at) and all(category[a] == 1 for a in at)
-    # the shares of new items in consecutive blocks of 8 of the category's own events, from
-    # where it became tracked: the same whatever the micro-batches were
+    # every event of the category from where it became tracked (its 1000th counted event on),
+    # with its new-item flag: the same whatever the micro-batches were
     ones = np.flatnonzero(category == 1)
-    start = int(np.searchsorted(ones, 1000))  # tracked from the 1000th event on
-    blocks = ones[start : start + 8 * len(values)].reshape(-1, 8)
-    assert list(at) == blocks[:, -1].tolist()
-    assert list(values) == new[blocks].mean(axis=1).tolist()
+    assert list(at) == ones[ones >= 1000].tolist()
+    assert list(values) == new[list(at)].astype(float).tolist()
 
 
 def test_uncounted_and_uncategorised_events_are_ignored() -> None:
