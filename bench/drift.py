@@ -16,6 +16,8 @@ HitRate@10 = Recall@10), from live quality. Figures:
   back to 90 % of its level over the ``WINDOW`` events before the shift, on and off.
 
     python -m bench.drift [--quick] [--json PATH]
+
+Not part of ``make bench`` (``bench/__main__.py``): about 10 minutes on an idle machine.
 """
 
 from __future__ import annotations
