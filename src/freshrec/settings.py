@@ -157,10 +157,10 @@ class Settings(BaseSettings):
         None, description="POST every alert as JSON to this URL (None = no webhook)."
     )
     registry_gate_events: int = Field(
-        5000, ge=0, description="Held-back events a candidate version is tested on (0 = no gate)."
+        20_000, ge=0, description="Held-back events a candidate version is tested on (0 = no gate)."
     )
     registry_gate_every: int = Field(
-        10, ge=1, description="Test one held-back event in this many (gate and watch)."
+        100, ge=1, description="Test one held-back event in this many (gate and watch)."
     )
     registry_gate_tolerance: float = Field(
         0.02, ge=0, le=1, description="A candidate's hit rate may be this much below the current."

@@ -190,6 +190,7 @@ class Engine:
             on_snapshot=self.lifecycle.on_snapshot,
         )
         self.lifecycle.processor = self.processor
+        self.lifecycle.active = False  # no gates while the log is replayed after a start
         self.rejected = 0
         self.ready = False
         self._wake = threading.Event()
@@ -237,6 +238,7 @@ class Engine:
         """Drain the log through the processor; returns the number of events processed."""
         n = self.processor.drain()
         self.ready = True
+        self.lifecycle.active = not self._closed
         return n
 
     def start(self) -> None:

@@ -24,6 +24,8 @@ Putting a version back loads its arrays into the live models (exactly: recommend
 it served, for the same online state) and writes a snapshot at once (status ``restored``), so a
 restart resumes from the restored parameters. The frozen copies exist only while a gate runs
 (twice the models' memory for that time); ``gate_events = 0`` promotes every snapshot unchecked.
+No gate starts while the log is replayed after a start (``active`` is off until the engine has
+caught up): snapshots written then stay candidates.
 """
 
 from __future__ import annotations
@@ -88,8 +90,8 @@ class Lifecycle:
         covisitation: CoVisitation,
         *,
         k: int = 10,
-        gate_events: int = 5000,
-        gate_every: int = 10,
+        gate_events: int = 20_000,
+        gate_every: int = 100,
         tolerance: float = 0.02,
         min_tests: int = 30,
         watch_events: int = 20_000,
