@@ -43,6 +43,7 @@ BUDGETS: dict[str, Budget] = {
     "recommend_http": Budget("<=", 10.0, "ms (p99 at 500 req/s)"),
     "recommend_http_throughput": Budget(">=", 2_000, "req/s"),
     "cache_hit": Budget("<=", 1.0, "ms (p99)"),
+    "drift": Budget("<=", 2000, "events (worst detection delay)"),
 }
 
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from freshrec.cli_models import models_app
 from freshrec.errors import FreshrecError
 from freshrec.settings import Settings
 
@@ -357,6 +358,9 @@ def evaluate(
         json_out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     if plot is not None:
         plot_curves(report, plot)
+
+
+app.add_typer(models_app, name="models")
 
 
 def main() -> None:

@@ -43,6 +43,7 @@ class StorageError(FreshrecError):
 
 
 class Conflict(FreshrecError):
-    """The request clashes with the current state (e.g. an experiment is already running)."""
+    """The request clashes with the current state (e.g. an experiment is already running, or
+    there is nothing to roll back to)."""
 
     status_code = 409

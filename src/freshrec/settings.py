@@ -198,6 +198,72 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="A/B test from settings: strategy -> percent of users (e.g. ensemble: 50).",
     )
+    # -- drift and model lifecycle (freshrec.drift, freshrec.registry) ------------------------
+    ensemble_fast_members: dict[str, float] = Field(
+        default_factory=lambda: {"popularity": 3600.0},
+        description="Fast-decay ensemble members: model kind (popularity, covisitation) -> "
+        "event-time half-life in seconds; each adds a member '<kind>_fast'.",
+    )
+    drift_detection: bool = Field(True, description="Run the drift detectors on live signals.")
+    drift_recalibrate: bool = Field(True, description="Act on a detection (else only record it).")
+    drift_adwin_delta: float = Field(
+        0.0005, gt=0, lt=1, description="ADWIN sensitivity (smaller = fewer, later alarms)."
+    )
+    drift_ph_threshold: float = Field(
+        15.0, gt=0, description="Page-Hinkley threshold, in standard deviations of the signal."
+    )
+    drift_ph_delta: float = Field(
+        0.5, ge=0, description="Page-Hinkley tolerated change, in standard deviations."
+    )
+    drift_chunk_events: int = Field(
+        500, ge=10, description="Events per chunk of the stream-level drift signals."
+    )
+    drift_top_n: int = Field(100, ge=1, description="Popular items of the popularity_hit signal.")
+    drift_ctr_block: int = Field(200, ge=1, description="Served lists per CTR value.")
+    drift_forget: float = Field(
+        0.25, gt=0, le=1, description="On drift: scale decayed models' stored weights (1 = off)."
+    )
+    drift_shrink_users: float = Field(
+        0.5, ge=0, le=1, description="On drift: scale MF user factors (0 = reset, 1 = off)."
+    )
+    drift_boost: float = Field(
+        4.0, ge=1, description="On drift: multiply fast members' priors (1 = off)."
+    )
+    drift_boost_events: int = Field(50_000, ge=1, description="Events a prior boost lasts.")
+    drift_cooldown_events: int = Field(
+        20_000, ge=0, description="Events after an action during which detections only record."
+    )
+    drift_events_kept: int = Field(1000, ge=1, description="Drift events listed by the API.")
+    alert_hit_rate_min: float = Field(
+        0.0, ge=0, le=1, description="Alert when the ensemble's live hit rate falls below this."
+    )
+    alert_ctr_min: float = Field(
+        0.0, ge=0, le=1, description="Alert when the CTR of served lists falls below this."
+    )
+    alert_webhook_url: str | None = Field(
+        None, description="POST every alert as JSON to this URL (None = no webhook)."
+    )
+    registry_gate_events: int = Field(
+        20_000, ge=0, description="Held-back events a candidate version is tested on (0 = no gate)."
+    )
+    registry_gate_every: int = Field(
+        100, ge=1, description="Test one held-back event in this many (gate and watch)."
+    )
+    registry_gate_tolerance: float = Field(
+        0.02, ge=0, le=1, description="A candidate's hit rate may be this much below the current."
+    )
+    registry_gate_min_tests: int = Field(
+        30, ge=1, description="Tests a gate or watch needs before it may reject or roll back."
+    )
+    registry_watch_events: int = Field(
+        20_000, ge=0, description="Events the live hit rate is watched after a promotion (0 = off)."
+    )
+    registry_rollback_drop: float = Field(
+        0.1, ge=0, le=1, description="Automatic rollback when the watched hit rate falls this much."
+    )
+    registry_keep_promoted: int = Field(
+        3, ge=2, description="Promoted versions kept as rollback targets (never pruned)."
+    )
 
     @field_validator("type_weights")
     @classmethod
@@ -208,6 +274,16 @@ class Settings(BaseSettings):
             if not weight >= 0:
                 raise ValueError(f"weight of {name!r} must be >= 0")
         return {**DEFAULT_TYPE_WEIGHTS, **value}
+
+    @field_validator("ensemble_fast_members")
+    @classmethod
+    def _fast_kinds(cls, value: dict[str, float]) -> dict[str, float]:
+        for kind, half_life in value.items():
+            if kind not in ("popularity", "covisitation"):
+                raise ValueError(f"unknown fast member {kind!r} (known: popularity, covisitation)")
+            if not half_life > 0:
+                raise ValueError(f"half-life of {kind!r} must be > 0 seconds")
+        return value
 
     @model_validator(mode="after")
     def _window_fits(self) -> Settings:

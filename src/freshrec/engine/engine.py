@@ -28,9 +28,12 @@ from typing import Any
 import msgspec
 from threadpoolctl import threadpool_limits
 
+from freshrec.drift import DriftEvent, fast_members, fast_priors
+from freshrec.drift.setup import build_alerts, build_monitor
 from freshrec.engine.coldstart import ColdStart
 from freshrec.engine.datadir import DataDirLock
 from freshrec.engine.filters import Filters
+from freshrec.engine.lifecycle import Lifecycle
 from freshrec.engine.processor import Processor
 from freshrec.engine.quality import LiveQuality, model_top_k
 from freshrec.engine.recommender import Recommendation, Recommender, Served
@@ -42,6 +45,7 @@ from freshrec.models import ContextRanker, CoVisitation, DecayedPopularity, Mode
 from freshrec.models.contextpop import ContextPopularity
 from freshrec.models.ensemble import Ensemble
 from freshrec.registry import SnapshotStore
+from freshrec.registry.versions import VersionBook
 from freshrec.settings import Settings
 from freshrec.state import OnlineState
 from freshrec.state.catalogue import Catalogue
@@ -113,10 +117,17 @@ class Engine:
             hour_buckets=settings.ranker_hour_buckets,
             seed=settings.ranker_seed,
         )
-        self.models: list[Model] = [self.popularity, self.covisitation, self.mf, self.ranker]
+        self.fast_members = fast_members(settings)  # short time-window twins (freshrec.drift)
+        self.models: list[Model] = [
+            self.popularity,
+            self.covisitation,
+            self.mf,
+            self.ranker,
+            *self.fast_members,
+        ]
         self.ensemble = Ensemble(
             self.models,
-            settings.ensemble_priors,
+            fast_priors(settings),
             settings.ensemble_eta,
             settings.ensemble_min_weight,
         )
@@ -152,22 +163,61 @@ class Engine:
             settings.live_eval_every,
             on_update=self.ensemble.update_weights,
         )
+        self.alerts = build_alerts(settings)
+        decayed = [m for m in self.models if hasattr(m, "forget")]
+        self.drift = build_monitor(
+            settings,
+            self.quality,
+            self.popularity,
+            decayed,  # type: ignore[arg-type]
+            self.mf,
+            self.ensemble,
+            [m.name for m in self.fast_members],
+            self.alerts,
+        )
+        watchers = [self.drift] if settings.drift_detection else []
+        book = VersionBook(
+            None if data is None else Path(data) / "registry.json",
+            settings.registry_keep_promoted,
+        )
+        self.lifecycle = Lifecycle(
+            snapshots,
+            book,
+            self.state,
+            self.models,
+            self.ensemble,
+            self.quality,
+            self.recommender,
+            self.covisitation,
+            k=settings.live_eval_k,
+            gate_events=settings.registry_gate_events,
+            gate_every=settings.registry_gate_every,
+            tolerance=settings.registry_gate_tolerance,
+            min_tests=settings.registry_gate_min_tests,
+            watch_events=settings.registry_watch_events,
+            rollback_drop=settings.registry_rollback_drop,
+            drift_count=lambda: sum(self.drift.record.counts().values()),
+        )
         self.processor = Processor(
             self.log,
             self.state,
             [*self.models, self.context_popularity],
             self.lock,
             snapshots,
-            [self.quality],
+            [self.quality, *watchers, self.lifecycle],
             settings.processor_batch_events,
             settings.snapshot_every_events,
             settings.snapshot_every_seconds,
             on_model_error=self.ensemble.disable,
+            watchers=watchers,
+            snapshot_meta=self.lifecycle.snapshot_meta,
+            on_snapshot=self.lifecycle.on_snapshot,
         )
+        self.lifecycle.processor = self.processor
+        self.lifecycle.active = False  # no gates while the log is replayed after a start
         self.rejected = 0
         self.ingest_listeners: list[Callable[[list[LoggedEvent]], object]] = []
         self.ready = False
-        self.model_version = "embedded-1"
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -219,6 +269,7 @@ class Engine:
         """Drain the log through the processor; returns the number of events processed."""
         n = self.processor.drain()
         self.ready = True
+        self.lifecycle.active = not self._closed
         return n
 
     def start(self) -> None:
@@ -305,6 +356,7 @@ class Engine:
         profile = self.profiles.get(user_id)
         keys = profile.keys() if profile is not None else ()
         with self.lock:
+            self.drift.served()
             return self.recommender.serve(user_id, k, filters, ctx, strategy, keys)
 
     def similar(self, item_id: str, k: int = 10) -> list[Recommendation]:
@@ -351,6 +403,31 @@ class Engine:
                 ],
             }
 
+    @property
+    def model_version(self) -> str:
+        """The promoted model version the live models last started from ("live" before any)."""
+        return self.lifecycle.model_version
+
+    def versions(self) -> list[dict[str, Any]]:
+        """Model versions on disk (newest first): metadata, validation metrics, status."""
+        with self.lock:
+            return self.lifecycle.versions()
+
+    def promote(self, version: str) -> dict[str, Any]:
+        """Serve ``version``'s exact parameters from now on (the models keep learning)."""
+        with self.lock:
+            return self.lifecycle.promote(version)
+
+    def rollback(self) -> dict[str, Any]:
+        """Back to the version promoted before the current one."""
+        with self.lock:
+            return self.lifecycle.rollback()
+
+    def drift_events(self) -> list[DriftEvent]:
+        """Every drift detection kept (``drift_events_kept``), oldest first, with its action."""
+        with self.lock:
+            return self.drift.events()
+
     def stats(self) -> dict[str, Any]:
         """Event counts, catalogue size and readiness, read consistently under the lock."""
         with self.lock:
@@ -378,9 +455,11 @@ class Engine:
         try:
             if self.settings.data_dir is not None:
                 self.processor.drain()
-                self.processor.snapshot()
+                self.lifecycle.active = False
+                self.processor.maybe_snapshot(force=True)  # unless nothing new since the last
         finally:
             self.shop_store.close()
+            self.alerts.close()
             self.log.close()
             if self._dir_lock is not None:
                 self._dir_lock.release()

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -22,7 +23,7 @@ from freshrec.events import LoggedEvent
 from freshrec.log import EventLog
 from freshrec.models import Model, ModelError
 from freshrec.registry import SnapshotStore
-from freshrec.state import OnlineState
+from freshrec.state import Batch, OnlineState
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,12 @@ class Monitor(Protocol):
     def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None: ...
 
 
+class Watcher(Protocol):
+    """Something that sees each micro-batch after the state took it in, before models learn it."""
+
+    def watch(self, batch: Batch, events: Sequence[LoggedEvent], first_offset: int) -> None: ...
+
+
 class Processor:
     """Reads the log from its offset, updates state and models, commits, snapshots."""
 
@@ -62,6 +69,9 @@ class Processor:
         snapshot_every_events: int = 200_000,
         snapshot_every_seconds: float = 60.0,
         on_model_error: Callable[[str, str], object] | None = None,
+        watchers: Sequence[Watcher] = (),
+        snapshot_meta: Callable[[], dict] | None = None,
+        on_snapshot: Callable[[Path], object] | None = None,
     ) -> None:
         self.log = log_
         self.state = state
@@ -73,6 +83,9 @@ class Processor:
         self.snapshot_every_events = snapshot_every_events
         self.snapshot_every_seconds = snapshot_every_seconds
         self.on_model_error = on_model_error
+        self.watchers = list(watchers)
+        self.snapshot_meta = snapshot_meta
+        self.on_snapshot = on_snapshot
         self.failed: dict[str, str] = {}  # models whose learning diverged
         self.offset = 0
         self._snapshot_offset = 0
@@ -124,20 +137,22 @@ class Processor:
             start = 0
             # learn up to each observed event, let the monitors see it, go on (test-then-learn)
             for cut in sorted(set().union(*due)):
-                self._learn(events[start:cut])
+                self._learn(events[start:cut], first + start)
                 for monitor, positions in zip(self.monitors, due, strict=True):
                     if cut in positions:
                         monitor.observe(events[cut], first + cut)
                 start = cut
-            self._learn(events[start:])
+            self._learn(events[start:], first + start)
             self.offset += len(events)
         self.log.commit(CONSUMER, self.offset)
         self.maybe_snapshot()
         return len(events)
 
-    def _learn(self, events: list[LoggedEvent]) -> None:
+    def _learn(self, events: list[LoggedEvent], first: int) -> None:
         if events:
             batch = self.state.advance(events)
+            for watcher in self.watchers:
+                watcher.watch(batch, events, first)
             for model in self.models:
                 if model.name in self.failed:
                     continue
@@ -183,9 +198,14 @@ class Processor:
                 arrays.update({f"{part.name}/{k}": v for k, v in part.state_dict().items()})
             documents = {k: list(v) for k, v in self.state.documents().items()}  # type: ignore[call-overload]
             meta = {"models": {m.name: m.params() for m in self.models}}
-        self.snapshots.save(offset, arrays, documents, meta)
+            if self.snapshot_meta is not None:
+                meta.update(self.snapshot_meta())
+        folder = self.snapshots.save(offset, arrays, documents, meta)
         self._snapshot_offset = offset
         self._snapshot_time = time.monotonic()
+        if self.on_snapshot is not None:
+            with self.lock:
+                self.on_snapshot(folder)
 
 
 def _section(arrays: dict, prefix: str) -> dict:

@@ -85,6 +85,13 @@ class LiveQuality:
         rates = self._hits[:, :n].mean(axis=1)
         return {name: float(r) for name, r in zip(self.names, rates, strict=True)}
 
+    def last_hits(self) -> dict[str, bool]:
+        """Each ranker's hit (True) or miss in the latest test (empty before any test)."""
+        if self.tests == 0:
+            return {}
+        slot = (self.tests - 1) % self.window
+        return {name: bool(self._hits[row, slot]) for row, name in enumerate(self.names)}
+
     def state_dict(self) -> dict[str, np.ndarray]:
         return {"hits": self._hits.copy(), "tests": np.asarray([self.tests])}
 

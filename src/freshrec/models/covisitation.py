@@ -222,6 +222,14 @@ class CoVisitation(Model):
         self._n_items = self._nbr.shape[0]
         self._clock.load(arrays["t_ref"])
 
+    # -- drift hooks (freshrec.drift.policy) -------------------------------------------------
+    def forget(self, factor: float) -> None:
+        """Scale every stored link weight by ``factor`` in (0, 1]: events from now on count
+        ``1 / factor`` times more than everything before (an instant extra decay)."""
+        if not 0.0 < factor <= 1.0:
+            raise ValueError(f"factor must be in (0, 1], got {factor!r}")
+        self._nbw[: self._n_items] *= factor
+
 
 REASON_BY_TYPE = {
     EventType.view: "because_you_viewed",

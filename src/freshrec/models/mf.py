@@ -415,6 +415,14 @@ class OnlineMF(Model):
         self._norms = None
         self._q8 = QuantisedRows(self.factors)
 
+    # -- drift hooks (freshrec.drift.policy) -------------------------------------------------
+    def shrink_users(self, factor: float) -> None:
+        """Scale every user's factors by ``factor`` in [0, 1] (0 = reset them): after a change
+        of tastes the stale profiles count less and the recent-items fold-in more."""
+        if not 0.0 <= factor <= 1.0:
+            raise ValueError(f"factor must be in [0, 1], got {factor!r}")
+        self._P[: self._n_users] *= np.float32(factor)
+
 
 def _select_from(pool: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` of ``pool`` with the best exact ``scores``, best first (ties: lower index)."""

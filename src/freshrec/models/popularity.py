@@ -99,3 +99,12 @@ class DecayedPopularity(Model):
         self._clock.load(arrays["t_ref"])
         self._top = None
         self._touched = []
+
+    # -- drift hooks (freshrec.drift.policy) -------------------------------------------------
+    def forget(self, factor: float) -> None:
+        """Scale every stored score by ``factor`` in (0, 1]: events from now on count
+        ``1 / factor`` times more than everything before (an instant extra decay; the order,
+        hence the cached top list, is unchanged)."""
+        if not 0.0 < factor <= 1.0:
+            raise ValueError(f"factor must be in (0, 1], got {factor!r}")
+        self._scores[: self._n_items] *= factor

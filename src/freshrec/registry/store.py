@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,19 +53,35 @@ def _digest(path: Path) -> str:
     return h.hexdigest()
 
 
+def _key(name: str) -> tuple[int, int] | None:
+    """``(offset, n)`` of a snapshot folder named ``<offset>`` or ``<offset>-<n>``, else None."""
+    offset, _, n = name.partition("-")
+    if offset.isdigit() and (n.isdigit() or not n):
+        return int(offset), int(n or 0)
+    return None
+
+
 class SnapshotStore:
-    """Snapshots under ``root``, one folder per version named by its log offset."""
+    """Snapshots under ``root``, one folder per version named by its log offset.
+
+    A folder is never overwritten: a second snapshot at the same offset (parameters put back
+    without new events, see ``freshrec.engine.lifecycle``) goes to ``<offset>-1``, ``-2``...;
+    the newest is the one with the highest ``(offset, n)``.
+    """
 
     def __init__(self, root: Path, keep: int = 2) -> None:
         self.root = Path(root)
         self.keep = keep
+        self.pinned: set[str] = set()  # folders never pruned (versions a rollback may need)
+        # why a folder must not be restored from (e.g. its version was rolled back), or None
+        self.unwanted: Callable[[str], str | None] = lambda name: None
         self.root.mkdir(parents=True, exist_ok=True)
 
     def versions(self) -> list[Path]:
         """Snapshot folders, newest first."""
         return sorted(
-            (p for p in self.root.iterdir() if p.is_dir() and p.name.isdigit()),
-            key=lambda p: int(p.name),
+            (p for p in self.root.iterdir() if p.is_dir() and _key(p.name) is not None),
+            key=lambda p: _key(p.name),  # type: ignore[arg-type, return-value]
             reverse=True,
         )
 
@@ -76,6 +93,10 @@ class SnapshotStore:
         meta: dict[str, Any],
     ) -> Path:
         final = self.root / f"{offset:015d}"
+        n = 0
+        while final.exists():
+            n += 1
+            final = self.root / f"{offset:015d}-{n}"
         tmp = self.root / f".tmp-{offset}-{os.getpid()}-{time.monotonic_ns()}"
         tmp.mkdir()
         try:
@@ -98,19 +119,19 @@ class SnapshotStore:
                 f.flush()
                 os.fsync(f.fileno())
             _fsync_dir(tmp)
-            if final.exists():
-                shutil.rmtree(final)
             tmp.rename(final)
             _fsync_dir(self.root)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        self._prune()
+        self.prune()
         return final
 
-    def _prune(self) -> None:
+    def prune(self) -> None:
+        """Remove old snapshots beyond ``keep`` (never a pinned one) and stale temporaries."""
         for old in self.versions()[self.keep :]:
-            shutil.rmtree(old, ignore_errors=True)
+            if old.name not in self.pinned:
+                shutil.rmtree(old, ignore_errors=True)
         for tmp in self.root.glob(".tmp-*"):
             if f"-{os.getpid()}-" not in tmp.name:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -125,9 +146,28 @@ class SnapshotStore:
         documents = msgspec.msgpack.decode((folder / _DOCS).read_bytes())
         return Snapshot(int(meta["offset"]), arrays, documents, meta)
 
+    def load(self, folder: Path) -> Snapshot:
+        """The snapshot in ``folder``, checksums verified (``OSError``/``ValueError`` if damaged
+        or missing)."""
+        try:
+            return self._read(folder)
+        except (KeyError, msgspec.DecodeError) as exc:
+            raise ValueError(f"damaged snapshot {folder}: {exc}") from exc
+
+    def read_meta(self, folder: Path) -> dict[str, Any] | None:
+        """A snapshot's metadata without reading its arrays; None if unreadable."""
+        try:
+            return json.loads((folder / _META).read_text())
+        except (OSError, ValueError):
+            return None
+
     def load_latest(self) -> Snapshot | None:
         """The newest intact snapshot, or None when there is none."""
         for folder in self.versions():
+            why = self.unwanted(folder.name)
+            if why is not None:
+                log.warning("not restoring from snapshot %s: %s", folder, why)
+                continue
             try:
                 return self._read(folder)
             except (OSError, ValueError, KeyError, msgspec.DecodeError) as exc:

@@ -15,7 +15,16 @@ from freshrec.errors import FreshrecError
 from freshrec.features.useragent import warm_up
 from freshrec.serving.metrics import LatencyMiddleware, Metrics
 from freshrec.serving.responses import error_body
-from freshrec.serving.routes import events, experiments, items, models, ops, recommendations, users
+from freshrec.serving.routes import (
+    drift,
+    events,
+    experiments,
+    items,
+    models,
+    ops,
+    recommendations,
+    users,
+)
 from freshrec.serving.service import RecommendService
 from freshrec.serving.shop_metrics import ShopCollector
 
@@ -67,6 +76,7 @@ def create_app(engine: Engine, run_processor: bool = True, close_engine: bool = 
     metrics.registry.register(ShopCollector(service))
     for router in (items.router, users.router, experiments.router):
         app.include_router(router)
+    app.include_router(drift.router)
 
     @app.exception_handler(FreshrecError)
     async def _freshrec_error(request: Request, exc: FreshrecError):  # type: ignore[no-untyped-def]

@@ -198,7 +198,13 @@ def test_models_endpoint_and_quality_metrics(client: TestClient, checkerboard: l
     post(client, {"events": checkerboard})
     settle(client)
     body = client.get("/v1/models").json()
-    assert {m["name"] for m in body["models"]} == {"popularity", "covisitation", "mf", "ranker"}
+    assert {m["name"] for m in body["models"]} == {
+        "popularity",
+        "covisitation",
+        "mf",
+        "ranker",
+        "popularity_fast",  # the default short time-window member (ensemble_fast_members)
+    }
     assert abs(sum(m["weight"] for m in body["models"]) - 1) < 1e-9
     text = client.get("/metrics").text
     assert 'freshrec_model_hit_rate{model="covisitation"}' in text

@@ -194,4 +194,3 @@ def test_catalogue_popularity_is_skewed() -> None:
     draws = Counter(catalogue.sample(0, u) for u in np.random.default_rng(1).random(20_000))
     top_share = sum(n for _, n in draws.most_common(len(catalogue.members[0]) // 10)) / 20_000
     assert top_share > 0.3
-

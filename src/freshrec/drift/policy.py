@@ -1,0 +1,120 @@
+"""What freshrec does when a drift detector fires: recalibrate towards recent data.
+
+Three moves, each a setting (1 = off):
+
+- **forget**: every decayed model's stored weights (popularity, co-visitation, slow and fast)
+  are scaled by ``forget`` -- an instant extra decay of ``log2(1 / forget)`` half-lives, so the
+  events after the change outweigh everything before it sooner than the normal half-life would;
+- **shrink users**: the online MF's user factors are scaled by ``shrink_users`` (0 resets them):
+  stale profiles count less, the fold-in of the user's recent items more;
+- **boost fast members**: the ensemble priors of the short-window members (``*_fast``) are
+  multiplied by ``boost`` for ``boost_events`` events, then restored; the weights still follow
+  live hit rates on top of the priors.
+
+Actions are rate-limited: a detection within ``cooldown_events`` of the last action is recorded
+with action ``"none (cooldown)"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import msgspec
+import numpy as np
+
+from freshrec.models import OnlineMF
+from freshrec.models.ensemble import Ensemble
+
+
+class Forgetful(Protocol):
+    name: str
+
+    def forget(self, factor: float) -> None: ...
+
+
+class Recalibration:
+    """Applies the recalibration moves to the models and the ensemble; says what it did."""
+
+    def __init__(
+        self,
+        decayed: Sequence[Forgetful],
+        mf: OnlineMF | None,
+        ensemble: Ensemble,
+        fast: Sequence[str] = (),
+        forget: float = 0.25,
+        shrink_users: float = 0.5,
+        boost: float = 4.0,
+        boost_events: int = 50_000,
+        cooldown_events: int = 20_000,
+    ) -> None:
+        if not 0 < forget <= 1 or not 0 <= shrink_users <= 1 or boost < 1:
+            raise ValueError("forget in (0, 1], shrink_users in [0, 1], boost >= 1")
+        self.decayed = list(decayed)
+        self.mf = mf
+        self.ensemble = ensemble
+        self.fast = [name for name in fast if name in ensemble.priors]
+        self.forget = forget
+        self.shrink_users = shrink_users
+        self.boost = boost
+        self.boost_events = boost_events
+        self.cooldown_events = cooldown_events
+        self.last_action: int | None = None
+        self._boost_until: int | None = None
+        self._saved_priors: dict[str, float] = {}
+
+    def act(self, at_event: int) -> str:
+        """React to a detection at log offset ``at_event``; returns a description of the action."""
+        if self.last_action is not None and at_event - self.last_action < self.cooldown_events:
+            return "none (cooldown)"
+        self.last_action = at_event
+        done = []
+        if self.forget < 1:
+            for model in self.decayed:
+                model.forget(self.forget)
+            names = ",".join(m.name for m in self.decayed)
+            done.append(f"forget x{self.forget:g} ({names})")
+        if self.mf is not None and self.shrink_users < 1:
+            self.mf.shrink_users(self.shrink_users)
+            done.append(f"shrink user factors x{self.shrink_users:g}")
+        if self.fast and self.boost > 1:
+            if self._boost_until is None:
+                self._saved_priors = {n: self.ensemble.priors[n] for n in self.fast}
+                for name in self.fast:
+                    self.ensemble.priors[name] *= self.boost
+                self.ensemble.update_weights(self.ensemble.hit_rates)
+            self._boost_until = at_event + self.boost_events
+            done.append(
+                f"boost {','.join(self.fast)} x{self.boost:g} for {self.boost_events} events"
+            )
+        return "; ".join(done) or "none"
+
+    def tick(self, offset: int) -> None:
+        """Called as events are processed: ends a weight boost that has run its course."""
+        if self._boost_until is not None and offset >= self._boost_until:
+            self.ensemble.priors.update(self._saved_priors)
+            self.ensemble.update_weights(self.ensemble.hit_rates)
+            self._boost_until = None
+            self._saved_priors = {}
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """The running boost and the last action, so a restart carries on where it was."""
+        doc = {
+            "last_action": self.last_action,
+            "boost_until": self._boost_until,
+            "saved": self._saved_priors,
+            "boosted": {n: self.ensemble.priors[n] for n in self._saved_priors},
+        }
+        return {"policy": np.frombuffer(msgspec.json.encode(doc), dtype=np.uint8)}
+
+    def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
+        if "policy" not in arrays:
+            return
+        doc = msgspec.json.decode(arrays["policy"].tobytes())
+        self.last_action = doc["last_action"]
+        self._boost_until = doc["boost_until"]
+        self._saved_priors = {n: float(v) for n, v in doc["saved"].items()}
+        for name, prior in doc["boosted"].items():
+            if name in self.ensemble.priors:
+                self.ensemble.priors[name] = float(prior)
+        self.ensemble.update_weights(self.ensemble.hit_rates)

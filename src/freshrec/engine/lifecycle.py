@@ -1,0 +1,379 @@
+"""Model lifecycle: versions, the validation gate, promotion, rollback (manual and automatic).
+
+Every snapshot the processor writes is a *version* (``v<offset>``) with metadata: when it was
+written, events seen (its log offset), the live metrics at that moment (each model's prequential
+hit rate over the live-quality window) and the ensemble weights. The models keep learning online
+and serve as they learn; the lifecycle decides which versions are trusted restore points and puts
+the models back on one when an update goes bad:
+
+- **gate**: a new snapshot is a *candidate*. For the next ``gate_events`` events -- held back from
+  both, as neither has learned them -- every ``gate_every``-th event is tested against a frozen copy
+  of the candidate and a frozen copy of the current version (same online state, same exclusions,
+  top-``k``). The candidate is promoted if its hit rate is not below the current one's by more
+  than ``tolerance``; otherwise it is rejected and the models are put back on the current
+  version's exact parameters.
+- **watch**: after a promotion, the live ensemble is tested the same way for ``watch_events``
+  events; if its hit rate falls more than ``rollback_drop`` below the rate that got the version
+  promoted, the models roll back to the version before -- unless a drift detector fired
+  meanwhile (then the world changed, not the model, and rolling back would not help).
+- **promote / rollback** by hand: load that version's parameters (checksums verified; a damaged
+  version is skipped with a log line), from a registry book (``registry.json``) that remembers
+  the promotion history.
+
+Putting a version back loads its arrays into the live models (exactly: recommendations are those
+it served, for the same online state) and writes a snapshot at once (status ``restored``), so a
+restart resumes from the restored parameters. The frozen copies exist only while a gate runs
+(twice the models' memory for that time); ``gate_events = 0`` promotes every snapshot unchecked.
+No gate starts while the log is replayed after a start (``active`` is off until the engine has
+caught up): snapshots written then stay candidates.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from freshrec.engine.quality import LiveQuality, TopK
+from freshrec.engine.recommender import Recommender
+from freshrec.errors import Conflict, NotFound, StorageError
+from freshrec.events import LoggedEvent
+from freshrec.models import CoVisitation, Model, ModelError
+from freshrec.models.ensemble import Ensemble
+from freshrec.registry import SnapshotStore
+from freshrec.registry.store import Snapshot
+from freshrec.registry.versions import VersionBook, version_folder, version_name
+from freshrec.state import OnlineState, UserView
+
+if TYPE_CHECKING:
+    from freshrec.engine.processor import Processor
+
+log = logging.getLogger(__name__)
+
+_NOTHING = np.zeros(0, dtype=np.int64)
+
+
+@dataclass
+class _Trial:
+    """A running gate (``version`` against the current) or post-promotion watch."""
+
+    version: str
+    start: int
+    tester: LiveQuality
+    baseline: float = 0.0
+    drifts: int = 0
+
+
+def _section(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    start = prefix + "/"
+    return {k[len(start) :]: v for k, v in arrays.items() if k.startswith(start)}
+
+
+class Lifecycle:
+    """Versions, gate, watch, promote and rollback over one engine's models."""
+
+    name = "lifecycle"
+
+    def __init__(
+        self,
+        store: SnapshotStore | None,
+        book: VersionBook,
+        state: OnlineState,
+        models: Sequence[Model],
+        ensemble: Ensemble,
+        quality: LiveQuality,
+        recommender: Recommender,
+        covisitation: CoVisitation,
+        *,
+        k: int = 10,
+        gate_events: int = 20_000,
+        gate_every: int = 100,
+        tolerance: float = 0.02,
+        min_tests: int = 30,
+        watch_events: int = 20_000,
+        rollback_drop: float = 0.1,
+        drift_count: Callable[[], int] = lambda: 0,
+    ) -> None:
+        self.store = store
+        self.book = book
+        self.state = state
+        self.models = list(models)
+        self.ensemble = ensemble
+        self.quality = quality
+        self.recommender = recommender
+        self.covisitation = covisitation
+        self.k = k
+        self.gate_events = gate_events
+        self.gate_every = gate_every
+        self.tolerance = tolerance
+        self.min_tests = min_tests
+        self.watch_events = watch_events
+        self.rollback_drop = rollback_drop
+        self.drift_count = drift_count
+        self.processor: Processor | None = None  # set once the engine has built it
+        self.active = True  # False while closing: the final snapshot starts no gate
+        self.gate: _Trial | None = None
+        self.watch: _Trial | None = None
+        self._restoring: str | None = None  # the version a snapshot being written restores
+        if store is not None:
+            store.pinned = self._pinned()
+            store.unwanted = self._unwanted
+
+    def _unwanted(self, folder: str) -> str | None:
+        status = self.book.status.get(version_name(folder), {}).get("status")
+        if status in ("rejected", "rolled_back", "damaged"):
+            return f"version {version_name(folder)} was {status}"
+        return None
+
+    @property
+    def model_version(self) -> str:
+        return self.book.current or "live"
+
+    # -- snapshots ---------------------------------------------------------------------------
+    def snapshot_meta(self) -> dict[str, Any]:
+        """Metadata every snapshot records (called under the engine lock)."""
+        return {
+            "metrics": {"hit_rate": self.quality.hit_rates(), "live_tests": self.quality.tests},
+            "weights": dict(self.ensemble.weights),
+        }
+
+    def on_snapshot(self, folder: Path) -> None:
+        """The processor wrote snapshot ``folder``: a new version (a candidate)."""
+        version = version_name(folder.name)
+        offset = int(folder.name.partition("-")[0])
+        restoring, self._restoring = self._restoring, None
+        if restoring is not None:
+            self.book.replace_current(version, restored_from=restoring)
+        elif not self.active:  # the final snapshot of a close: no gate; keep a known status
+            if version not in self.book.status:
+                self.book.mark(version, "candidate")
+        elif self.book.current is None or self.gate_events == 0:
+            self.book.promote(version, gate=None)
+            self._start_watch(version, offset, self.quality.hit_rates()["ensemble"])
+        else:
+            self._start_gate(version, offset)
+        if self.store is not None:
+            self.store.pinned = self._pinned()
+            self.store.prune()
+
+    def _pinned(self) -> set[str]:
+        names = [*self.book.history, *([self.gate.version] if self.gate else [])]
+        return {f for f in (version_folder(v) for v in names) if f is not None}
+
+    # -- the processor's monitor protocol: tests on held-back events ---------------------------
+    def due(self, first_offset: int, n: int) -> np.ndarray:
+        self._decide(first_offset)  # decisions fall between micro-batches, under the lock
+        trial = self.gate or self.watch
+        return _NOTHING if trial is None else trial.tester.due(first_offset, n)
+
+    def observe(self, event: LoggedEvent, offset: int) -> None:
+        for trial in (self.gate, self.watch):
+            if trial is not None:
+                trial.tester.test(event)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {}  # gates and watches do not outlive the process; the book is on disk
+
+    def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
+        pass
+
+    # -- gate and watch ----------------------------------------------------------------------
+    def _tester(self, rankers: dict[str, TopK], events: int) -> LiveQuality:
+        window = max(1, events // self.gate_every + 1) * 4
+        return LiveQuality(
+            self.state, rankers, self.recommender.excluded, self.k, window, self.gate_every
+        )
+
+    def _start_gate(self, version: str, offset: int) -> None:
+        if self.gate is not None:
+            self.book.mark(self.gate.version, "superseded", by=version)
+        current = self.book.current
+        try:
+            candidate = self._frozen(self._load(version))
+            serving = self._frozen(self._load(current))  # type: ignore[arg-type]
+        except (StorageError, NotFound) as exc:
+            log.warning("gate skipped, promoting %s: %s", version, exc)
+            self.gate = None
+            self.book.promote(version, gate={"skipped": str(exc)})
+            return
+        tester = self._tester({"candidate": candidate, "current": serving}, self.gate_events)
+        self.gate = _Trial(version, offset, tester)
+        self.book.mark(version, "candidate")
+
+    def _start_watch(self, version: str, offset: int, baseline: float) -> None:
+        self.watch = None
+        if self.watch_events > 0:
+            tester = self._tester({"live": self.recommender.top_k}, self.watch_events)
+            self.watch = _Trial(version, offset, tester, baseline, self.drift_count())
+
+    def _decide(self, offset: int) -> None:
+        gate = self.gate
+        if gate is not None and offset >= gate.start + self.gate_events:
+            tests = gate.tester.tests
+            if tests < self.min_tests and offset < gate.start + 4 * self.gate_events:
+                return  # too few testable events yet: keep testing a while longer
+            rates = gate.tester.hit_rates()
+            result = {
+                "events": offset - gate.start,
+                "tests": tests,
+                "candidate": rates["candidate"],
+                "current": rates["current"],
+                "tolerance": self.tolerance,
+            }
+            self.gate = None
+            if tests < self.min_tests or rates["candidate"] >= rates["current"] - self.tolerance:
+                self.book.promote(gate.version, gate=result)
+                log.info("promoted %s: %s", gate.version, result)
+                self._start_watch(gate.version, offset, rates["candidate"])
+            else:
+                self._reject(gate.version, result)
+        watch = self.watch
+        if watch is not None and offset >= watch.start + self.watch_events:
+            self.watch = None
+            self._judge(watch)
+
+    def _reject(self, version: str, result: dict[str, Any]) -> None:
+        current = self.book.current
+        try:
+            snap = self._load(current)  # type: ignore[arg-type]
+        except (StorageError, NotFound) as exc:  # nothing sound to go back to: keep the new one
+            log.warning("%s failed its gate, but %s cannot be restored: %s", version, current, exc)
+            self.book.promote(version, gate={**result, "forced": str(exc)})
+            return
+        self.book.mark(version, "rejected", gate=result)
+        log.warning("rejected %s, back to %s: %s", version, current, result)
+        self._put_back(current, snap)  # type: ignore[arg-type]
+
+    def _judge(self, watch: _Trial) -> None:
+        """End of a post-promotion watch: roll back if the live hit rate fell too far."""
+        rate, tests = watch.tester.hit_rates()["live"], watch.tester.tests
+        if tests < self.min_tests or rate >= watch.baseline - self.rollback_drop:
+            return
+        details = {"live": rate, "baseline": watch.baseline, "tests": tests}
+        if self.drift_count() > watch.drifts:
+            log.warning("hit rate fell after %s, drift explains it: %s", watch.version, details)
+        elif self.book.current == watch.version and self.book.previous():
+            log.warning("hit rate fell after %s: rolling back %s", watch.version, details)
+            try:
+                self.rollback()
+            except Conflict as exc:  # every earlier version damaged or gone: keep serving
+                log.error("automatic rollback impossible: %s", exc)
+
+    # -- promote and rollback ----------------------------------------------------------------
+    def _load(self, version: str) -> Snapshot:
+        name = version_folder(version)
+        if self.store is None or name is None or not (self.store.root / name).is_dir():
+            raise NotFound(f"version: unknown model version {version!r}")
+        try:
+            return self.store.load(self.store.root / name)
+        except (OSError, ValueError) as exc:
+            log.warning("skipping damaged version %s: %s", version, exc)
+            self.book.mark(version, "damaged", error=str(exc))
+            raise StorageError(f"version {version} is damaged: {exc}") from exc
+
+    def _frozen(self, snap: Snapshot) -> TopK:
+        """A top-k function over copies of the models holding ``snap``'s parameters."""
+        copies = []
+        unusable = {}
+        for model in self.models:
+            copy = type(model)(**model.params())
+            copy.name = model.name
+            arrays = _section(snap.arrays, model.name)
+            try:
+                if arrays:
+                    copy.load_state_dict(arrays)
+                copy.check_finite()
+            except ModelError as exc:
+                unusable[model.name] = str(exc)
+            copies.append(copy)
+        ensemble = Ensemble(
+            copies, self.ensemble.priors, self.ensemble.eta, self.ensemble.min_weight
+        )
+        ensemble.weights = dict(snap.meta.get("weights") or self.ensemble.weights)
+        ensemble.disabled = unusable
+        covis = copies[self.models.index(self.covisitation)]
+        recommender = Recommender(self.state, ensemble, covis, self.recommender.exclude_recent)  # type: ignore[arg-type]
+
+        def top_k(user: UserView, k: int, exclude: np.ndarray) -> np.ndarray:
+            # a view of its own: models memoise per-request results in the view by model name,
+            # and the copies share their names with the live models and the other version
+            return recommender.top_k(replace(user, memo={}), k, exclude)
+
+        return top_k
+
+    def _apply(self, snap: Snapshot) -> None:
+        """Load ``snap``'s exact parameters (models, live-quality window, weights)."""
+        for model in self.models:
+            arrays = _section(snap.arrays, model.name)
+            if arrays:
+                model.load_state_dict(arrays)
+            try:
+                model.check_finite()
+            except ModelError:
+                continue
+            # a model disabled because it diverged serves and learns again from sound parameters
+            self.ensemble.disabled.pop(model.name, None)
+            if self.processor is not None:
+                self.processor.failed.pop(model.name, None)
+        quality = _section(snap.arrays, self.quality.name)
+        if quality:
+            self.quality.load_state_dict(quality)
+        if snap.meta.get("weights"):
+            self.ensemble.weights = dict(snap.meta["weights"])
+
+    def _put_back(self, version: str, snap: Snapshot) -> None:
+        self._apply(snap)
+        self.gate = self.watch = None
+        processor = self.processor
+        if processor is not None:
+            self._restoring = version
+            processor.snapshot()  # a restart resumes from the restored parameters
+
+    def promote(self, version: str) -> dict[str, Any]:
+        """Serve ``version``'s parameters from now on (call under the engine lock)."""
+        snap = self._load(version)
+        self.book.promote(version, manual=True)
+        self._put_back(version, snap)
+        return {"model_version": self.model_version, "restored": version}
+
+    def rollback(self) -> dict[str, Any]:
+        """Back to the version promoted before the current one (call under the engine lock)."""
+        while True:
+            target = self.book.previous()
+            if target is None:
+                raise Conflict("no earlier promoted version to roll back to")
+            try:
+                snap = self._load(target)
+                break
+            except (StorageError, NotFound):
+                self.book.history.remove(target)  # damaged or pruned: try the one before
+        dropped = self.book.current
+        self.book.rollback()
+        self._put_back(target, snap)
+        return {"model_version": self.model_version, "restored": target, "rolled_back": dropped}
+
+    def versions(self) -> list[dict[str, Any]]:
+        """Every version on disk, newest first, with its metadata and status."""
+        if self.store is None:
+            return []
+        out = []
+        for folder in self.store.versions():
+            meta = self.store.read_meta(folder) or {}
+            version = version_name(folder.name)
+            entry = self.book.status.get(version, {})
+            out.append(
+                {
+                    "version": version,
+                    "created_at": meta.get("created_at"),
+                    "events_seen": meta.get("offset"),
+                    "metrics": meta.get("metrics"),
+                    "status": entry.get("status", "candidate" if meta else "damaged"),
+                    "current": version == self.book.current,
+                    **{k: v for k, v in entry.items() if k not in ("status", "at")},
+                }
+            )
+        return out

@@ -1,0 +1,125 @@
+"""The recalibration policy, the drift record, alerts (with a real webhook receiver), the API."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from freshrec import Engine
+from freshrec.drift import Alerts, DriftEvent, Recalibration
+from freshrec.drift.windows import fast_members
+from freshrec.models import DecayedPopularity, OnlineMF
+from freshrec.models.ensemble import Ensemble
+from freshrec.serving import create_app
+from freshrec.settings import Settings
+from freshrec.testing import make_batch
+
+
+def test_policy_forgets_shrinks_boosts_then_restores() -> None:
+    slow = DecayedPopularity(86_400.0)
+    (fast,) = fast_members(Settings(ensemble_fast_members={"popularity": 600.0}))
+    mf = OnlineMF(factors=4, seed=1)
+    batch = make_batch(items=[0, 1, 1], users=[0, 1, 0], ts=[0.0, 1.0, 2.0])
+    for m in (slow, fast, mf):
+        m.learn(batch)
+    ens = Ensemble([slow, fast], {"popularity": 1.0, "popularity_fast": 1.0})
+    before = slow.raw_scores().copy(), mf.state_dict()["user_factors"].copy()
+    policy = Recalibration([slow, fast], mf, ens, ["popularity_fast"], 0.25, 0.5, 4.0, 100, 50)
+    action = policy.act(1000)
+    assert "forget x0.25" in action and "shrink" in action and "boost popularity_fast" in action
+    np.testing.assert_allclose(slow.raw_scores(), 0.25 * before[0])
+    np.testing.assert_allclose(mf.state_dict()["user_factors"], 0.5 * before[1])
+    assert ens.weights["popularity_fast"] == pytest.approx(0.8)
+    assert policy.act(1020) == "none (cooldown)"
+    policy.tick(1099)
+    assert ens.priors["popularity_fast"] == 4.0
+    policy.tick(1100)
+    assert ens.priors["popularity_fast"] == 1.0 and ens.weights["popularity_fast"] == 0.5
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    bodies: list[dict] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Receiver.bodies.append(json.loads(body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[str]:
+    server = HTTPServer(("127.0.0.1", 0), _Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Receiver.bodies = []
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server.shutdown()
+    server.server_close()
+
+
+def test_alerts_post_to_the_webhook_on_the_edge(receiver: str) -> None:
+    alerts = Alerts({"ctr": 0.05}, webhook_url=receiver)
+    assert alerts.check("ctr", 0.2, 1, 1e9) is False
+    assert alerts.check("ctr", 0.01, 2, 1e9) is True
+    assert alerts.check("ctr", 0.02, 3, 1e9) is False  # still firing: no second alert
+    alerts.drift(DriftEvent("adwin", "hit_rate:mf", 4, 1e9, "none"))
+    alerts.flush()
+    alerts.close()
+    assert [b["kind"] for b in _Receiver.bodies] == ["below_threshold", "drift"]
+    assert _Receiver.bodies[0]["metric"] == "ctr" and alerts.sent == 2
+
+
+def test_drift_events_api_and_metrics() -> None:
+    engine = Engine.open(None)
+    engine.drift.record.add(DriftEvent("page_hinkley", "category_shift", 7, 1.7e9, "none"))
+    with TestClient(create_app(engine, run_processor=False)) as client:
+        body = client.get("/v1/drift/events").json()
+        assert body == [
+            {
+                "detector": "page_hinkley",
+                "signal": "category_shift",
+                "at_event": 7,
+                "at_time": 1.7e9,
+                "action": "none",
+            }
+        ]
+        metrics = client.get("/metrics").text
+    assert (
+        'freshrec_drift_detections_total{detector="page_hinkley",signal="category_shift"} 1.0'
+        in metrics
+    )
+    engine.close()
+
+
+def test_ctr_of_served_lists_feeds_its_signal_and_its_alert(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    engine = Engine.open(None, drift_ctr_block=4, alert_ctr_min=0.3)
+    events = [
+        {"type": "view", "user_id": f"u{n % 5}", "item_id": f"i{n % 7}", "timestamp": 1e9 + n}
+        for n in range(40)
+    ]
+    engine.ingest(events)
+    engine.process()
+    for n in range(4):
+        engine.recommend(f"u{n}")
+    engine.ingest(
+        {"type": "click", "user_id": "u1", "item_id": "i2", "timestamp": 1e9 + 50,
+         "recommendation_id": "r1"}
+    )  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        engine.process()
+    assert engine.drift.last_values["ctr"] == 0.25  # 1 click on 4 lists served
+    assert engine.alerts.firing["ctr"] and "ALERT below_threshold: ctr = 0.2500" in caplog.text
+    engine.close()

@@ -1,0 +1,240 @@
+"""Model lifecycle through a real engine on disk: versions, gate, promote, rollback exactness,
+automatic rollback, damaged snapshots, retention, HTTP and CLI."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from freshrec import Engine
+from freshrec.cli import app as cli_app
+from freshrec.errors import Conflict, NotFound
+from freshrec.serving import create_app
+from freshrec.sim import ShopSimulator
+
+SMALL = {
+    "snapshot_every_events": 10**9,
+    "snapshot_every_seconds": 10**9,
+    "mf_factors": 8,
+    "ranker_hash_bits": 12,
+    "drift_detection": False,
+}
+CONTEXT = {"timestamp": 1_700_100_000}
+WATCHED = [f"shopper-{i:04d}" for i in range(1, 9)]  # the regulars
+
+
+def shop(seed: int = 5) -> ShopSimulator:
+    return ShopSimulator(n_items=300, n_shoppers=120, seed=seed, mean_gap_seconds=1.0)
+
+
+def feed(engine: Engine, events: list[dict[str, Any]]) -> None:
+    """Ingest and process; gates and watches decide at the start of a micro-batch, so the last
+    event goes through alone (a server's processor meets the next batch soon enough)."""
+    engine.ingest(events[:-1])
+    engine.process()
+    engine.ingest(events[-1:])
+    engine.process()
+
+
+def recs(engine: Engine) -> list[list[tuple[str, float]]]:
+    return [
+        [(r.item_id, r.score) for r in engine.recommend(u, k=10, context=CONTEXT)] for u in WATCHED
+    ]
+
+
+def others(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Events of shoppers not watched: the watched users' own state stays as it was."""
+    return [e for e in events if e["user_id"] not in WATCHED]
+
+
+def sabotage(engine: Engine, seed: int = 0) -> None:
+    """A bad update: the learned parameters replaced by noise of the same shapes."""
+    rng = np.random.default_rng(seed)
+    for model in engine.models:
+        arrays = {k: v.copy() for k, v in model.state_dict().items()}
+        for key, value in arrays.items():
+            if key in ("nbr",):
+                value[:] = np.where(value >= 0, rng.integers(0, value.max() + 1, value.shape), -1)
+            elif value.dtype.kind == "f" and key not in ("t_ref",) and value.ndim >= 1:
+                value[:] = rng.standard_normal(value.shape).astype(value.dtype) * value.std()
+        model.load_state_dict(arrays)
+
+
+def test_rollback_restores_exactly_what_a_version_served(tmp_path: Path) -> None:
+    sim = shop()
+    with Engine.open(tmp_path, registry_gate_events=0, **SMALL) as engine:
+        feed(engine, sim.take(4000))
+        engine.processor.snapshot()
+        first = engine.model_version
+        served = recs(engine)
+        feed(engine, others(sim.take(4000)))
+        engine.processor.snapshot()
+        second = engine.model_version
+        assert second != first and recs(engine) != served  # the models moved on
+        served_second = recs(engine)
+
+        result = engine.rollback()
+        assert result["restored"] == first and result["rolled_back"] == second
+        assert recs(engine) == served  # identical items and scores
+        statuses = {v["version"]: v["status"] for v in engine.versions()}
+        assert statuses[second] == "rolled_back"
+        assert statuses[engine.model_version] == "restored"
+
+        engine.promote(second)
+        assert recs(engine) == served_second
+    with Engine.open(tmp_path, registry_gate_events=0, **SMALL) as restarted:
+        assert recs(restarted) == served_second  # the restored parameters survive a restart
+
+
+def test_gate_rejects_a_bad_update_and_promotes_a_good_one(tmp_path: Path) -> None:
+    sim = shop(6)
+    settings = {**SMALL, "registry_gate_events": 1500, "registry_gate_every": 3}
+    with Engine.open(tmp_path, registry_watch_events=0, **settings) as engine:
+        feed(engine, sim.take(5000))
+        engine.processor.snapshot()
+        good = engine.model_version
+        served = recs(engine)
+
+        sabotage(engine)
+        engine.processor.snapshot()  # the bad candidate
+        bad = engine.versions()[0]["version"]  # the newest
+        assert engine.model_version == good and engine.lifecycle.gate is not None
+        feed(engine, others(sim.take(2000)))  # held-back events: the gate decides
+        entry = next(v for v in engine.versions() if v["version"] == bad)
+        assert entry["status"] == "rejected", entry["gate"]
+        assert entry["gate"]["candidate"] < entry["gate"]["current"] - 0.02
+        restored = next(v for v in engine.versions() if v["current"])
+        assert restored["restored_from"] == good and restored["status"] == "restored"
+
+        feed(engine, sim.take(3000))
+        engine.processor.snapshot()  # an honest update
+        candidate = engine.versions()[0]["version"]
+        feed(engine, sim.take(2000))
+        entry = next(v for v in engine.versions() if v["version"] == candidate)
+        assert entry["status"] == "promoted", entry
+        assert entry["gate"]["candidate"] >= entry["gate"]["current"] - 0.02
+        assert engine.model_version == candidate
+    assert served  # (the watched users had recommendations at the good version)
+
+
+def test_live_hit_rate_falling_after_a_promotion_rolls_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sim = shop(7)
+    settings = {**SMALL, "registry_gate_events": 0, "registry_gate_every": 3}
+    with Engine.open(
+        tmp_path, registry_watch_events=1500, registry_rollback_drop=0.05, **settings
+    ) as engine:
+        feed(engine, sim.take(5000))
+        engine.processor.snapshot()
+        before = engine.model_version
+        feed(engine, sim.take(2000))  # the first version's watch ends quietly
+        engine.processor.snapshot()
+        promoted = engine.model_version
+        assert promoted != before
+        sabotage(engine, seed=1)  # goes bad after its promotion, while watched
+        with caplog.at_level(logging.WARNING):
+            feed(engine, others(sim.take(2000)))
+        assert "rolling back" in caplog.text
+        current = next(v for v in engine.versions() if v["current"])
+        assert current["restored_from"] == before
+        statuses = {v["version"]: v["status"] for v in engine.versions()}
+        assert statuses[promoted] == "rolled_back"
+
+
+def test_damaged_snapshots_are_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    sim = shop(8)
+    with Engine.open(tmp_path, registry_gate_events=0, snapshots_kept=3, **SMALL) as engine:
+        versions = []
+        for _ in range(3):
+            feed(engine, sim.take(1500))
+            engine.processor.snapshot()
+            versions.append(engine.model_version)
+        assert engine.lifecycle.book.history == versions
+    # damage the middle version: a rollback skips it, with a log line, to the one before
+    folder = tmp_path / "snapshots" / f"{int(versions[1][1:]):015d}"
+    data = (folder / "arrays.npz").read_bytes()
+    (folder / "arrays.npz").write_bytes(data[: len(data) // 2])
+    with Engine.open(tmp_path, registry_gate_events=0, **SMALL) as engine:
+        with caplog.at_level(logging.WARNING):
+            result = engine.rollback()
+        assert result == {
+            "model_version": engine.model_version,
+            "restored": versions[0],
+            "rolled_back": versions[2],
+        }
+        assert "skipping damaged version" in caplog.text
+        assert engine.lifecycle.book.status[versions[1]]["status"] == "damaged"
+        with pytest.raises(NotFound):
+            engine.promote("v999999")
+    # damage the newest snapshot (the restored one): a restart skips it with a log line, and
+    # the rolled-back version too, and builds the state from an intact snapshot or the log
+    newest = sorted((tmp_path / "snapshots").iterdir())[-1]
+    (newest / "arrays.npz").write_bytes(b"garbage")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING), Engine.open(tmp_path, **SMALL) as engine:
+        assert f"skipping damaged snapshot {newest}" in caplog.text
+        assert f"version {versions[2]} was rolled_back" in caplog.text
+        engine.process()
+        assert engine.processor.offset == 4500
+
+
+def test_retention_prunes_old_versions_but_keeps_rollback_targets(tmp_path: Path) -> None:
+    sim = shop(9)
+    with Engine.open(
+        tmp_path, registry_gate_events=0, snapshots_kept=1, registry_keep_promoted=2, **SMALL
+    ) as engine:
+        for _ in range(5):
+            feed(engine, sim.take(800))
+            engine.processor.snapshot()
+        names = [v["version"] for v in engine.versions()]
+        assert names == engine.lifecycle.book.history[::-1]  # the two promoted, newest first
+        assert len(names) == 2
+        engine.rollback()
+
+
+def test_http_and_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sim = shop(10)
+    engine = Engine.open(tmp_path, registry_gate_events=0, **SMALL)
+    with TestClient(create_app(engine, run_processor=False)) as client:
+        assert client.post("/v1/models/rollback").status_code == 409
+        feed(engine, sim.take(1500))
+        engine.processor.snapshot()
+        first = engine.model_version
+        feed(engine, sim.take(1500))
+        engine.processor.snapshot()
+        second = engine.model_version
+        body = client.get("/v1/models").json()
+        assert [v["version"] for v in body["versions"]] == [second, first]
+        assert set(body["versions"][0]) >= {"version", "created_at", "events_seen", "metrics"}
+        assert body["versions"][0]["current"] and body["model_version"] != first
+        r = client.post("/v1/models/rollback")
+        assert r.status_code == 200 and r.json()["restored"] == first
+        r = client.post("/v1/models/v12/promote")
+        assert r.status_code == 404 and "version" in r.json()["error"]
+        r = client.post(f"/v1/models/{second}/promote")
+        assert r.status_code == 200 and r.json()["restored"] == second
+    engine.close()
+    for key, value in {**SMALL, "registry_gate_events": 0}.items():  # how the CLI gets them
+        monkeypatch.setenv(f"FRESHREC_{key.upper()}", str(value).lower())
+    runner = CliRunner()
+    out = runner.invoke(cli_app, ["models", "list", "--data-dir", str(tmp_path)])
+    assert out.exit_code == 0, out.output
+    assert f"restored (from {second})" in out.output and "*" in out.output
+    out = runner.invoke(cli_app, ["models", "rollback", "--data-dir", str(tmp_path)])
+    assert out.exit_code == 0, out.output
+    out = runner.invoke(cli_app, ["models", "promote", "v1", "--data-dir", str(tmp_path)])
+    assert out.exit_code == 1 and "404" in out.output
+
+
+def test_in_memory_engine_has_no_versions() -> None:
+    with Engine.open() as engine:
+        assert engine.versions() == [] and engine.model_version == "live"
+        with pytest.raises(Conflict):
+            engine.rollback()
