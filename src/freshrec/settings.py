@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     )
     ensemble_eta: float = Field(10.0, ge=0, description="How sharply weights follow hit rates.")
     ensemble_min_weight: float = Field(0.02, ge=0, lt=1, description="Floor of a member's weight.")
+    ensemble_temperature: float = Field(
+        2.0, gt=0, description="Softmax temperature of logit members (MF, ranker) in the blend."
+    )
     live_eval_k: int = Field(10, ge=1, le=1000, description="Top-k of live hit-rate tests.")
     live_eval_every: int = Field(1000, ge=1, description="Test one event in this many (by offset).")
     live_eval_window: int = Field(200, ge=1, description="Tests in the hit-rate window.")

@@ -130,6 +130,7 @@ class Engine:
             fast_priors(settings),
             settings.ensemble_eta,
             settings.ensemble_min_weight,
+            temperature=settings.ensemble_temperature,
         )
         # the shop's side (catalogue, user profiles, cold start): freshrec.engine.coldstart
         self.shop_store = ShopStore(None if data is None else Path(data) / "shop.db")

@@ -2,7 +2,11 @@
 
 Before a micro-batch is learned, every ``every``-th event of the log (by offset, so the choice
 is the same live and on replay) whose user and item are already known is tested: was the item in
-each model's top-``k`` for that user, as the models stood before the event? Hits go into a
+each model's top-``k`` for that user, as the models stood before the event? Only discoveries are
+tested: an event on one of the user's recent items (a shopper coming back to a product) is not,
+and the recent items are left out of each top-``k``, so the rates measure what the weights are
+for -- finding the next new item -- rather than rewarding a model for echoing the history. Hits
+go into a
 sliding window per model; the window's hit rate is the model's live quality, exported as a
 Prometheus gauge and fed to the ensemble's weights (and, later, the drift detectors).
 """
@@ -69,7 +73,7 @@ class LiveQuality:
         if item is None or event.user_id not in state.users:
             return False
         user = state.view(event.user_id, context=enrich(event.context, event.ts))
-        exclude = self.excluded(user)
+        exclude = np.concatenate([self.excluded(user), user.recent_items])
         if item in exclude:
             return False
         slot = self.tests % self.window

@@ -2,7 +2,8 @@
 
 Candidates are the union of every member's own candidates; each member scores all of them and
 its scores become a distribution over the candidates (non-negative scores divided by their sum;
-logits, as MF's, through a softmax), so the blend is a mixture: a member whose scores are flat
+logits, as MF's, through a softmax at ``temperature``: raw BPR logits are sharp enough to make
+their softmax nearly one-hot), so the blend is a mixture: a member whose scores are flat
 (it knows little here) spreads its weight thinly instead of crowding the top. Weights:
 
     w_m = prior_m * exp(eta * hit_rate_m) / sum_j prior_j * exp(eta * hit_rate_j)
@@ -39,14 +40,14 @@ class Ranked:
     members: list[str]
 
 
-def _distribution(scores: np.ndarray, logits: bool) -> np.ndarray:
+def _distribution(scores: np.ndarray, logits: bool, temperature: float = 1.0) -> np.ndarray:
     """A member's scores as a distribution over the candidates: the softmax of logits, else
     the non-negative scores divided by their sum (zero stays "no opinion"). Scores that are all
     equal rank nothing: they count as no opinion at all."""
     if scores.size == 0 or scores.max() == scores.min():
         return np.zeros_like(scores, dtype=np.float64)
     if logits:
-        z = np.exp(scores - scores.max())
+        z = np.exp((scores - scores.max()) / temperature)
         return z / z.sum()
     s = np.maximum(scores, 0.0)
     total = s.sum()
@@ -63,16 +64,18 @@ class Ensemble:
         eta: float = 10.0,
         min_weight: float = 0.02,
         candidates_per_member: int = 100,
+        temperature: float = 2.0,
     ) -> None:
         if not members:
             raise ValueError("members: an ensemble needs at least one model")
-        if eta < 0 or not 0 <= min_weight < 1:
-            raise ValueError("eta must be >= 0 and min_weight in [0, 1)")
+        if eta < 0 or not 0 <= min_weight < 1 or temperature <= 0:
+            raise ValueError("eta must be >= 0, min_weight in [0, 1) and temperature > 0")
         self.members = list(members)
         self.priors = {m.name: float((priors or {}).get(m.name, 1.0)) for m in self.members}
         self.eta = eta
         self.min_weight = min_weight
         self.candidates_per_member = candidates_per_member
+        self.temperature = temperature
         self.hit_rates: dict[str, float] = {m.name: 0.0 for m in self.members}
         self.weights: dict[str, float] = {}
         self.disabled: dict[str, str] = {}  # member -> why it is not served (e.g. diverged)
@@ -129,7 +132,7 @@ class Ensemble:
                 self.errors[member.name] = self.errors.get(member.name, 0) + 1
                 continue
             parts[:, j] = self.weights[member.name] * _distribution(
-                scores, member.scores_are_logits
+                scores, member.scores_are_logits, self.temperature
             )
         scores = parts.sum(axis=1)
         n = min(k, candidates.shape[0])
