@@ -1,6 +1,6 @@
 """The serving publication on the real Redis: a replica scores exactly as the partition's worker
-does, version after version (base, then diffs, then a new owner's base), and what it loads holds
-no per-user state."""
+does, version after version (base, then diffs, then a new owner's base; a worker that lost the
+partition cannot publish), and what it loads holds no per-user state."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from freshrec.scaleout import ClusterEngine
-from freshrec.scaleout.partition import PartitionRunner
+from freshrec.scaleout.partition import LeaseLost, PartitionRunner
 from freshrec.scaleout.serving import USER_PARTS, USER_ROWS, USER_STATE, serving_key
 from freshrec.scaleout.snapshots import decode_arrays
 from freshrec.settings import Settings
@@ -93,6 +93,8 @@ def test_replica_serves_what_the_worker_would_version_after_version(
     replica.ingest(shop_events(users, 90, 200, t0 + 90_000, seed=9))
     drain(successor)
     successor.publish(force=True)
+    with pytest.raises(LeaseLost):  # the previous owner can no longer publish
+        runner.publish_serving()
     assert replica.refresh() == 1
     assert store.bases_loaded == 2
     assert_same_recommendations(replica, successor, users)
