@@ -176,13 +176,13 @@ class ServingPublisher:
         version = int(self.redis.hincrby(self.key, "counter", 1))
         full_meta = {**meta, "offset": offset, "created_at": time.time()}
         mapping: dict[str, Any] = {"version": version}
-        base_id = self.base_id
+        base_id, new_items = self.base_id, items[self.base_items :]
         if rebase:
             base = {k: np.array(v, copy=True) for k, v in arrays.items()}
             mapping["base"] = encode_arrays(base)
             mapping["base_items"] = msgspec.msgpack.encode(items)
             mapping["base_id"] = base_id = version
-            whole, rows, values = {}, {}, {}
+            whole, rows, values, new_items = {}, {}, {}, []
         mapping["diff"] = msgspec.msgpack.encode(
             {
                 "base_id": base_id,
@@ -190,7 +190,7 @@ class ServingPublisher:
                 "rows": encode_arrays(rows),
                 "values": encode_arrays(values),
                 "lengths": {k: int(arrays[k].shape[0]) for k in rows},
-                "items": items[self.base_items :],
+                "items": new_items,
                 "meta": json.dumps(full_meta),
             }
         )
