@@ -159,7 +159,9 @@ class PartitionRunner:
         self.published_at = 0.0  # serving publication
         self.served_offset = -1
         self.snapshot_at = 0.0  # full snapshot
-        self.serving = ServingPublisher(self.redis, log_.prefix, partition)
+        self.serving = ServingPublisher(
+            self.redis, log_.prefix, partition, self.keys.lease(partition), token
+        )
         self._effects = self.redis.register_script(_EFFECTS)
 
     # -- start -------------------------------------------------------------------------------
@@ -313,7 +315,14 @@ class PartitionRunner:
         with e.lock:
             arrays = serving_arrays(e.state, self.processor._parts)
             meta = {"models": {m.name: m.params() for m in e.models}}
-        version = self.serving.publish(self.processor.offset, arrays, e.state.items.keys(), meta)
+        try:
+            version = self.serving.publish(
+                self.processor.offset, arrays, e.state.items.keys(), meta
+            )
+        except redis.ResponseError as exc:
+            if "LEASE" in str(exc):
+                raise LeaseLost(f"partition {self.partition}: {exc}") from None
+            raise
         self.served_offset = self.processor.offset
         self.published_at = time.monotonic()
         return version

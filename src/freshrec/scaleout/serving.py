@@ -11,8 +11,9 @@ Most of it does not change between two publications (the ranker's hashed tables 
 size and a second of traffic touches few of their rows), so it is written as a **base** -- every
 array whole -- and a **diff** against that base: for each array the rows that differ from the
 base (new rows included), or the whole array when it is small or changed shape; the item ids
-added since the base. Every publication replaces the diff (one ``HSET``: atomic); when the diff
-grows beyond a quarter of the base, a new base is written instead. A replica keeps the decoded
+added since the base. Every publication replaces the diff (one script, fenced by the
+partition's lease: a worker that lost the partition cannot publish; atomic); when the diff grows
+beyond a quarter of the base, a new base is written instead. A replica keeps the decoded
 base it holds and fetches only the diff while the base is unchanged, so picking up a version
 costs about the size of what changed.
 
@@ -26,6 +27,9 @@ costs about the size of what changed.
 >>> out = apply_diff(base, whole, rows, values, {"t": 1000})
 >>> bool((out["t"] == new["t"]).all()), out["small"].tolist()
 (True, [0, 1, 2, 3])
+>>> grown = {"t": np.ones((2000, 4), np.float32)}  # from no rows at all to 2000
+>>> diff_arrays({"t": np.zeros((0, 4), np.float32)}, grown)[1]["t"].shape
+(2000,)
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ import msgspec
 import numpy as np
 import redis
 
+from freshrec.errors import StorageError
 from freshrec.registry.store import Snapshot
 from freshrec.scaleout.snapshots import decode_arrays, encode_arrays
 from freshrec.state import OnlineState
@@ -60,6 +65,15 @@ USER_ROWS = ("mf/user_factors", "mf/user_events")
 USER_PARTS = ("user_events",)
 SMALL_BYTES = 4096  # arrays smaller than this are always sent whole
 REBASE_FRACTION = 0.25  # a diff larger than this share of the base makes a new base
+
+# KEYS: publication hash, lease; ARGV: token, field, value, field, value...
+_PUBLISH = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  return redis.error_reply('LEASE the partition is no longer held by this worker')
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+return 1
+"""
 
 
 def serving_key(prefix: str, partition: int) -> str:
@@ -106,8 +120,8 @@ def diff_arrays(
             continue
         n = old.shape[0]
         changed = arr[:n] != old
-        if changed.ndim > 1:
-            changed = changed.reshape(n, -1).any(axis=1)
+        if changed.ndim > 1:  # a row changed if any of its cells did
+            changed = changed.any(axis=tuple(range(1, changed.ndim)))
         idx = np.concatenate([np.flatnonzero(changed), np.arange(n, arr.shape[0])])
         rows[name] = idx.astype(np.int64)
         values[name] = arr[idx]
@@ -136,9 +150,14 @@ def apply_diff(
 class ServingPublisher:
     """Writes a partition's serving publications (in the worker's processing thread)."""
 
-    def __init__(self, client: redis.Redis, prefix: str, partition: int) -> None:
+    def __init__(
+        self, client: redis.Redis, prefix: str, partition: int, lease: str, token: str
+    ) -> None:
         self.redis = client
         self.key = serving_key(prefix, partition)
+        self.lease = lease  # the partition's lease key and the token that holds it
+        self.token = token
+        self._publish = client.register_script(_PUBLISH)
         self.base: dict[str, np.ndarray] = {}  # copies of the arrays of the current base
         self.base_items = 0
         self.base_bytes = 0
@@ -149,35 +168,40 @@ class ServingPublisher:
         self, offset: int, arrays: dict[str, np.ndarray], items: list[str], meta: dict[str, Any]
     ) -> int:
         """Write ``arrays`` (``serving_arrays``) and the partition's item ids as the next
-        version; returns it."""
+        version; returns it. Raises ``redis.ResponseError`` (``LEASE ...``) when the lease is
+        held by another worker (nothing is written then)."""
         whole, rows, values = diff_arrays(self.base, arrays) if self.base else (arrays, {}, {})
         diff_bytes = sum(a.nbytes for a in (*whole.values(), *rows.values(), *values.values()))
         rebase = not self.base or diff_bytes > REBASE_FRACTION * self.base_bytes
         version = int(self.redis.hincrby(self.key, "counter", 1))
         full_meta = {**meta, "offset": offset, "created_at": time.time()}
         mapping: dict[str, Any] = {"version": version}
+        base_id, new_items = self.base_id, items[self.base_items :]
         if rebase:
-            self.base = {k: np.array(v, copy=True) for k, v in arrays.items()}
-            self.base_items = len(items)
-            self.base_bytes = sum(a.nbytes for a in self.base.values())
-            self.base_id = version
-            self.rebases += 1
-            mapping["base"] = encode_arrays(self.base)
+            base = {k: np.array(v, copy=True) for k, v in arrays.items()}
+            mapping["base"] = encode_arrays(base)
             mapping["base_items"] = msgspec.msgpack.encode(items)
-            mapping["base_id"] = version
-            whole, rows, values = {}, {}, {}
+            mapping["base_id"] = base_id = version
+            whole, rows, values, new_items = {}, {}, {}, []
         mapping["diff"] = msgspec.msgpack.encode(
             {
-                "base_id": self.base_id,
+                "base_id": base_id,
                 "whole": encode_arrays(whole),
                 "rows": encode_arrays(rows),
                 "values": encode_arrays(values),
                 "lengths": {k: int(arrays[k].shape[0]) for k in rows},
-                "items": items[self.base_items :],
+                "items": new_items,
                 "meta": json.dumps(full_meta),
             }
         )
-        self.redis.hset(self.key, mapping=mapping)
+        args: list[Any] = [self.token]
+        for field, value in mapping.items():
+            args += [field, value]
+        self._publish(keys=[self.key, self.lease], args=args)
+        if rebase:  # stored: later diffs are against it
+            self.base, self.base_items, self.base_id = base, len(items), version
+            self.base_bytes = sum(a.nbytes for a in base.values())
+            self.rebases += 1
         return version
 
 
@@ -211,6 +235,10 @@ class ServingStore:
             self.base_id = int(base_id)
             self.bases_loaded += 1
         d = msgspec.msgpack.decode(diff)
+        if d["base_id"] != self.base_id:
+            raise StorageError(
+                f"{self.key}: diff against base {d['base_id']}, base {self.base_id} stored"
+            )
         arrays = {
             **self.base,
             **apply_diff(

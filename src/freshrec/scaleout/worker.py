@@ -167,7 +167,12 @@ class Worker:
         # one partition publishes per round at most (the most overdue), so events arriving
         # meanwhile wait for one publication at most
         if self.runners:
-            min(self.runners.values(), key=lambda r: r.published_at).publish()
+            runner = min(self.runners.values(), key=lambda r: r.published_at)
+            try:
+                runner.publish()
+            except LeaseLost as exc:
+                log.warning("%s", exc)
+                self._drop(runner.partition)
         if time.monotonic() - self._trimmed_at >= self.settings.worker_trim_seconds:
             for runner in self.runners.values():
                 runner.trim()

@@ -1,17 +1,26 @@
 """The serving publication on the real Redis: a replica scores exactly as the partition's worker
-does, version after version (base, then diffs, then a new owner's base), and what it loads holds
-no per-user state."""
+does, version after version (base, then diffs, then a new owner's base; a worker that lost the
+partition cannot publish), and what it loads holds no per-user state."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import msgspec
 import numpy as np
 import pytest
+import redis
 
 from freshrec.scaleout import ClusterEngine
-from freshrec.scaleout.partition import PartitionRunner
-from freshrec.scaleout.serving import USER_PARTS, USER_ROWS, USER_STATE, serving_key
+from freshrec.scaleout.partition import LeaseLost, PartitionRunner
+from freshrec.scaleout.serving import (
+    USER_PARTS,
+    USER_ROWS,
+    USER_STATE,
+    ServingPublisher,
+    ServingStore,
+    serving_key,
+)
 from freshrec.scaleout.snapshots import decode_arrays
 from freshrec.settings import Settings
 from tests.unit.scaleout.test_scaleout import held_runner, partition_users, scaleout_settings
@@ -93,6 +102,8 @@ def test_replica_serves_what_the_worker_would_version_after_version(
     replica.ingest(shop_events(users, 90, 200, t0 + 90_000, seed=9))
     drain(successor)
     successor.publish(force=True)
+    with pytest.raises(LeaseLost):  # the previous owner can no longer publish
+        runner.publish_serving()
     assert replica.refresh() == 1
     assert store.bases_loaded == 2
     assert_same_recommendations(replica, successor, users)
@@ -111,6 +122,9 @@ def test_serving_publication_holds_no_per_user_state(
     runner.publish(force=True)  # a base and a diff are stored now
     stored = runner.redis.hgetall(serving_key(settings.redis_prefix, 1))
     assert {b"base", b"base_items", b"diff"} <= set(stored)
+    base_items = msgspec.msgpack.decode(stored[b"base_items"])
+    diff = msgspec.msgpack.decode(stored[b"diff"])
+    assert base_items + diff["items"] == runner.engine.state.items.keys()  # each id once
     for field, blob in stored.items():
         for user in users:
             assert user.encode() not in blob, (field, user)  # no user id anywhere
@@ -126,3 +140,32 @@ def test_serving_publication_holds_no_per_user_state(
     assert engine is not None
     assert len(engine.state.users) == 0 and engine.mf._n_users == 0
     assert replica.recommend(users[0], k=5)
+
+
+def test_a_large_change_makes_a_new_base_that_the_store_reads_once(redis_prefix: str) -> None:
+    from tests.redis_helpers import REDIS_URL
+
+    client = redis.Redis.from_url(REDIS_URL)
+    client.set(f"{redis_prefix}lease:p0", "me")
+    publisher = ServingPublisher(client, redis_prefix, 0, f"{redis_prefix}lease:p0", "me")
+    store = ServingStore(client, redis_prefix, 0)
+    table = np.zeros((4096, 4), dtype=np.float32)
+    meta = {"models": {}}
+    publisher.publish(1, {"t": table}, ["a", "b"], meta)
+    table[3] = 1.0  # one row: a diff
+    assert publisher.publish(2, {"t": table}, ["a", "b", "c"], meta) == 2
+    snap = store.load_latest()
+    assert snap is not None and snap.offset == 2 and snap.documents["items"] == ["a", "b", "c"]
+    np.testing.assert_array_equal(snap.arrays["t"], table)
+    table[:2000] = 2.0  # half the rows: a new base
+    publisher.publish(3, {"t": table}, ["a", "b", "c", "d"], meta)
+    assert publisher.rebases == 2
+    assert msgspec.msgpack.decode(client.hget(store.key, "diff"))["items"] == []
+    snap = store.load_latest()
+    assert snap.documents["items"] == ["a", "b", "c", "d"] and store.bases_loaded == 2
+    np.testing.assert_array_equal(snap.arrays["t"], table)
+    client.set(f"{redis_prefix}lease:p0", "someone-else")
+    with pytest.raises(redis.ResponseError, match="LEASE"):
+        publisher.publish(4, {"t": table}, ["a"], meta)
+    assert store.load_latest().offset == 3  # nothing written
+    client.close()
