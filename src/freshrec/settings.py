@@ -198,6 +198,13 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="A/B test from settings: strategy -> percent of users (e.g. ensemble: 50).",
     )
+    # scale-out serving of a shop (catalogue, profiles, experiments shared through Redis)
+    shop_poll_seconds: float = Field(
+        0.2,
+        gt=0,
+        le=1.0,
+        description="How often replicas take in other replicas' catalogue/profile changes.",
+    )
 
     @field_validator("type_weights")
     @classmethod

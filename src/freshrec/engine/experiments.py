@@ -199,12 +199,22 @@ class Experiments:
         self._lock = threading.Lock()
         self.by_id: dict[str, Experiment] = {}
         if store is not None:
-            for _, doc in store.load("experiments"):
-                exp = Experiment.create(
-                    doc["id"], [msgspec.convert(a, Arm) for a in doc["arms"]], doc["created_at"]
-                )
-                exp.status, exp.stopped_at = doc["status"], doc.get("stopped_at")
+            for key, doc in store.load("experiments"):
+                self.apply(key, doc)
+            store.subscribe("experiments", self.apply)
+
+    def apply(self, exp_id: str, doc: dict[str, Any] | None) -> None:
+        """Take in a stored definition (at start, or another replica's change); the counts of
+        an experiment already known are kept."""
+        if doc is None:
+            return
+        with self._lock:
+            exp = self.by_id.get(exp_id)
+            if exp is None:
+                arms = [msgspec.convert(a, Arm) for a in doc["arms"]]
+                exp = Experiment.create(doc["id"], arms, doc["created_at"])
                 self.by_id[exp.id] = exp
+            exp.status, exp.stopped_at = doc["status"], doc.get("stopped_at")
 
     def running(self) -> Experiment | None:
         for exp in self.by_id.values():

@@ -107,7 +107,7 @@ def diff_arrays(
         n = old.shape[0]
         changed = arr[:n] != old
         if changed.ndim > 1:
-            changed = changed.reshape(n, -1).any(axis=1)
+            changed = changed.any(axis=tuple(range(1, changed.ndim)))
         idx = np.concatenate([np.flatnonzero(changed), np.arange(n, arr.shape[0])])
         rows[name] = idx.astype(np.int64)
         values[name] = arr[idx]
