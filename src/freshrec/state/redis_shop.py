@@ -16,6 +16,7 @@ Keys (under the deployment's prefix): ``shop:<kind>`` (hash id -> msgpack docume
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -25,6 +26,8 @@ import redis
 
 from freshrec.errors import StorageError
 from freshrec.state.shopstore import KINDS, Change, _table
+
+log = logging.getLogger(__name__)
 
 # KEYS: version, changes, the kind's hash; ARGV: kind, then id, doc (empty = delete) pairs
 _WRITE = """
@@ -55,7 +58,11 @@ class RedisShopStore:
         self._lock = threading.Lock()
         self._own: set[int] = set()  # versions this store wrote (already applied locally)
         self._subscribers: dict[str, list[Callable[[str, Any], None]]] = {k: [] for k in KINDS}
-        self.seen = self.version()  # documents loaded from here on include every change up to it
+        try:  # documents loaded from here on include every change up to this version
+            self.seen = self.version()
+        except StorageError as exc:  # start anyway: the first poll that reaches Redis loads all
+            log.warning("%s; the shop's documents load when Redis is back", exc)
+            self.seen = 0
 
     def _hash(self, kind: str) -> str:
         return f"{self.prefix}shop:{_table(kind)}"
@@ -83,11 +90,14 @@ class RedisShopStore:
         self._run(kind, [(key, b"")])
 
     def load(self, kind: str) -> Iterator[tuple[str, Any]]:
-        """Every document of ``kind`` (in no particular order)."""
+        """Every document of ``kind`` (in no particular order; none while Redis cannot be
+        reached -- the next successful ``poll`` then brings every document)."""
         try:
             docs = self.redis.hgetall(self._hash(kind))
-        except redis.RedisError as exc:
-            raise StorageError(f"shop store: could not read {kind} from Redis: {exc}") from exc
+        except redis.RedisError as exc:  # none now; the first poll that reaches Redis has all
+            log.warning("shop store: could not read %s from Redis: %s", kind, exc)
+            self.seen = 0
+            return
         for key, blob in docs.items():
             yield key.decode(), self._decode(blob)
 
