@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -58,6 +59,8 @@ class RedisShopStore:
         self._lock = threading.Lock()
         self._own: set[int] = set()  # versions this store wrote (already applied locally)
         self._subscribers: dict[str, list[Callable[[str, Any], None]]] = {k: [] for k in KINDS}
+        self._added: dict[str, Counter[str]] = {}  # experiment counts not sent to Redis yet
+        self._totals: dict[str, dict[str, int]] = {}  # deployment's counts at the last poll
         try:  # documents loaded from here on include every change up to this version
             self.seen = self.version()
         except StorageError as exc:  # start anyway: the first poll that reaches Redis loads all
@@ -106,6 +109,60 @@ class RedisShopStore:
         writes (``doc`` None: deleted), from ``dispatch``."""
         self._subscribers[_table(kind)].append(apply)
 
+    # -- experiment counters, summed over the replicas ---------------------------------------
+    def _counts_key(self, exp_id: str) -> str:
+        return f"{self.prefix}shop:counts:{exp_id}"
+
+    def count(self, exp_id: str, arm: str, added: dict[str, int]) -> None:
+        """Add to an arm's counters (memory only: ``poll`` sends them with ``HINCRBY``)."""
+        with self._lock:
+            pending = self._added.setdefault(exp_id, Counter())
+            for name, n in added.items():
+                pending[f"{arm}:{name}"] += n
+
+    def totals(self, exp_id: str) -> dict[str, int] | None:
+        """The deployment's ``arm:counter`` totals as of the last poll plus this replica's
+        counts since (read from Redis the first time; None when it cannot be reached)."""
+        with self._lock:
+            known = self._totals.get(exp_id)
+        if known is None:
+            try:
+                raw = self.redis.hgetall(self._counts_key(exp_id))
+            except redis.RedisError:
+                return None
+            known = {k.decode(): int(v) for k, v in raw.items()}
+        with self._lock:
+            self._totals.setdefault(exp_id, known)
+            total = Counter(self._totals[exp_id])
+            total.update(self._added.get(exp_id, Counter()))
+        return dict(total)
+
+    def _send_counts(self) -> None:
+        """Send the counts added since the last poll, and read the totals of the experiments
+        read out here (one pipeline; on failure the counts are kept for the next poll)."""
+        with self._lock:
+            added, self._added = self._added, {}
+            wanted = list(self._totals)
+        if not added and not wanted:
+            return
+        try:
+            pipe = self.redis.pipeline(transaction=False)
+            for exp_id, pending in added.items():
+                for name, n in pending.items():
+                    pipe.hincrby(self._counts_key(exp_id), name, n)
+            for exp_id in wanted:
+                pipe.hgetall(self._counts_key(exp_id))
+            replies = pipe.execute()
+        except redis.RedisError as exc:
+            with self._lock:
+                for exp_id, pending in added.items():
+                    self._added.setdefault(exp_id, Counter()).update(pending)
+            raise StorageError(f"shop store: could not count in Redis: {exc}") from exc
+        fresh = replies[len(replies) - len(wanted) :]
+        with self._lock:
+            for exp_id, raw in zip(wanted, fresh, strict=True):
+                self._totals[exp_id] = {k.decode(): int(v) for k, v in raw.items()}
+
     def version(self) -> int:
         try:
             return int(self.redis.get(self.version_key) or 0)
@@ -114,7 +171,9 @@ class RedisShopStore:
 
     def poll(self) -> list[Change]:
         """The documents other replicas changed since the last poll (one ``GET`` when none).
-        Raises ``StorageError`` when Redis cannot be reached (the next poll catches up)."""
+        Raises ``StorageError`` when Redis cannot be reached (the next poll catches up).
+        Experiment counts added here since the last poll are sent first."""
+        self._send_counts()
         version = self.version()
         if version <= self.seen:
             return []

@@ -92,6 +92,12 @@ class ShopStore:
     def dispatch(self, changes: list[Change]) -> None:
         """Nothing to apply: see ``subscribe``."""
 
+    def count(self, exp_id: str, arm: str, added: dict[str, int]) -> None:
+        """Experiment counters: one process serves, so its in-memory counts are the totals."""
+
+    def totals(self, exp_id: str) -> dict[str, int] | None:
+        return None
+
     def close(self) -> None:
         with self._lock:
             self._db.close()

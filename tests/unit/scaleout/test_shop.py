@@ -131,6 +131,16 @@ def test_profiles_experiments_and_the_cache_across_replicas(
     body = cb.get("/v1/recommendations", params={"user_id": "someone"}).json()
     assert body["experiment"]["id"] == "x1"
     assert body["strategy"] == {"pop": "popular", "ens": "ensemble"}[body["experiment"]["arm"]]
+
+    def responses(client: TestClient) -> int:
+        arms = client.get("/v1/experiments/x1").json()["arms"]
+        return sum(arm["responses"] for arm in arms)
+
+    # the arms' counters are the deployment's: B's response is in A's readout, and back
+    within(1.0, lambda: responses(ca) == 1)
+    assert ca.get("/v1/recommendations", params={"user_id": "someone else"}).status_code == 200
+    within(1.0, lambda: responses(cb) == 2)
+    assert responses(ca) == 2
     assert ca.post("/v1/experiments/x1/stop").status_code == 200
     within(1.0, lambda: cb.get("/v1/experiments/x1").json()["status"] == "stopped")
 

@@ -84,6 +84,27 @@ def test_catalogue_profiles_and_experiments_follow_another_replica(
     assert c_cat.get("y") == a_cat.get("y") and c_cat.get("x") is None
 
 
+def test_experiment_counts_are_summed_over_the_replicas(
+    client: redis.Redis, redis_prefix: str
+) -> None:
+    one, two = RedisShopStore(client, redis_prefix), RedisShopStore(client, redis_prefix)
+    a_exp, b_exp = Experiments(one), Experiments(two)
+    a_exp.create(ExperimentSpec("ab", [Arm("a", "ensemble", 50.0), Arm("b", "popular", 50.0)]))
+    two.dispatch(two.poll())
+    for _ in range(3):
+        a_exp.record("ab", "a", "response", True)
+    b_exp.record("ab", "a", "response", True)
+    b_exp.record("ab", "a", "click", True)
+    b_exp.record("ab", "a", "click", False)
+    assert a_exp.get("ab").totals()["a"].responses == 3  # its own, not sent yet
+    one.poll(), two.poll(), one.poll()  # send, then read the other's
+    for exp in (a_exp, b_exp):
+        a = exp.get("ab").totals()["a"]
+        assert (a.responses, a.clicks, a.clicked) == (4, 2, 1)
+        assert exp.get("ab").readout()["arms"][0]["ctr"] == 0.25
+    assert b_exp.get("ab").counts["a"].responses == 1  # what this replica counted itself
+
+
 def test_a_store_started_while_redis_is_down_catches_up(
     client: redis.Redis, redis_prefix: str
 ) -> None:
