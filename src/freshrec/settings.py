@@ -267,6 +267,13 @@ class Settings(BaseSettings):
     registry_keep_promoted: int = Field(
         3, ge=2, description="Promoted versions kept as rollback targets (never pruned)."
     )
+    # scale-out serving of a shop (catalogue, profiles, experiments shared through Redis)
+    shop_poll_seconds: float = Field(
+        0.2,
+        gt=0,
+        le=1.0,
+        description="How often replicas take in other replicas' catalogue/profile changes.",
+    )
 
     @field_validator("type_weights")
     @classmethod

@@ -360,6 +360,23 @@ class Engine:
             self.drift.served()
             return self.recommender.serve(user_id, k, filters, ctx, strategy, keys)
 
+    def user_version(self, user_id: str) -> Any:
+        """Changes with every event the processor applies to the user and every change of
+        their profile (response caches compare it); None: unknown right now (do not cache)."""
+        state = self.state
+        revision = self.profiles.revisions.get(user_id, 0)
+        u = state.users.get(user_id)
+        if u is None:
+            return (-1, -1, revision)
+        try:  # read without the engine lock: arrays only grow, ints are read atomically
+            return (int(state.session_no[u]), int(state.session_events[u]), revision)
+        except IndexError:  # the processor is adding this user right now
+            return None
+
+    def has_pending(self) -> bool:
+        """Whether the processor has events to apply (it may then hold the lock a while)."""
+        return self.log.end_offset() > self.processor.offset
+
     def similar(self, item_id: str, k: int = 10) -> list[Recommendation]:
         """Items shoppers interact with around ``item_id`` (for a catalogue item no one has
         touched yet: popular items of its category); ``NotFound`` for an unknown item."""

@@ -21,11 +21,14 @@ True
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import math
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +98,8 @@ class Experiment:
     stopped_at: float | None = None
     counts: dict[str, ArmCounts] = field(default_factory=dict)
     _bounds: list[float] = field(default_factory=list)
+    # the deployment's counts when the store shares them (scale-out), else None
+    shared: Callable[[], dict[str, int] | None] | None = None
 
     @classmethod
     def create(cls, exp_id: str, arms: list[Arm], created_at: float | None = None) -> Experiment:
@@ -118,12 +123,24 @@ class Experiment:
                 return arm
         return None
 
+    def totals(self) -> dict[str, ArmCounts]:
+        """Counts per arm: the whole deployment's when shared, else this process's."""
+        shared = None if self.shared is None else self.shared()
+        if shared is None:
+            return self.counts
+        names = [f.name for f in dataclasses.fields(ArmCounts)]
+        return {
+            a.name: ArmCounts(**{n: int(shared.get(f"{a.name}:{n}", 0)) for n in names})
+            for a in self.arms
+        }
+
     def readout(self) -> dict[str, Any]:
         control = self.arms[0].name
-        c0 = self.counts[control]
+        counts = self.totals()
+        c0 = counts[control]
         arms = []
         for arm in self.arms:
-            c = self.counts[arm.name]
+            c = counts[arm.name]
             ctr_lo, ctr_hi = wilson(c.clicked, c.responses)
             cv_lo, cv_hi = wilson(c.converted, c.responses)
             row: dict[str, Any] = {
@@ -199,12 +216,29 @@ class Experiments:
         self._lock = threading.Lock()
         self.by_id: dict[str, Experiment] = {}
         if store is not None:
-            for _, doc in store.load("experiments"):
-                exp = Experiment.create(
-                    doc["id"], [msgspec.convert(a, Arm) for a in doc["arms"]], doc["created_at"]
-                )
-                exp.status, exp.stopped_at = doc["status"], doc.get("stopped_at")
+            for key, doc in store.load("experiments"):
+                self.apply(key, doc)
+            store.subscribe("experiments", self.apply)
+
+    def apply(self, exp_id: str, doc: dict[str, Any] | None) -> None:
+        """Take in a stored definition (at start, or another replica's change); the counts of
+        an experiment already known are kept."""
+        if doc is None:
+            return
+        with self._lock:
+            exp = self.by_id.get(exp_id)
+            if exp is None:
+                arms = [msgspec.convert(a, Arm) for a in doc["arms"]]
+                exp = Experiment.create(doc["id"], arms, doc["created_at"])
+                self._share(exp)
                 self.by_id[exp.id] = exp
+            exp.status, exp.stopped_at = doc["status"], doc.get("stopped_at")
+
+    def _share(self, exp: Experiment) -> None:
+        """Counts of persisted experiments go to the store too (shared between replicas in
+        scale-out; the experiment from settings is counted per process)."""
+        if self.store is not None and exp.id != SETTINGS_EXPERIMENT:
+            exp.shared = functools.partial(self.store.totals, exp.id)
 
     def running(self) -> Experiment | None:
         for exp in self.by_id.values():
@@ -220,6 +254,7 @@ class Experiments:
             if current is not None:
                 raise Conflict(f"id: experiment {current.id!r} is running; stop it first")
             exp = Experiment.create(spec.id, spec.arms)
+            self._share(exp)
             self.by_id[exp.id] = exp
             if persist:
                 self._save(exp)
@@ -261,12 +296,19 @@ class Experiments:
             c = exp.counts[arm]
             if kind == "response":
                 c.responses += 1
+                added = {"responses": 1}
             elif kind == "click":
                 c.clicks += 1
                 c.clicked += first
+                added = {"clicks": 1, "clicked": int(first)}
             elif kind == "purchase":
                 c.purchases += 1
                 c.converted += first
+                added = {"purchases": 1, "converted": int(first)}
+            else:
+                return
+        if exp.shared is not None and self.store is not None:
+            self.store.count(exp_id, arm, added)
 
 
 SETTINGS_EXPERIMENT = "settings"

@@ -15,6 +15,11 @@ models_info, start/stop/close), over Redis:
   session, purchases and MF user factors as of the latest processed batch (the factors become
   the request's MF query vector; the loaded models are never written by requests). When Redis is
   unreachable the user is served as a newcomer (the cached popularity of their partition).
+- the shop (catalogue, user profiles, experiments) is shared by every replica through Redis
+  (``freshrec.state.redis_shop``, ``freshrec.scaleout.shop``): each partition's engine filters
+  through a catalogue that follows the replica's one, and the other replicas' changes are
+  taken in every ``shop_poll_seconds``. ``RecommendService`` serves a replica as it serves an
+  embedded engine (cache keyed by the user's record version, time budget, fallback).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -30,21 +35,27 @@ import redis
 from prometheus_client.core import HistogramMetricFamily, Metric
 
 from freshrec.engine import Engine
+from freshrec.engine.coldstart import ColdStart
 from freshrec.engine.engine import IngestResult
+from freshrec.engine.filters import Filters
 from freshrec.engine.processor import Processor
-from freshrec.engine.recommender import Recommendation, Recommender
-from freshrec.errors import NotFound, StorageError
-from freshrec.events import Event, EventValidator, ValidatedBatch
+from freshrec.engine.recommender import Recommendation, Recommender, Served
+from freshrec.errors import StorageError, ValidationError
+from freshrec.events import Event, EventValidator, LoggedEvent, ValidatedBatch
 from freshrec.features.context import Context
 from freshrec.log.redis import RedisLog, partition_of, unavailable
 from freshrec.scaleout.feed import ChunkFeed
 from freshrec.scaleout.keys import Keys
 from freshrec.scaleout.partition import FRESHNESS_BUCKETS, UserEvents
 from freshrec.scaleout.serving import ServingStore
+from freshrec.scaleout.shop import ReplicaCatalogue, ShopSync
 from freshrec.settings import Settings
-from freshrec.state import UserView
+from freshrec.state import OnlineState, UserView
+from freshrec.state.catalogue import Catalogue
 from freshrec.state.ids import IdMap
+from freshrec.state.profiles import UserProfiles
 from freshrec.state.redis import decode_record, record_view, user_key
+from freshrec.state.redis_shop import RedisShopStore
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +81,10 @@ class RedisUserViews:
         self.redis = client
         self.prefix = prefix
         self.failures = 0
+
+    def __getattr__(self, name: str) -> Any:
+        """Item-side arrays (categories, prices) and the (empty) user index: the snapshot's."""
+        return getattr(self.engine.state, name)
 
     def view(self, user_id: str, max_items: int | None = None, context: Context | None = None):  # type: ignore[no-untyped-def]
         state = self.engine.state
@@ -116,7 +131,14 @@ class ClusterEngine:
         self._stores = [
             ServingStore(self.redis, settings.redis_prefix, p) for p in range(self.log.partitions)
         ]
-        self._empty = self._engine()
+        # the shop, shared by every replica through Redis (freshrec.scaleout.shop)
+        self.shop_store = RedisShopStore(self.redis, settings.redis_prefix)
+        self.catalogue = ReplicaCatalogue(self.shop_store, self._seen_in_events)
+        self.profiles = UserProfiles(IdMap(), self.shop_store)
+        self.shop_sync = ShopSync(self.shop_store, self.lock, settings.shop_poll_seconds)
+        self.ingest_listeners: list[Callable[[list[LoggedEvent]], object]] = []
+        self.recommender = _Recommenders(self)
+        self._empty = self._shop_engine(self._engine())
         self._last_stats: dict[str, Any] = {}
         self.reachable = True
         self._stop = threading.Event()
@@ -133,6 +155,33 @@ class ClusterEngine:
 
     def _engine(self) -> Engine:
         return Engine(self.settings.model_copy(update={"data_dir": None, "redis_url": None}))
+
+    def _shop_engine(self, engine: Engine) -> Engine:
+        """Serve ``engine`` (a partition's) through the replica's shop: a catalogue following
+        the replica's, the shared profiles, cold start and filters as embedded."""
+        engine.catalogue = Catalogue(lambda: engine.state.items)
+        engine.profiles = self.profiles
+        engine.recommender = Recommender(
+            RedisUserViews(engine, self.redis, self.settings.redis_prefix),  # type: ignore[arg-type]
+            engine.ensemble,
+            engine.covisitation,
+            self.settings.exclude_recent,
+            catalogue=engine.catalogue,
+            coldstart=ColdStart(engine.context_popularity, engine.popularity, engine.catalogue),
+            popularity=engine.popularity,
+            new_item_slots=self.settings.new_item_slots,
+        )
+        with self.lock:
+            self.catalogue.follow(engine.catalogue)
+        return engine
+
+    def _seen_in_events(self, item_id: str) -> bool:
+        return any(e is not None and item_id in e.state.items for e in self.partitions)
+
+    @property
+    def state(self) -> OnlineState:
+        """The item side of the first loaded partition (replicas hold no per-user state)."""
+        return next((e for e in self.partitions if e is not None), self._empty).state
 
     # -- model snapshots ---------------------------------------------------------------------
     def refresh(self) -> int:
@@ -153,6 +202,9 @@ class ClusterEngine:
                 engine = self._load(p)
                 if engine is not None:
                     with self.lock:
+                        old = self.partitions[p]
+                        if old is not None:
+                            self.catalogue.unfollow(old.catalogue)
                         self.partitions[p] = engine
                         self.versions[p] = int(self._stores[p].loaded_meta["version"])
                     loaded += 1
@@ -175,20 +227,15 @@ class ClusterEngine:
         except (redis.RedisError, StorageError) as exc:
             log.warning("cannot load the snapshot of partition %d: %s", p, exc)
             return None
-        engine.recommender = Recommender(
-            RedisUserViews(engine, self.redis, self.settings.redis_prefix),  # type: ignore[arg-type]
-            engine.ensemble,
-            engine.covisitation,
-            self.settings.exclude_recent,
-        )
         engine.ready = True
-        return engine
+        return self._shop_engine(engine)
 
     def start(self) -> None:
         if self._thread is None:
             self._stop.clear()
             self._thread = threading.Thread(target=self._poll, name="freshrec-models", daemon=True)
             self._thread.start()
+        self.shop_sync.start()
 
     def _poll(self) -> None:
         while not self._stop.wait(self.settings.serving_poll_seconds):
@@ -198,6 +245,7 @@ class ClusterEngine:
                 log.exception("loading model snapshots failed; retrying")
 
     def stop(self) -> None:
+        self.shop_sync.stop()
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
@@ -224,6 +272,11 @@ class ClusterEngine:
         if not batch.events:
             return IngestResult(0, 0, batch.errors)
         result = self.log.append(batch.events)
+        for listener in self.ingest_listeners:  # e.g. feedback attribution (serving)
+            try:
+                listener(batch.events)
+            except Exception:  # the events are durable: never fail the ingest for a listener
+                log.exception("ingest listener failed")
         return IngestResult(result.accepted, result.duplicates, batch.errors)
 
     # -- serving -----------------------------------------------------------------------------
@@ -251,6 +304,39 @@ class ClusterEngine:
             trusted_country=trusted_country,
         )
 
+    def default_filters(self, **given: Any) -> Filters:
+        return self._empty.default_filters(**given)
+
+    def serve(
+        self,
+        user_id: str,
+        k: int,
+        filters: Filters,
+        context: Mapping[str, Any] | Context | None = None,
+        strategy: str = "ensemble",
+        **kwargs: Any,
+    ) -> Served:
+        """As ``Engine.serve``, with the user's state read from Redis now."""
+        return self._partition(user_id).serve(user_id, k, filters, context, strategy, **kwargs)
+
+    def user_version(self, user_id: str) -> Any:
+        """The user's record version in Redis (events processed, last event) and profile
+        revision: moves with every event a worker applies; None (not cached) when Redis is
+        unreachable."""
+        revision = self.profiles.revisions.get(user_id, 0)
+        try:
+            data = self.redis.get(user_key(self.settings.redis_prefix, user_id))
+        except redis.RedisError:
+            return None
+        if data is None:
+            return (-1, -1.0, revision)
+        rec = decode_record(data)
+        return (rec.events, rec.last_ts, revision)
+
+    def has_pending(self) -> bool:
+        """Replicas apply no events (workers do): a ranking never waits for a micro-batch."""
+        return False
+
     def similar(self, item_id: str, k: int = 10) -> list[Recommendation]:
         """Co-visitation partners of ``item_id`` summed over every partition's model."""
         scores: dict[str, float] = {}
@@ -261,11 +347,14 @@ class ClusterEngine:
             known = True
             for rec in engine.similar(item_id, k):
                 scores[rec.item_id] = scores.get(rec.item_id, 0.0) + rec.score
-        if not known:
-            raise NotFound(f"item_id: unknown item {item_id!r}")
+        if not known:  # a catalogue item no shopper touched yet: its category's popular items
+            return self._empty_or_first().similar(item_id, k)
         best = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
         reason = {"type": "also_viewed", "item_id": item_id}
         return [Recommendation(item, score, reason) for item, score in best]
+
+    def _empty_or_first(self) -> Engine:
+        return next((e for e in self.partitions if e is not None), self._empty)
 
     def models_info(self) -> dict[str, Any]:
         """The models of the first loaded partition, and every partition's snapshot version."""
@@ -349,3 +438,28 @@ class ClusterEngine:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.01)
+
+
+class _Recommenders:
+    """What the serving layer asks of ``Engine.recommender``, over the replica's partitions."""
+
+    def __init__(self, cluster: ClusterEngine) -> None:
+        self.cluster = cluster
+
+    def check_known(self, ids: Iterable[str], field: str = "exclude") -> None:
+        """``ValidationError`` naming ``field`` unless every id is in the catalogue or in a
+        partition's snapshot."""
+        cluster = self.cluster
+        unknown = [
+            i
+            for i in ids
+            if i not in cluster.catalogue.ids
+            and not any(e is not None and i in e.state.items for e in cluster.partitions)
+        ]
+        if unknown:
+            shown = ", ".join(repr(i) for i in unknown[:5])
+            more = f" (and {len(unknown) - 5} more)" if len(unknown) > 5 else ""
+            raise ValidationError(field, f"unknown item ids {shown}{more}")
+
+    def fallback(self, user_id: str, k: int, filters: Filters) -> list[Recommendation]:
+        return self.cluster._partition(user_id).recommender.fallback(user_id, k, filters)

@@ -184,16 +184,9 @@ class RecommendService:
             return self.finish(req, self.fallback(req, "error"))
 
     def _user_version(self, user_id: str) -> Any:
-        """Changes with every event the processor applies to the user (and profile change)."""
-        state = self.engine.state
-        revision = self.engine.profiles.revisions.get(user_id, 0)
-        u = state.users.get(user_id)
-        if u is None:
-            return (-1, -1, revision)
-        try:  # read without the engine lock: arrays only grow, ints are read atomically
-            return (int(state.session_no[u]), int(state.session_events[u]), revision)
-        except IndexError:  # the processor is adding this user right now
-            return None
+        """Changes with every event applied to the user and every profile change (embedded:
+        the online state; scale-out: the user's record in Redis)."""
+        return self.engine.user_version(user_id)
 
     def cached(self, req: Request) -> dict[str, Any] | None:
         if req.user_version is None:
@@ -265,7 +258,7 @@ class RecommendService:
         if time.monotonic() < self._guarded_until:
             return None
         engine = self.engine
-        if engine.log.end_offset() > engine.processor.offset:  # the processor has work
+        if engine.has_pending():  # the processor has work
             if not engine.lock.acquire(False):
                 return None
         elif not engine.lock.acquire(timeout=self.budget):

@@ -80,6 +80,7 @@ class Catalogue:
         self.unavailable = 0
         if store is not None:
             self._load(store)
+            store.subscribe("items", self.apply)
 
     def __len__(self) -> int:
         return self._live
@@ -104,6 +105,14 @@ class Catalogue:
         self.upsert(items, persist=False)
         for key in deleted:
             self.delete(key, persist=False)
+
+    def apply(self, item_id: str, doc: object) -> None:
+        """Take in a change another replica stored (``doc`` None or deleted: gone)."""
+        if doc is None or (isinstance(doc, dict) and doc.get("deleted")):
+            if self.get(item_id) is not None:
+                self.delete(item_id, persist=False)
+        else:
+            self.upsert([msgspec.convert(doc, Item)], persist=False)
 
     # -- writes --------------------------------------------------------------------------------
     def upsert(self, items: Sequence[Item], persist: bool = True) -> None:

@@ -69,6 +69,7 @@ class UserProfiles:
         if store is not None:
             for _, doc in store.load("users"):
                 self.put(msgspec.convert(doc, Profile), persist=False)
+            store.subscribe("users", self.apply)
 
     def __len__(self) -> int:
         return len(self.profiles)
@@ -94,13 +95,20 @@ class UserProfiles:
         if persist and self.store is not None:
             self.store.put_many("users", [(profile.user_id, profile)])
 
-    def delete(self, user_id: str) -> bool:
+    def apply(self, user_id: str, doc: object) -> None:
+        """Take in a change another replica stored (``doc`` None: deleted)."""
+        if doc is None:
+            self.delete(user_id, persist=False)
+        else:
+            self.put(msgspec.convert(doc, Profile), persist=False)
+
+    def delete(self, user_id: str, persist: bool = True) -> bool:
         found = self.profiles.pop(user_id, None) is not None
         self.revisions[user_id] = self.revisions.get(user_id, 0) + 1
         u = self.state_users.get(user_id)
         if u is not None and u < self._synced:
             self._keys[u] = -1
-        if found and self.store is not None:
+        if found and persist and self.store is not None:
             self.store.delete("users", user_id)
         return found
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ import msgspec
 from freshrec.errors import StorageError
 
 KINDS = ("items", "users", "experiments")
+Change = tuple[str, str, Any]  # (kind, id, document or None when deleted)
 
 
 class ShopStore:
@@ -79,6 +80,23 @@ class ShopStore:
             rows = self._db.execute(f"SELECT id, doc FROM {_table(kind)} ORDER BY rowid").fetchall()
         for key, blob in rows:
             yield key, self._decode(blob)
+
+    def subscribe(self, kind: str, apply: Callable[[str, Any], None]) -> None:
+        """For the interface of shared stores (``freshrec.state.redis_shop``): one process
+        owns this file, so no one else's changes are ever reported."""
+        _table(kind)
+
+    def poll(self) -> list[Change]:
+        return []
+
+    def dispatch(self, changes: list[Change]) -> None:
+        """Nothing to apply: see ``subscribe``."""
+
+    def count(self, exp_id: str, arm: str, added: dict[str, int]) -> None:
+        """Experiment counters: one process serves, so its in-memory counts are the totals."""
+
+    def totals(self, exp_id: str) -> dict[str, int] | None:
+        return None
 
     def close(self) -> None:
         with self._lock:

@@ -24,7 +24,10 @@ def stream(n_users: int = 40, steps: int = 30, hot: int = 15) -> list[dict]:
 
 
 def test_live_quality_tests_sampled_events_before_learning_them() -> None:
-    with Engine.open(live_eval_every=7, live_eval_window=50) as engine:
+    # in a chain the next item is always one not viewed yet: leave the viewed ones out, or
+    # (exclude_recent=0, flatter co-visitation weights since c34eb14) the backward partners
+    # of the last ten items fill the top ten and co-visitation's hit rate drops to ~0.4
+    with Engine.open(live_eval_every=7, live_eval_window=50, exclude_recent=10) as engine:
         events = stream()
         engine.ingest(events)
         engine.process()

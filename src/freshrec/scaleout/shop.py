@@ -1,0 +1,104 @@
+"""The shop side of a scale-out replica: one catalogue over the partitions' engines, and the
+thread that takes in the other replicas' catalogue, profile and experiment changes.
+
+Each partition's ``Engine`` has its own item index (its snapshot's), so each has its own
+``Catalogue`` linked to it -- a *follower*. The replica's ``ReplicaCatalogue`` (what the items
+routes and the service see) is stored in the deployment's ``RedisShopStore`` and repeats
+every change to its followers; a partition engine loaded later is seeded from it (``follow``).
+
+``ShopSync`` polls the store every ``shop_poll_seconds`` (one ``GET`` when nothing changed)
+and applies what other replicas wrote under the replica's lock, so an item marked unavailable
+on one replica disappears from every replica's recommendations within that period (and the
+catalogue version the response caches compare moves with it).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from freshrec.errors import StorageError
+from freshrec.state.catalogue import Catalogue, Item
+from freshrec.state.ids import IdMap
+
+log = logging.getLogger(__name__)
+
+
+class ReplicaCatalogue(Catalogue):
+    """The replica's catalogue: persisted in the shared store, repeated to the followers."""
+
+    def __init__(self, store: Any, known: Callable[[str], bool]) -> None:
+        self.followers: list[Catalogue] = []
+        self._known = known  # whether a partition's snapshot has seen the item in events
+        super().__init__(IdMap(), store)
+
+    def follow(self, follower: Catalogue) -> None:
+        """Seed ``follower`` with every item and deletion, and repeat changes to it."""
+        live = [item for item in self.records if item is not None]
+        follower.upsert(live, persist=False)
+        for c, item in enumerate(self.records):
+            if item is None:
+                follower.delete(self.ids.key(c), persist=False)
+        self.followers.append(follower)
+
+    def unfollow(self, follower: Catalogue) -> None:
+        if follower in self.followers:
+            self.followers.remove(follower)
+
+    def upsert(self, items: Sequence[Item], persist: bool = True) -> None:
+        super().upsert(items, persist)
+        for follower in self.followers:
+            follower.upsert(items, persist=False)
+
+    def delete(self, item_id: str, persist: bool = True) -> bool:
+        known = super().delete(item_id, persist)
+        for follower in self.followers:
+            follower.delete(item_id, persist=False)
+        return known or self._known(item_id)
+
+
+class ShopSync:
+    """Applies the other replicas' shop changes (``store.poll`` + ``dispatch``) under
+    ``lock`` every ``seconds``, in a daemon thread."""
+
+    def __init__(self, store: Any, lock: Any, seconds: float) -> None:
+        self.store = store
+        self.lock = lock
+        self.seconds = seconds
+        self.failures = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def sync(self) -> int:
+        """Apply the changes waiting now; returns how many (0 when Redis is unreachable)."""
+        try:
+            changes = self.store.poll()
+        except StorageError as exc:
+            self.failures += 1
+            log.warning("cannot read the shop's changes: %s", exc)
+            return 0
+        if changes:
+            with self.lock:
+                self.store.dispatch(changes)
+        return len(changes)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="freshrec-shop", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.seconds):
+            try:
+                self.sync()
+            except Exception:
+                log.exception("applying the shop's changes failed; retrying")
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
