@@ -40,7 +40,7 @@ from freshrec.engine.engine import IngestResult
 from freshrec.engine.filters import Filters
 from freshrec.engine.processor import Processor
 from freshrec.engine.recommender import Recommendation, Recommender, Served
-from freshrec.errors import StorageError, ValidationError
+from freshrec.errors import Conflict, StorageError, ValidationError
 from freshrec.events import Event, EventValidator, LoggedEvent, ValidatedBatch
 from freshrec.features.context import Context
 from freshrec.log.redis import RedisLog, partition_of, unavailable
@@ -58,6 +58,12 @@ from freshrec.state.redis import decode_record, record_view, user_key
 from freshrec.state.redis_shop import RedisShopStore
 
 log = logging.getLogger(__name__)
+
+
+_LIFECYCLE_ON_WORKERS = (
+    "model versions are promoted and rolled back where the models learn (the workers' partition "
+    "engines); a scale-out replica only serves what they publish"
+)
 
 
 class _SnapshotOnly(ChunkFeed):
@@ -127,7 +133,7 @@ class ClusterEngine:
         self._ingest_lock = threading.Lock()
         self.lock = threading.RLock()
         self.partitions: list[Engine | None] = [None] * self.log.partitions
-        self.versions = [0] * self.log.partitions
+        self.partition_versions = [0] * self.log.partitions
         self._stores = [
             ServingStore(self.redis, settings.redis_prefix, p) for p in range(self.log.partitions)
         ]
@@ -147,7 +153,7 @@ class ClusterEngine:
 
     @property
     def model_version(self) -> str:
-        return "redis-" + ".".join(str(v) for v in self.versions)
+        return "redis-" + ".".join(str(v) for v in self.partition_versions)
 
     @property
     def ready(self) -> bool:
@@ -198,7 +204,7 @@ class ClusterEngine:
             return 0
         loaded = 0
         for p, version in enumerate(versions):
-            if version and version != self.versions[p]:
+            if version and version != self.partition_versions[p]:
                 engine = self._load(p)
                 if engine is not None:
                     with self.lock:
@@ -206,7 +212,7 @@ class ClusterEngine:
                         if old is not None:
                             self.catalogue.unfollow(old.catalogue)
                         self.partitions[p] = engine
-                        self.versions[p] = int(self._stores[p].loaded_meta["version"])
+                        self.partition_versions[p] = int(self._stores[p].loaded_meta["version"])
                     loaded += 1
         return loaded
 
@@ -333,6 +339,27 @@ class ClusterEngine:
         rec = decode_record(data)
         return (rec.events, rec.last_ts, revision)
 
+    # Drift detection and the model lifecycle run where the models learn: in each partition's
+    # engine on the workers. A replica has no detectors and no versions of its own to promote.
+    drift = None
+
+    def drift_events(self) -> list[dict[str, Any]]:
+        """None on a replica: drift is detected on the workers (see docs/scale-out.md)."""
+        return []
+
+    def versions(self) -> list[dict[str, Any]]:
+        """The published snapshot version of each partition (replicas load, never promote)."""
+        return [
+            {"version": f"p{p}-{v}", "partition": p, "status": "serving" if v else "none"}
+            for p, v in enumerate(self.partition_versions)
+        ]
+
+    def promote(self, version: str) -> dict[str, Any]:
+        raise Conflict(_LIFECYCLE_ON_WORKERS)
+
+    def rollback(self) -> dict[str, Any]:
+        raise Conflict(_LIFECYCLE_ON_WORKERS)
+
     def has_pending(self) -> bool:
         """Replicas apply no events (workers do): a ranking never waits for a micro-batch."""
         return False
@@ -363,7 +390,7 @@ class ClusterEngine:
         info["model_version"] = self.model_version
         info["partitions"] = [
             {"partition": p, "version": v, "loaded": e is not None}
-            for p, (v, e) in enumerate(zip(self.versions, self.partitions, strict=True))
+            for p, (v, e) in enumerate(zip(self.partition_versions, self.partitions, strict=True))
         ]
         return info
 

@@ -15,6 +15,8 @@ class DriftCollector(Collector):
         self.engine = engine
 
     def collect(self) -> Iterator[Metric]:
+        if getattr(self.engine, "drift", None) is None:  # a scale-out replica: no detectors
+            return
         with self.engine.lock:
             counts = self.engine.drift.record.counts()
             values = dict(self.engine.drift.last_values)

@@ -81,7 +81,7 @@ def test_replica_serves_what_the_worker_would_version_after_version(
     runner.publish(force=True)
     assert replica.refresh() == 1
     store = replica._stores[0]
-    assert (store.bases_loaded, replica.versions[0]) == (1, 1)
+    assert (store.bases_loaded, replica.partition_versions[0]) == (1, 1)
     assert_same_recommendations(replica, runner, users)
 
     # more traffic, new items: the next versions are diffs against the same base
@@ -92,7 +92,7 @@ def test_replica_serves_what_the_worker_would_version_after_version(
         assert replica.refresh() == 1
         assert replica.refresh() == 0  # unchanged version: nothing reloaded
         assert (runner.serving.rebases, store.bases_loaded) == (1, 1)
-        assert replica.versions[0] == 2 + round_
+        assert replica.partition_versions[0] == 2 + round_
         assert len(replica.partitions[0].state.items) == len(runner.engine.state.items)
         assert_same_recommendations(replica, runner, users)
 

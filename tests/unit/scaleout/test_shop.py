@@ -155,3 +155,19 @@ def test_profiles_experiments_and_the_cache_across_replicas(
     runner = held_runner(settings, 0, "worker-next")
     drain(runner)  # the user's record is written: the next response is computed again
     assert cb.get("/v1/recommendations", params=params).json()["cached"] is False
+
+
+def test_replicas_answer_the_lifecycle_and_drift_routes(
+    replicas: tuple[TestClient, TestClient],
+) -> None:
+    """Drift and versions live on the workers: a replica lists its partitions' published
+    versions, refuses promote/rollback with a 409 that says why, and /metrics still works."""
+    a, _ = replicas
+    models = a.get("/v1/models")
+    assert models.status_code == 200
+    assert {v["partition"] for v in models.json()["versions"]} == set(range(2))
+    for response in (a.post("/v1/models/rollback"), a.post("/v1/models/p0-1/promote")):
+        assert response.status_code == 409
+        assert "workers" in response.json()["error"]
+    assert a.get("/v1/drift/events").json() == []
+    assert a.get("/metrics").status_code == 200
