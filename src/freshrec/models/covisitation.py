@@ -56,9 +56,10 @@ def _add(nbr, nbw, row, col, w, probes):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _learn(
-    items, weight, prev_items, backward, nbr, nbw, probes, dexp
-):  # pragma: no cover - compiled
+def _learn(items, weight, prev_items, backward, nbr, nbw, probes, dexp):  # pragma: no cover
+    dist_w = np.empty(prev_items.shape[1])
+    for m in range(dist_w.shape[0]):
+        dist_w[m] = (m + 1.0) ** -dexp
     for k in range(items.shape[0]):
         w = weight[k]
         if w <= 0.0:
@@ -70,7 +71,7 @@ def _learn(
                 break
             if r == j:
                 continue
-            pw = w / (m + 1.0) ** dexp
+            pw = w * dist_w[m]
             _add(nbr, nbw, r, j, pw, probes)
             if backward > 0.0:
                 _add(nbr, nbw, j, r, pw * backward, probes)
@@ -142,35 +143,54 @@ class CoVisitation(Model):
 
     def aggregate(
         self, sources: np.ndarray, source_weights: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Candidates reached from ``sources``: (items, scores, index of the top source)."""
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Candidates reached from ``sources`` (sorted item indices) and their scores."""
         if sources.size == 0 or self._n_items == 0:
-            empty = np.zeros(0, dtype=np.int32)
-            return empty, np.zeros(0), empty
+            return np.zeros(0, dtype=np.int32), np.zeros(0)
         sources = sources[sources < self._n_items]
         source_weights = source_weights[: sources.shape[0]]
         nbr, norm = self.neighbours_of(sources)
-        contrib = norm * source_weights[:, None]
         valid = nbr >= 0
         cand = nbr[valid]
-        contrib = contrib[valid]
-        origin = np.broadcast_to(np.arange(sources.shape[0])[:, None], nbr.shape)[valid]
+        contrib = (norm * source_weights[:, None])[valid]
         items, inverse = np.unique(cand, return_inverse=True)
         scores = np.bincount(inverse, weights=contrib, minlength=items.shape[0])
-        order = np.lexsort((-contrib, inverse))
-        first = np.ones(order.shape[0], dtype=bool)
-        first[1:] = inverse[order[1:]] != inverse[order[:-1]]
-        top_source = origin[order[first]]
-        return items.astype(np.int32), scores, top_source
+        return items.astype(np.int32), scores
 
-    def _for_user(self, user: UserView) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def top_sources(
+        self, sources: np.ndarray, source_weights: np.ndarray, items: np.ndarray
+    ) -> np.ndarray:
+        """For each of ``items``, the position in ``sources`` of the source that gives it the
+        most (-1 if none does): what "because you viewed X" names. Only for the few items
+        shown, so ranking never pays for it."""
+        out = np.full(items.shape[0], -1, dtype=np.int64)
+        known = np.flatnonzero(sources < self._n_items)
+        if known.size == 0 or items.size == 0:
+            return out
+        nbr, norm = self.neighbours_of(sources[known])
+        rows, cols = np.nonzero(np.isin(nbr, items))
+        if rows.size == 0:
+            return out
+        found = nbr[rows, cols]
+        contrib = norm[rows, cols] * source_weights[known][rows]
+        order = np.lexsort((-contrib, found))  # per item, the strongest source first
+        first = np.ones(order.shape[0], dtype=bool)
+        first[1:] = found[order[1:]] != found[order[:-1]]
+        best_item, best_row = found[order[first]], rows[order[first]]
+        pos = np.searchsorted(best_item, items)
+        pos = np.minimum(pos, best_item.shape[0] - 1)
+        hit = best_item[pos] == items
+        out[hit] = known[best_row[pos[hit]]]
+        return out
+
+    def _for_user(self, user: UserView) -> tuple[np.ndarray, np.ndarray]:
         found = user.memo.get(self.name)
         if found is None:
             found = user.memo[self.name] = self.aggregate(user.recent_items, recency_weights(user))
         return found  # type: ignore[return-value]
 
     def score(self, user: UserView, candidates: np.ndarray) -> np.ndarray:
-        items, scores, _ = self._for_user(user)
+        items, scores = self._for_user(user)
         out = np.zeros(candidates.shape[0])
         pos = np.searchsorted(items, candidates)
         pos = np.minimum(pos, max(items.shape[0] - 1, 0))
@@ -181,19 +201,17 @@ class CoVisitation(Model):
         return out
 
     def candidates(self, user: UserView, n: int) -> np.ndarray:
-        items, scores, _ = self._for_user(user)
+        items, scores = self._for_user(user)
         return items[np.argsort(-scores, kind="stable")[:n]]
 
     def explain(self, user: UserView, items: np.ndarray) -> list[dict[str, int | str]]:
         """``because_you_<what you did>`` naming the recent item that contributed most."""
-        found, _, source = self._for_user(user)
-        pos = np.minimum(np.searchsorted(found, items), max(found.shape[0] - 1, 0))
+        source = self.top_sources(user.recent_items, recency_weights(user), items)
         out: list[dict[str, int | str]] = []
-        for p, item in zip(pos.tolist(), items.tolist(), strict=True):
-            if found.shape[0] == 0 or found[p] != item:
+        for s in source.tolist():
+            if s < 0:
                 out.append({"type": "popular"})
                 continue
-            s = int(source[p])
             kind = REASON_BY_TYPE.get(int(user.recent_types[s]), "because_you_viewed")
             out.append({"type": kind, "item": int(user.recent_items[s])})
         return out

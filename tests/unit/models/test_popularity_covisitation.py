@@ -67,10 +67,12 @@ def test_space_saving_keeps_heavy_partners_in_a_full_row() -> None:
 def test_aggregate_names_the_strongest_source() -> None:
     cv = CoVisitation(neighbours=8, backward_weight=0.0)
     cv.learn(make_batch(items=[1, 2, 2, 2], prev_items=[[0], [5], [5], [5]]))
-    items, scores, source = cv.aggregate(np.array([0, 5], dtype=np.int32), np.array([1.0, 0.5]))
+    sources, weights = np.array([0, 5], dtype=np.int32), np.array([1.0, 0.5])
+    items, scores = cv.aggregate(sources, weights)
     assert items.tolist() == [1, 2]
-    assert source.tolist() == [0, 1]  # item 1 came from source 0 (item 0), item 2 from item 5
     assert scores.tolist() == [1.0, 0.5]
+    source = cv.top_sources(sources, weights, np.array([1, 2, 7]))
+    assert source.tolist() == [0, 1, -1]  # item 1 from item 0, item 2 from item 5, 7 from none
 
 
 def test_cached_top_list_matches_a_full_sort_as_events_arrive() -> None:
