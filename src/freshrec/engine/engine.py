@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import msgspec
 from threadpoolctl import threadpool_limits
 
 from freshrec.drift import DriftEvent, fast_members, fast_priors
@@ -33,12 +32,13 @@ from freshrec.drift.setup import build_alerts, build_monitor
 from freshrec.engine.coldstart import ColdStart
 from freshrec.engine.datadir import DataDirLock
 from freshrec.engine.filters import Filters
+from freshrec.engine.ingest import LogIngest
 from freshrec.engine.lifecycle import Lifecycle
 from freshrec.engine.processor import Processor
 from freshrec.engine.quality import LiveQuality, model_top_k
 from freshrec.engine.recommender import Recommendation, Recommender, Served
 from freshrec.errors import NotFound
-from freshrec.events import Event, EventValidator, LoggedEvent, ValidatedBatch
+from freshrec.events import EventValidator, LoggedEvent
 from freshrec.features import Context, enrich
 from freshrec.log import EventLog, open_log
 from freshrec.models import ContextRanker, CoVisitation, DecayedPopularity, Model, OnlineMF
@@ -55,15 +55,7 @@ from freshrec.state.shopstore import ShopStore
 log = logging.getLogger(__name__)
 
 
-class IngestResult(msgspec.Struct):
-    """What an ingest call did: events accepted, duplicates dropped, ``(index, reason)`` errors."""
-
-    accepted: int
-    duplicates: int
-    errors: list[tuple[int, str]]
-
-
-class Engine:
+class Engine(LogIngest):
     """An embedded freshrec: durable log, processor, models and recommendations in one process."""
 
     def __init__(self, settings: Settings) -> None:
@@ -238,32 +230,9 @@ class Engine:
         """Open (or create) an engine whose data lives in ``path`` (None = in memory)."""
         return cls(Settings(data_dir=path, **settings))
 
-    # -- ingest ------------------------------------------------------------------------------
-    def ingest(
-        self, events: Event | Mapping[str, Any] | Iterable[Event | Mapping[str, Any]]
-    ) -> IngestResult:
-        """Validate, de-duplicate and durably append events; returns what was accepted."""
-        if isinstance(events, Event | Mapping):
-            events = [events]  # type: ignore[list-item]
-        return self._append(self.validator.validate_many(events))  # type: ignore[arg-type]
-
-    def ingest_json(self, body: bytes) -> IngestResult:
-        """Ingest an HTTP body: one event object or ``{"events": [...]}``."""
-        return self._append(self.validator.validate_json(body, self.settings.max_batch_events))
-
-    def _append(self, batch: ValidatedBatch) -> IngestResult:
-        with self._ingest_lock:
-            self.rejected += len(batch.errors)
-        if not batch.events:
-            return IngestResult(0, 0, batch.errors)
-        result = self.log.append(batch.events)
+    # -- ingest (freshrec.engine.ingest) -----------------------------------------------------
+    def _appended(self) -> None:
         self._wake.set()
-        for listener in self.ingest_listeners:  # e.g. feedback attribution (serving)
-            try:
-                listener(batch.events)
-            except Exception:  # the events are durable: never fail the ingest for a listener
-                log.exception("ingest listener failed")
-        return IngestResult(result.accepted, result.duplicates, batch.errors)
 
     # -- processing --------------------------------------------------------------------------
     def process(self) -> int:

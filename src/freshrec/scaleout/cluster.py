@@ -36,12 +36,12 @@ from prometheus_client.core import HistogramMetricFamily, Metric
 
 from freshrec.engine import Engine
 from freshrec.engine.coldstart import ColdStart
-from freshrec.engine.engine import IngestResult
 from freshrec.engine.filters import Filters
+from freshrec.engine.ingest import LogIngest
 from freshrec.engine.processor import Processor
 from freshrec.engine.recommender import Recommendation, Recommender, Served
 from freshrec.errors import Conflict, StorageError, ValidationError
-from freshrec.events import Event, EventValidator, LoggedEvent, ValidatedBatch
+from freshrec.events import EventValidator, LoggedEvent
 from freshrec.features.context import Context
 from freshrec.log.redis import RedisLog, partition_of, unavailable
 from freshrec.scaleout.feed import ChunkFeed
@@ -111,7 +111,7 @@ class RedisUserViews:
         return view
 
 
-class ClusterEngine:
+class ClusterEngine(LogIngest):
     """A serving replica of a scale-out deployment (state and log in Redis)."""
 
     def __init__(self, settings: Settings) -> None:
@@ -261,29 +261,7 @@ class ClusterEngine:
         self.stop()
         self.log.close()
 
-    # -- ingest ------------------------------------------------------------------------------
-    def ingest(
-        self, events: Event | Mapping[str, Any] | Iterable[Event | Mapping[str, Any]]
-    ) -> IngestResult:
-        if isinstance(events, Event | Mapping):
-            events = [events]  # type: ignore[list-item]
-        return self._append(self.validator.validate_many(events))  # type: ignore[arg-type]
-
-    def ingest_json(self, body: bytes) -> IngestResult:
-        return self._append(self.validator.validate_json(body, self.settings.max_batch_events))
-
-    def _append(self, batch: ValidatedBatch) -> IngestResult:
-        with self._ingest_lock:
-            self.rejected += len(batch.errors)
-        if not batch.events:
-            return IngestResult(0, 0, batch.errors)
-        result = self.log.append(batch.events)
-        for listener in self.ingest_listeners:  # e.g. feedback attribution (serving)
-            try:
-                listener(batch.events)
-            except Exception:  # the events are durable: never fail the ingest for a listener
-                log.exception("ingest listener failed")
-        return IngestResult(result.accepted, result.duplicates, batch.errors)
+    # -- ingest: freshrec.engine.ingest.LogIngest -------------------------------------------
 
     # -- serving -----------------------------------------------------------------------------
     def _partition(self, user_id: str) -> Engine:
