@@ -280,50 +280,57 @@ class RecommendService:
             self._over_in_a_row = 0
         return served
 
-    def recommend(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """``prepare`` + cache + ranking under the time budget (blocking; gRPC, Python)."""
+    def _without_worker(
+        self, *args: Any, **kwargs: Any
+    ) -> dict[str, Any] | tuple[Request, Served | None]:
+        """What both paths do before a worker: ``prepare`` (a fallback answer if it fails),
+        the cache (a cached answer), the inline ranking. ``(req, None)``: rank in a worker."""
         req = self._prepare_or_fallback(*args, **kwargs)
         if isinstance(req, dict):
             return req
         hit = self.cached(req)
         if hit is not None:
             return hit
-        served = self._inline(req)
+        return req, self._inline(req)
+
+    def _worker_failed(self, req: Request, exc: Exception) -> Served | None:
+        """A worker's ranking that timed out (None: popular items for "timeout") or raised."""
+        if isinstance(exc, TimeoutError):  # concurrent.futures' and asyncio's alike
+            return None
+        log.error("recommendation failed; serving popular items", exc_info=exc)
+        return self.fallback(req, "error")
+
+    def _finish_ranked(self, req: Request, served: Served | None) -> dict[str, Any]:
+        return self.finish(req, self.fallback(req, "timeout") if served is None else served)
+
+    def recommend(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """``prepare`` + cache + ranking under the time budget (blocking; gRPC, Python)."""
+        first = self._without_worker(*args, **kwargs)
+        if isinstance(first, dict):
+            return first
+        req, served = first
         if served is None:
             future = self.pool.submit(self._guarded, req, time.monotonic() + self.budget)
             try:
                 served = future.result(timeout=self.budget)
-            except concurrent.futures.TimeoutError:
-                served = None
-            except Exception:
-                log.exception("recommendation failed; serving popular items")
-                served = self.fallback(req, "error")
-            if served is None:
-                served = self.fallback(req, "timeout")
-        return self.finish(req, served)
+            except Exception as exc:
+                served = self._worker_failed(req, exc)
+        return self._finish_ranked(req, served)
 
     async def recommend_async(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """The same without blocking the event loop on the engine lock (HTTP)."""
-        req = self._prepare_or_fallback(*args, **kwargs)
-        if isinstance(req, dict):
-            return req
-        hit = self.cached(req)
-        if hit is not None:
-            return hit
-        served = self._inline(req)
+        first = self._without_worker(*args, **kwargs)
+        if isinstance(first, dict):
+            return first
+        req, served = first
         if served is None:
             deadline = time.monotonic() + self.budget
             future = asyncio.wrap_future(self.pool.submit(self._guarded, req, deadline))
             try:
                 served = await asyncio.wait_for(future, self.budget)
-            except TimeoutError:
-                served = None
-            except Exception:
-                log.exception("recommendation failed; serving popular items")
-                served = self.fallback(req, "error")
-            if served is None:
-                served = self.fallback(req, "timeout")
-        return self.finish(req, served)
+            except Exception as exc:
+                served = self._worker_failed(req, exc)
+        return self._finish_ranked(req, served)
 
     def stats(self) -> dict[str, Any]:
         """Attribution, cache and fallback counters (merged into ``GET /v1/stats``)."""
