@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 
 from bench import busy_note, load_average, log, machine, make_result, parser, report
+from bench.ingest_http import cpu_seconds
 from bench.redis_deploy import REDIS_URL, Deployment
 from bench.synthetic import generate, logged_events
 from freshrec.log import RedisLog
@@ -31,16 +32,33 @@ def measure(events: list, shares: list[str]) -> dict:  # type: ignore[type-arg]
             log_.append(events[start : start + 500])
         log_.close()
         total = len(events)
-        for n, share in enumerate(shares):
-            deploy.worker(f"worker{n}", share)
+        workers = [deploy.worker(f"worker{n}", share) for n, share in enumerate(shares)]
         deploy.wait(lambda: deploy.processed() >= total * 0.1, 300, "10 % processed")
         t0, p0 = time.monotonic(), deploy.processed()
+        w0, r0 = [cpu_seconds(w.pid) for w in workers], redis_cpu(deploy)
         deploy.wait(lambda: deploy.processed() >= total * 0.9, 600, "90 % processed")
         t1, p1 = time.monotonic(), deploy.processed()
+        w1, r1 = [cpu_seconds(w.pid) for w in workers], redis_cpu(deploy)
         deploy.wait(lambda: deploy.processed() >= total, 300, "all processed")
     finally:
         deploy.close()
-    return {"workers": len(shares), "events_per_second": round((p1 - p0) / (t1 - t0))}
+    done, elapsed = p1 - p0, t1 - t0
+    worker_cpu = sum(b - a for a, b in zip(w0, w1, strict=True))
+    return {
+        "workers": len(shares),
+        "events_per_second": round(done / elapsed),
+        # CPU per event is what the machine's load does not change much: it bounds the ratio
+        "worker_cpu_us_per_event": round(worker_cpu / done * 1e6, 2),
+        "redis_cpu_us_per_event": round((r1 - r0) / done * 1e6, 2),
+        "worker_cores": [round((b - a) / elapsed, 2) for a, b in zip(w0, w1, strict=True)],
+        "redis_cores": round((r1 - r0) / elapsed, 2),
+    }
+
+
+def redis_cpu(deploy: Deployment) -> float:
+    """CPU seconds the Redis server has used (all its threads)."""
+    info = deploy.redis.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def run(quick: bool = False, seed: int = 42, events: int | None = None):  # type: ignore[no-untyped-def]
@@ -53,17 +71,23 @@ def run(quick: bool = False, seed: int = 42, events: int | None = None):  # type
     two = measure(evs, ["0,1", "2,3"])
     log(f"2 workers: {two['events_per_second']:,} events/s")
     speedup = two["events_per_second"] / one["events_per_second"]
+    # two workers and Redis share 2 cores: the best the machine allows, from one worker's costs
+    per_event = one["worker_cpu_us_per_event"] + one["redis_cpu_us_per_event"]
+    ceiling = min(2.0, 2e6 / per_event / one["events_per_second"]) if per_event else None
     details = {
         "events": n,
         "one_worker": one,
         "two_workers": two,
         "speedup": round(speedup, 2),
+        "two_core_ceiling": None if ceiling is None else round(ceiling, 2),
         "load_average_at_start": load,
         "machine": machine(),
     }
     headline = (
         f"x{speedup:.2f} ({one['events_per_second']:,} events/s with 1 worker, "
-        f"{two['events_per_second']:,} with 2; {n:,} events){busy_note(load)}"
+        f"{two['events_per_second']:,} with 2; {n:,} events; per event: worker "
+        f"{one['worker_cpu_us_per_event']} us + Redis {one['redis_cpu_us_per_event']} us CPU, "
+        f"so 2 cores allow at most x{ceiling or 0:.2f}){busy_note(load)}"
     )
     return make_result("scaleout_workers", speedup, headline, quick, details)
 

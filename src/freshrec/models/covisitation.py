@@ -22,6 +22,8 @@ learning step costs at most ``probes`` comparisons however wide the rows are.
 
 from __future__ import annotations
 
+import threading
+
 import numba
 import numpy as np
 
@@ -77,6 +79,68 @@ def _learn(items, weight, prev_items, backward, nbr, nbw, probes, dexp):  # prag
                 _add(nbr, nbw, j, r, pw * backward, probes)
 
 
+_STAMP_MAX = 2**31 - 2
+
+
+@numba.njit(cache=True, nogil=True)
+def _accumulate(nbr, nbw, sources, weights, mark, slot, stamp, items, acc):  # pragma: no cover
+    """Sum ``weights[s]`` times each partner's share of source ``s``'s row into ``acc``; each
+    partner met is listed once in ``items`` (in order of first sight, its sum in
+    ``acc[slot[j]]``). ``mark[j] == stamp`` says ``j`` was met in this call: the scratch arrays
+    are never cleared. Returns the number of partners."""
+    width = nbr.shape[1]
+    u = 0
+    for s in range(sources.shape[0]):
+        r = sources[s]
+        total = np.float32(0.0)
+        for c in range(width):
+            total += nbw[r, c]
+        scale = weights[s] / total if total > 0 else 0.0
+        for c in range(width):
+            j = nbr[r, c]
+            if j < 0:
+                continue
+            if mark[j] != stamp:
+                mark[j] = stamp
+                slot[j] = u
+                items[u] = j
+                acc[u] = 0.0
+                u += 1
+            acc[slot[j]] += nbw[r, c] * scale
+    return u
+
+
+@numba.njit(cache=True, nogil=True)
+def _top_sources(nbr, nbw, n_items, sources, weights, items):  # pragma: no cover - compiled
+    """For each of ``items``, the index of the source contributing most to it (-1: none)."""
+    order = np.argsort(items)
+    ordered = items[order]
+    best = np.full(items.shape[0], -1, dtype=np.int64)
+    best_w = np.zeros(items.shape[0], dtype=np.float64)
+    width = nbr.shape[1]
+    for s in range(sources.shape[0]):
+        r = sources[s]
+        if r < 0 or r >= n_items:
+            continue
+        total = np.float32(0.0)
+        for c in range(width):
+            total += nbw[r, c]
+        scale = weights[s] / total if total > 0 else 0.0
+        for c in range(width):
+            j = nbr[r, c]
+            if j < 0:
+                continue
+            pos = np.searchsorted(ordered, j)
+            if pos < ordered.shape[0] and ordered[pos] == j:
+                w = nbw[r, c] * scale
+                if best[pos] < 0 or w > best_w[pos]:
+                    best[pos] = s
+                    best_w[pos] = w
+    out = np.empty(items.shape[0], dtype=np.int64)
+    out[order] = best
+    return out
+
+
 class CoVisitation(Model):
     """Item-to-item scores from what shoppers interact with next in their sessions."""
 
@@ -101,6 +165,7 @@ class CoVisitation(Model):
         self._nbr = np.full((0, neighbours), -1, dtype=np.int32)
         self._nbw = np.zeros((0, neighbours), dtype=np.float32)
         self._n_items = 0
+        self._local = threading.local()  # per-thread scratch of ``aggregate``
 
     def params(self) -> dict[str, float]:
         return {
@@ -137,51 +202,62 @@ class CoVisitation(Model):
         nbr = self._nbr[items]
         nbw = self._nbw[items]
         total = nbw.sum(axis=1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            norm = np.where(total > 0, nbw / total, 0.0)
-        return nbr, norm
+        # weights are >= 0: a row summing to 0 is all zeros, and stays so
+        return nbr, nbw / np.maximum(total, np.finfo(np.float32).tiny)
 
     def aggregate(
         self, sources: np.ndarray, source_weights: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Candidates reached from ``sources`` (sorted item indices) and their scores."""
-        if sources.size == 0 or self._n_items == 0:
+        """Candidates reached from ``sources`` (item indices), sorted, and their scores: the
+        sum over sources of the source's weight times the partner's share of its row."""
+        known = sources < self._n_items
+        if not known.any():
             return np.zeros(0, dtype=np.int32), np.zeros(0)
-        sources = sources[sources < self._n_items]
-        source_weights = source_weights[: sources.shape[0]]
-        nbr, norm = self.neighbours_of(sources)
-        valid = nbr >= 0
-        cand = nbr[valid]
-        contrib = (norm * source_weights[:, None])[valid]
-        items, inverse = np.unique(cand, return_inverse=True)
-        scores = np.bincount(inverse, weights=contrib, minlength=items.shape[0])
-        return items.astype(np.int32), scores
+        mark, slot, stamp = self._scratch()
+        room = int(known.sum()) * self.neighbours
+        items, acc = np.empty(room, dtype=np.int32), np.empty(room)
+        n = _accumulate(
+            self._nbr,
+            self._nbw,
+            sources[known].astype(np.int64),
+            np.asarray(source_weights, dtype=np.float64)[known],
+            mark,
+            slot,
+            stamp,
+            items,
+            acc,
+        )
+        items = np.sort(items[:n])  # a plain sort is fast; an argsort is not
+        return items, acc[slot[items]]
+
+    def _scratch(self) -> tuple[np.ndarray, np.ndarray, int]:
+        """This thread's ``mark`` and ``slot`` arrays over the items, and a fresh stamp."""
+        local = self._local
+        mark = getattr(local, "mark", None)
+        if mark is None or mark.shape[0] < self._n_items or local.stamp >= _STAMP_MAX:
+            size = max(self._n_items, 1024) * 5 // 4  # room to grow before the next one
+            local.mark = mark = np.zeros(size, dtype=np.int32)
+            local.slot = np.zeros(size, dtype=np.int32)
+            local.stamp = 0
+        local.stamp += 1
+        return mark, local.slot, local.stamp
 
     def top_sources(
         self, sources: np.ndarray, source_weights: np.ndarray, items: np.ndarray
     ) -> np.ndarray:
         """For each of ``items``, the position in ``sources`` of the source that gives it the
-        most (-1 if none does): what "because you viewed X" names. Only for the few items
-        shown, so ranking never pays for it."""
-        out = np.full(items.shape[0], -1, dtype=np.int64)
-        known = np.flatnonzero(sources < self._n_items)
-        if known.size == 0 or items.size == 0:
-            return out
-        nbr, norm = self.neighbours_of(sources[known])
-        rows, cols = np.nonzero(np.isin(nbr, items))
-        if rows.size == 0:
-            return out
-        found = nbr[rows, cols]
-        contrib = norm[rows, cols] * source_weights[known][rows]
-        order = np.lexsort((-contrib, found))  # per item, the strongest source first
-        first = np.ones(order.shape[0], dtype=bool)
-        first[1:] = found[order[1:]] != found[order[:-1]]
-        best_item, best_row = found[order[first]], rows[order[first]]
-        pos = np.searchsorted(best_item, items)
-        pos = np.minimum(pos, best_item.shape[0] - 1)
-        hit = best_item[pos] == items
-        out[hit] = known[best_row[pos[hit]]]
-        return out
+        most (-1 if none does; ties: the earlier source): what "because you viewed X" names.
+        Only for the few items shown, so ranking never pays for it."""
+        if items.size == 0 or sources.size == 0:
+            return np.full(items.shape[0], -1, dtype=np.int64)
+        return _top_sources(
+            self._nbr,
+            self._nbw,
+            self._n_items,
+            sources.astype(np.int64),
+            np.asarray(source_weights, dtype=np.float64),
+            items.astype(np.int64),
+        )
 
     def _for_user(self, user: UserView) -> tuple[np.ndarray, np.ndarray]:
         found = user.memo.get(self.name)
@@ -201,8 +277,16 @@ class CoVisitation(Model):
         return out
 
     def candidates(self, user: UserView, n: int) -> np.ndarray:
+        """The ``n`` best-scored items, best first (ties: lower index)."""
         items, scores = self._for_user(user)
-        return items[np.argsort(-scores, kind="stable")[:n]]
+        if scores.shape[0] > n > 0:
+            cut = scores.shape[0] - n
+            threshold = np.partition(scores, cut)[cut]  # the n-th best score
+            above = np.flatnonzero(scores > threshold)
+            ties = np.flatnonzero(scores == threshold)[: n - above.shape[0]]
+            chosen = np.sort(np.concatenate([above, ties]))
+            return items[chosen[np.argsort(-scores[chosen], kind="stable")]]
+        return items[np.argsort(-scores, kind="stable")[: max(n, 0)]]
 
     def explain(self, user: UserView, items: np.ndarray) -> list[dict[str, int | str]]:
         """``because_you_<what you did>`` naming the recent item that contributed most."""

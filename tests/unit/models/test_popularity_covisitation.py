@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 
 from freshrec.models import CoVisitation, DecayedPopularity, ForwardDecay
@@ -73,6 +75,39 @@ def test_aggregate_names_the_strongest_source() -> None:
     assert scores.tolist() == [1.0, 0.5]
     source = cv.top_sources(sources, weights, np.array([1, 2, 7]))
     assert source.tolist() == [0, 1, -1]  # item 1 from item 0, item 2 from item 5, 7 from none
+
+
+def test_compiled_aggregation_matches_a_plain_reading_of_the_rows() -> None:
+    rng = np.random.default_rng(3)
+    cv = CoVisitation(neighbours=16, probes=4)
+    n = 60
+    items = rng.integers(0, n, 3_000)
+    prev = [rng.integers(0, n, int(rng.integers(0, 5))).tolist() for _ in range(3_000)]
+    cv.learn(make_batch(items=items.tolist(), prev_items=prev))
+    sources = np.array([3, 7, 7, 11, 200, 42], dtype=np.int32)  # a repeat, an unknown item
+    weights = np.array([1.0, 0.7, 0.5, 0.4, 0.3, 0.2])
+    expected: dict[int, float] = {}
+    strongest: dict[int, tuple[float, int]] = {}
+    for s, (src, w) in enumerate(zip(sources.tolist(), weights.tolist(), strict=True)):
+        if src >= n:
+            continue
+        partners, shares = cv.neighbours_of(np.array([src]))
+        for j, share in zip(partners[0].tolist(), shares[0].tolist(), strict=True):
+            if j < 0:
+                continue
+            expected[j] = expected.get(j, 0.0) + w * share
+            if j not in strongest or w * share > strongest[j][0]:
+                strongest[j] = (w * share, s)
+    got, scores = cv.aggregate(sources, weights)
+    assert got.tolist() == sorted(expected)
+    np.testing.assert_allclose(scores, [expected[j] for j in sorted(expected)], rtol=1e-5)
+    shown = np.array([*sorted(expected)[:5], 999])
+    assert cv.top_sources(sources, weights, shown).tolist() == [
+        strongest[j][1] if j in strongest else -1 for j in shown.tolist()
+    ]
+    ranked = got[np.lexsort((got, -scores))]  # best first, ties: lower index
+    user = SimpleNamespace(memo={cv.name: (got, scores)})  # the request's memoised aggregation
+    assert cv.candidates(user, 7).tolist() == ranked[:7].tolist()  # type: ignore[arg-type]
 
 
 def test_cached_top_list_matches_a_full_sort_as_events_arrive() -> None:

@@ -7,8 +7,10 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
 
-from freshrec.serving.deps import EngineDep, MetricsDep, ServiceDep
+from freshrec.serving.deps import EngineDep
+from freshrec.serving.query import parse_query, query_parameters
 from freshrec.serving.responses import MsgspecResponse
 
 router = APIRouter(tags=["recommendations"])
@@ -16,61 +18,72 @@ router = APIRouter(tags=["recommendations"])
 MAX_K = 1000
 
 
-@router.get("/v1/recommendations", summary="Top-k items for a user, each with a reason")
-async def recommendations(
-    request: Request,
-    engine: EngineDep,
-    service: ServiceDep,
-    metrics: MetricsDep,
-    user_id: Annotated[str, Query(min_length=1, max_length=256)],
-    k: Annotated[int, Query(ge=1, le=MAX_K)] = 10,
-    exclude: Annotated[
-        str | None, Query(description="Comma-separated item ids to leave out")
-    ] = None,
-    device: Annotated[str | None, Query(description="mobile, tablet, desktop, ...")] = None,
-    country: Annotated[str | None, Query(description="ISO 3166 alpha-2 code")] = None,
-    tz_offset_minutes: Annotated[
-        int | None, Query(ge=-720, le=840, description="Shopper's UTC offset, minutes east")
-    ] = None,
-    category: Annotated[
-        str | None, Query(min_length=1, max_length=256, description="Only this category")
-    ] = None,
-    min_price: Annotated[float | None, Query(description="Lowest price shown")] = None,
-    max_price: Annotated[float | None, Query(description="Highest price shown")] = None,
-    exclude_purchased: Annotated[
-        bool | None, Query(description="Leave out bought items (default: the setting)")
-    ] = None,
-    exclude_viewed: Annotated[bool, Query(description="Leave out the user's recent items")] = False,
-    max_per_category: Annotated[
-        int | None, Query(ge=0, le=MAX_K, description="Diversity: most items per category")
-    ] = None,
-    strategy: Annotated[
-        str | None, Query(description="ensemble, popular or cold_start (default: A/B arm)")
-    ] = None,
-) -> MsgspecResponse:
-    given = (("device", device), ("country", country), ("tz_offset_minutes", tz_offset_minutes))
+class RecommendationQuery(BaseModel):
+    """The query of ``GET /v1/recommendations`` (one model: validated in one call)."""
+
+    user_id: str = Field(min_length=1, max_length=256)
+    k: int = Field(10, ge=1, le=MAX_K)
+    exclude: str | None = Field(None, description="Comma-separated item ids to leave out")
+    device: str | None = Field(None, description="mobile, tablet, desktop, ...")
+    country: str | None = Field(None, description="ISO 3166 alpha-2 code")
+    tz_offset_minutes: int | None = Field(
+        None, ge=-720, le=840, description="Shopper's UTC offset, minutes east"
+    )
+    category: str | None = Field(
+        None, min_length=1, max_length=256, description="Only this category"
+    )
+    min_price: float | None = Field(None, description="Lowest price shown")
+    max_price: float | None = Field(None, description="Highest price shown")
+    exclude_purchased: bool | None = Field(
+        None, description="Leave out bought items (default: the setting)"
+    )
+    exclude_viewed: bool = Field(False, description="Leave out the user's recent items")
+    max_per_category: int | None = Field(
+        None, ge=0, le=MAX_K, description="Diversity: most items per category"
+    )
+    strategy: str | None = Field(
+        None, description="ensemble, popular or cold_start (default: A/B arm)"
+    )
+
+
+@router.get(
+    "/v1/recommendations",
+    summary="Top-k items for a user, each with a reason",
+    openapi_extra={"parameters": query_parameters(RecommendationQuery)},
+)
+async def recommendations(request: Request) -> MsgspecResponse:
+    """The hot path: the query is validated in one call (``freshrec.serving.query``) and the
+    engine read from the app's state, not through dependencies FastAPI resolves per request."""
+    q = parse_query(RecommendationQuery, request)
+    state = request.app.state
+    engine, service = state.engine, state.service
+    given = (
+        ("device", q.device),
+        ("country", q.country),
+        ("tz_offset_minutes", q.tz_offset_minutes),
+    )
     context = {key: v for key, v in given if v is not None}
     header = engine.settings.trusted_country_header
     start = time.perf_counter()
     filters = engine.default_filters(
-        exclude=tuple(x for x in exclude.split(",") if x) if exclude else None,
-        category=category,
-        min_price=min_price,
-        max_price=max_price,
-        exclude_purchased=exclude_purchased,
-        exclude_viewed=exclude_viewed,
-        max_per_category=max_per_category,
+        exclude=tuple(x for x in q.exclude.split(",") if x) if q.exclude else None,
+        category=q.category,
+        min_price=q.min_price,
+        max_price=q.max_price,
+        exclude_purchased=q.exclude_purchased,
+        exclude_viewed=q.exclude_viewed,
+        max_per_category=q.max_per_category,
     )
     body = await service.recommend_async(
-        user_id,
-        k,
+        q.user_id,
+        q.k,
         filters,
         context or None,
-        strategy=strategy,
+        strategy=q.strategy,
         user_agent=request.headers.get("user-agent"),
         trusted_country=request.headers.get(header) if header else None,
     )
-    metrics.recommend_latency.observe(time.perf_counter() - start)
+    state.metrics.recommend_latency.observe(time.perf_counter() - start)
     return MsgspecResponse(body)
 
 

@@ -1,0 +1,45 @@
+"""Query strings validated by one pydantic model in one call, documented like FastAPI's own.
+
+FastAPI validates a route's query parameters one by one and, per request and per parameter,
+inspects the annotation again; on ``GET /v1/recommendations`` (13 parameters) that took about a
+quarter of the server's CPU per response. ``parse_query`` validates the whole query with the
+model's compiled validator instead (microseconds), and ``query_parameters`` gives the OpenAPI
+``parameters`` the route declares through ``openapi_extra``, so ``/docs`` is unchanged.
+Errors are raised as FastAPI's ``RequestValidationError`` with ``("query", field)`` locations:
+the app's handler answers 422 naming the field, as for any other route.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_query(model: type[M], request: Request) -> M:
+    """``model`` from the request's query string (the last value of a repeated key)."""
+    try:
+        return model.model_validate(dict(request.query_params))
+    except PydanticError as exc:
+        errors = [{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_url=False)]
+        raise RequestValidationError(errors) from None
+
+
+def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
+    """The OpenAPI ``parameters`` of a query model (name, required, schema, description)."""
+    schema = model.model_json_schema()
+    required = set(schema.get("required", ()))
+    out = []
+    for name, prop in schema["properties"].items():
+        field = {k: v for k, v in prop.items() if k not in ("title", "description")}
+        param: dict[str, Any] = {"name": name, "in": "query", "required": name in required}
+        if "description" in prop:
+            param["description"] = prop["description"]
+        param["schema"] = field
+        out.append(param)
+    return out

@@ -1,0 +1,26 @@
+"""The recommendations query: validated in one call, documented as FastAPI would."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from freshrec import Engine
+from freshrec.serving import create_app
+from freshrec.settings import Settings
+
+
+def test_query_is_documented_and_its_errors_name_the_field() -> None:
+    app = create_app(Engine(Settings(data_dir=None)), close_engine=True)
+    with TestClient(app) as client:
+        doc = client.get("/openapi.json").json()["paths"]["/v1/recommendations"]["get"]
+        params = {p["name"]: p for p in doc["parameters"]}
+        assert params["user_id"]["required"] and params["user_id"]["in"] == "query"
+        assert params["k"]["schema"]["maximum"] == 1000 and not params["k"]["required"]
+        assert "max_per_category" in params and "description" in params["exclude"]
+        bad = client.get("/v1/recommendations?user_id=a&k=0")
+        assert bad.status_code == 422 and bad.json()["error"].startswith("k: ")
+        bad = client.get("/v1/recommendations?user_id=a&exclude_viewed=maybe")
+        assert bad.status_code == 422 and bad.json()["error"].startswith("exclude_viewed: ")
+        assert client.get("/v1/recommendations?k=3").json()["error"].startswith("user_id: ")
+        ok = client.get("/v1/recommendations?user_id=a&k=3&exclude_viewed=yes&min_price=2.5")
+        assert ok.status_code == 200 and ok.json()["user_id"] == "a"
