@@ -169,3 +169,43 @@ def test_a_large_change_makes_a_new_base_that_the_store_reads_once(redis_prefix:
         publisher.publish(4, {"t": table}, ["a"], meta)
     assert store.load_latest().offset == 3  # nothing written
     client.close()
+
+
+def test_a_lease_renewed_during_a_publication_only_makes_it_try_again(redis_prefix: str) -> None:
+    from tests.redis_helpers import REDIS_URL
+
+    client = redis.Redis.from_url(REDIS_URL)
+    lease = f"{redis_prefix}lease:p0"
+    client.set(lease, "me")
+
+    class RenewedOnce:
+        """The client, but the lease is renewed between the first WATCH and its EXEC."""
+
+        def __init__(self) -> None:
+            self.renewed = 0
+
+        def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+            return getattr(client, name)
+
+        def pipeline(self):  # type: ignore[no-untyped-def]
+            pipe = client.pipeline()
+            if not self.renewed:
+                self.renewed += 1
+                multi = pipe.multi
+
+                def renew_then_multi() -> None:
+                    client.pexpire(lease, 60_000)  # what the worker's lease thread does
+                    multi()
+
+                pipe.multi = renew_then_multi  # type: ignore[method-assign]
+            return pipe
+
+    wrapped = RenewedOnce()
+    publisher = ServingPublisher(wrapped, redis_prefix, 0, lease, "me")  # type: ignore[arg-type]
+    table = np.ones((8, 2), dtype=np.float32)
+    assert publisher.publish(1, {"t": table}, ["a"], {"models": {}}) == 1
+    assert wrapped.renewed == 1
+    snap = ServingStore(client, redis_prefix, 0).load_latest()
+    assert snap is not None and snap.offset == 1
+    np.testing.assert_array_equal(snap.arrays["t"], table)
+    client.close()
