@@ -73,7 +73,7 @@ def run_server(settings: Settings) -> None:
     previous = signal.signal(signal.SIGTERM, stop)
     try:
         uvicorn.run(
-            create_app(engine, close_engine=True),
+            create_app(engine, close_engine=True, freeze_heap=True),
             host=settings.host,
             port=settings.port,
             log_level="warning",

@@ -25,24 +25,30 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from freshrec.events import EventType, LoggedEvent
 
 _KINDS = {int(EventType.click): "click", int(EventType.purchase): "purchase"}
 
 
-@dataclass(slots=True)
-class _Response:
+class _Response(msgspec.Struct, gc=False):
+    """One remembered response. Up to ``max_responses`` of them live for minutes: they are
+    kept out of the cyclic garbage collector's sight (``gc=False``; they hold only strings,
+    so they can form no cycle), the items as a tuple (a set would be one more tracked object
+    each), the attribution sets made only when something is attributed."""
+
     strategy: str
     version: str
     user_id: str
-    items: frozenset[str]
+    items: tuple[str, ...]
     experiment: str | None
     arm: str | None
-    seen: set[str] = field(default_factory=set)  # kinds already attributed
-    event_ids: set[str] = field(default_factory=set)  # a resent event counts once
+    seen: set[str] | None = None  # kinds already attributed
+    event_ids: set[str] | None = None  # a resent event counts once
 
 
 @dataclass(slots=True)
@@ -93,7 +99,7 @@ class Feedback:
     ) -> None:
         with self._lock:
             self._responses[recommendation_id] = _Response(
-                strategy, version, user_id, frozenset(items), experiment, arm
+                strategy, version, user_id, tuple(items), experiment, arm
             )
             if len(self._responses) > self.max_responses:
                 self._responses.popitem(last=False)
@@ -116,9 +122,13 @@ class Feedback:
                     self.unattributed += 1
                     continue
                 if e.event_id is not None:
-                    if e.event_id in response.event_ids:
+                    if response.event_ids is None:
+                        response.event_ids = set()
+                    elif e.event_id in response.event_ids:
                         continue
                     response.event_ids.add(e.event_id)
+                if response.seen is None:
+                    response.seen = set()
                 first = kind not in response.seen
                 response.seen.add(kind)
                 c = self.counts[(response.strategy, response.version)]

@@ -17,8 +17,8 @@ freshrec.errors.ValidationError: min_price: 5.0 is above max_price 1.0
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
+import msgspec
 import numpy as np
 
 from freshrec.errors import ValidationError
@@ -29,9 +29,9 @@ from freshrec.state.catalogue import Catalogue
 MAX_EXCLUDE = 1000
 
 
-@dataclass(frozen=True, slots=True)
-class Filters:
-    """What a request may leave out; defaults are the shop's defaults."""
+class Filters(msgspec.Struct, frozen=True, gc=False):
+    """What a request may leave out; defaults are the shop's defaults. Part of the response
+    cache's keys, so untracked by the garbage collector (strings, numbers and tuples only)."""
 
     exclude_purchased: bool = True
     exclude_viewed: bool = False

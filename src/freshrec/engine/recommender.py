@@ -12,7 +12,6 @@ popular list, when the models fail or run out of time.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 import msgspec
 import numpy as np
@@ -32,20 +31,24 @@ _POPULAR = {"type": "popular"}
 _DEEP = 2_000  # popular items looked through to fill a list under a price range
 
 
-class Recommendation(msgspec.Struct, frozen=True):
-    """One recommended item: its id, blended score and why it is shown."""
+class Recommendation(msgspec.Struct, frozen=True, gc=False):
+    """One recommended item: its id, blended score and why it is shown.
+
+    Responses live on in the response cache; their parts hold only strings and numbers (no
+    cycle is possible), so they are kept out of the cyclic garbage collector's sight
+    (``gc=False``): hundreds of thousands of them would make each full collection a pause."""
 
     item_id: str
     score: float
     reason: dict[str, str]
 
 
-@dataclass(slots=True)
-class Served:
+class Served(msgspec.Struct, gc=False):
     """What ``serve`` found: the items, the strategy that ranked them, whether it was cold
-    start (no history), and a fallback reason (None when the strategy answered)."""
+    start (no history), and a fallback reason (None when the strategy answered). Untracked
+    by the garbage collector, as ``Recommendation``: the items are a tuple, not a list."""
 
-    items: list[Recommendation]
+    items: tuple[Recommendation, ...]
     strategy: str
     cold_start: bool = False
     fallback: str | None = None
@@ -193,7 +196,7 @@ class Recommender:
         ]
         if not cold or filters.category is not None:
             out = self._with_new_items(out, user, fs, k)
-        return Served(out, strategy_used, cold_start=cold)
+        return Served(tuple(out), strategy_used, cold_start=cold)
 
     def check_known(self, ids: Sequence[str], field: str = "exclude") -> None:
         """Raise ``ValidationError`` naming ``field`` if any of ``ids`` is an unknown item."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -31,17 +32,29 @@ from freshrec.serving.shop_metrics import ShopCollector
 WEB_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 
 
-def create_app(engine: Engine, run_processor: bool = True, close_engine: bool = False) -> FastAPI:
+def create_app(
+    engine: Engine,
+    run_processor: bool = True,
+    close_engine: bool = False,
+    freeze_heap: bool = False,
+) -> FastAPI:
     """An app serving ``engine``; its processor runs in the background while the app is up.
 
     With ``close_engine`` the engine is closed (final snapshot) when the server shuts down, before
-    the server re-raises a SIGTERM that stopped it.
+    the server re-raises a SIGTERM that stopped it. With ``freeze_heap`` (the server process),
+    everything alive once the engine is loaded and warmed up is moved out of the cyclic garbage
+    collector's sight (``gc.freeze``): with a large catalogue its full collections otherwise
+    scan millions of long-lived objects, a pause of a few hundred milliseconds that every
+    request in flight waits for.
     """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         warm_up()  # load the User-Agent rules now, not on the first request that needs them
         app.state.service.warm_up()
+        if freeze_heap:
+            gc.collect()
+            gc.freeze()
         grpc_server = None
         if engine.settings.grpc_port is not None:
             from freshrec.rpc.server import start_grpc

@@ -217,7 +217,7 @@ class RecommendService:
         except Exception:  # never fail: an empty list beats a 5xx
             log.exception("popular fallback failed")
             items = []
-        return Served(items, "popular", fallback=reason)
+        return Served(tuple(items), "popular", fallback=reason)
 
     def finish(self, req: Request, served: Served, cached: bool = False) -> dict[str, Any]:
         """The response; remembered for attribution under a new ``recommendation_id``."""

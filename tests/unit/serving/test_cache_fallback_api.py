@@ -160,3 +160,23 @@ def test_an_unexpected_failure_before_ranking_still_answers(shop: Shop) -> None:
     shop.engine.profiles.revisions = None  # type: ignore[assignment]  # a bug, say
     body = shop.recommend("u1", k=3)
     assert body["fallback"] == "error" and len(body["items"]) == 3
+
+
+def test_remembered_responses_stay_out_of_the_garbage_collectors_sight(shop: Shop) -> None:
+    """Cached and attributed responses live for minutes, by the hundred thousand: none of
+    their parts may be an object the cyclic collector tracks (each full collection would
+    scan them all, a pause every request in flight waits for)."""
+    import gc
+
+    browse(shop)
+    for user in ("u1", "u2", "nobody"):
+        shop.recommend(user, k=3, max_per_category=2, exclude_viewed=True, min_price=0)
+    service = shop.client.app.state.service  # type: ignore[attr-defined]
+    assert len(service.cache) == 3
+    for key, entry in service.cache._entries.items():
+        gc.collect()  # tuples of untracked parts are untracked by a collection
+        assert not gc.is_tracked(key) and not gc.is_tracked(entry), (key, entry)
+        served = entry[-1]
+        assert not gc.is_tracked(served) and not any(gc.is_tracked(r) for r in served.items)
+    responses = list(service.feedback._responses.values())
+    assert len(responses) == 3 and not any(gc.is_tracked(r) for r in responses)
