@@ -55,7 +55,8 @@ class DecayedPopularity(Model):
 
     def score(self, user: UserView, candidates: np.ndarray) -> np.ndarray:
         scores = self.raw_scores()
-        top = scores.max() if scores.size else 0.0
+        best = self.top(1)  # the cached top list: no pass over the catalogue per request
+        top = scores[best[0]] if best.size else 0.0
         if top <= 0:
             return np.zeros(candidates.shape[0])
         return scores[candidates] / top
