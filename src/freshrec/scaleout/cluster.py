@@ -318,12 +318,38 @@ class ClusterEngine(LogIngest):
         return (rec.events, rec.last_ts, revision)
 
     # Drift detection and the model lifecycle run where the models learn: in each partition's
-    # engine on the workers. A replica has no detectors and no versions of its own to promote.
+    # engine on the workers. A replica has no detectors and no versions of its own to promote;
+    # it lists the detections the workers wrote to the cluster's drift stream.
     drift = None
 
     def drift_events(self) -> list[dict[str, Any]]:
-        """None on a replica: drift is detected on the workers (see docs/scale-out.md)."""
-        return []
+        """The latest ``drift_events_kept`` detections of every partition, oldest first, each
+        with its ``partition`` (``at_event`` counts that partition's events); a detection a
+        new owner replayed after a crash is listed once. ``StorageError`` without Redis."""
+        try:
+            entries = self.redis.xrevrange(
+                self.keys.drift, count=4 * self.settings.drift_events_kept
+            )
+        except redis.RedisError as exc:
+            raise StorageError(f"drift events: Redis unreachable ({exc})") from None
+        seen: set[tuple[int, int, str, str]] = set()
+        out: list[dict[str, Any]] = []
+        for _, fields in entries:
+            f = {k.decode(): v.decode() for k, v in fields.items()}
+            event = {
+                "detector": f["detector"],
+                "signal": f["signal"],
+                "at_event": int(f["at_event"]),
+                "at_time": float(f["at_time"]),
+                "action": f["action"],
+                "partition": int(f["partition"]),
+            }
+            key = (event["partition"], event["at_event"], event["detector"], event["signal"])
+            if key not in seen:
+                seen.add(key)
+                out.append(event)
+        out.sort(key=lambda e: (e["at_time"], e["partition"], e["at_event"]))
+        return out[-self.settings.drift_events_kept :]
 
     def versions(self) -> list[dict[str, Any]]:
         """The published snapshot version of each partition (replicas load, never promote)."""

@@ -33,3 +33,8 @@ class Keys:
     def fresh(self) -> str:
         """Hash: the freshness histogram (``le:<bound>`` counts, ``count``, ``sum``)."""
         return f"{self.prefix}freshness"
+
+    @property
+    def drift(self) -> str:
+        """Stream: the drift detections of every partition (workers write, replicas list)."""
+        return f"{self.prefix}drift"

@@ -10,7 +10,10 @@ A ``PartitionRunner`` holds, in memory, the partition's ``OnlineState`` and mode
    write the effects -- each touched user's record, the partition's ``done`` and processed
    counts, the freshness histogram -- in **one Lua script fenced by the lease** (a worker that
    lost its lease cannot write), and only then ``XACK`` the chunks;
-3. ``publish``: every ``scaleout_publish_seconds``, the serving publication (item side only,
+3. ``drift``: the partition's drift detections since the last batch are appended to the
+   cluster's drift stream, which any replica lists at ``GET /v1/drift/events`` (a detection
+   replayed by a new owner after a crash is sent again; readers drop the repeats);
+4. ``publish``: every ``scaleout_publish_seconds``, the serving publication (item side only,
    as a diff against a base: ``freshrec.scaleout.serving``) for replicas; every
    ``scaleout_snapshot_seconds`` and on hand-over, the full snapshot (state, every model) for the
    next owner.
@@ -27,6 +30,7 @@ import time
 import numpy as np
 import redis
 
+from freshrec.drift.events import DriftEvent
 from freshrec.engine import Engine
 from freshrec.engine.processor import Processor
 from freshrec.errors import StorageError
@@ -83,6 +87,17 @@ return 1
 """.replace("@BOUNDS@", ", ".join(repr(b) for b in FRESHNESS_BUCKETS)).replace(
     "@NAMES@", ", ".join(f"'{b!r}'" for b in FRESHNESS_BUCKETS)
 )
+
+
+def drift_fields(event: DriftEvent) -> dict[str, str]:
+    """A drift detection as the fields of a stream entry."""
+    return {
+        "detector": event.detector,
+        "signal": event.signal,
+        "at_event": str(event.at_event),
+        "at_time": repr(event.at_time),
+        "action": event.action,
+    }
 
 
 class LeaseLost(StorageError):
@@ -163,6 +178,7 @@ class PartitionRunner:
             self.redis, log_.prefix, partition, self.keys.lease(partition), token
         )
         self._effects = self.redis.register_script(_EFFECTS)
+        self._drift_sent: object | None = None  # the last drift event sent to the stream
 
     # -- start -------------------------------------------------------------------------------
     def takeover(self) -> int:
@@ -245,6 +261,7 @@ class PartitionRunner:
         if fresh:
             users = self._apply(fresh)
             self._write_effects(fresh, users)
+            self._send_drift()
             events = sum(len(c.events) for c in fresh)
         self.log.ack(self.partition, *(c.entry_id for c in chunks))
         if self.archiver is not None:
@@ -280,6 +297,30 @@ class PartitionRunner:
                 raise LeaseLost(str(exc)) from None
             raise
         self.done = chunks[-1].first
+
+    def _send_drift(self) -> int:
+        """Append the detections made since the last call to the cluster's drift stream;
+        returns how many."""
+        held = self.engine.drift.events() if self.engine.drift is not None else []
+        start = 0
+        for i in range(len(held) - 1, -1, -1):  # the newest first: usually none are new
+            if held[i] is self._drift_sent:
+                start = i + 1
+                break
+        new = held[start:]
+        if not new:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        for event in new:
+            pipe.xadd(
+                self.keys.drift,
+                {"partition": self.partition, **drift_fields(event)},
+                maxlen=self.settings.drift_events_kept * self.log.partitions,
+                approximate=True,
+            )
+        pipe.execute()
+        self._drift_sent = new[-1]
+        return len(new)
 
     # -- publishing --------------------------------------------------------------------------
     def publish(self, force: bool = False) -> bool:

@@ -137,6 +137,43 @@ def test_a_batch_redelivered_after_a_crash_is_applied_once(
     assert replica.stats()["events_processed"] == 40
 
 
+def test_drift_detected_on_a_worker_is_listed_by_every_replica(
+    settings: Settings, replica: ClusterEngine
+) -> None:
+    """Detections travel from the partition's engine to the cluster's drift stream; a new
+    owner that replays them after a crash does not list them twice."""
+    from freshrec.drift.events import DriftEvent
+
+    users = partition_users(3, 0)
+    events = [view(users[k % 3], f"i{k % 5}", 1_700_000_000 + k) for k in range(30)]
+    replica.ingest(events[:10])
+    a = held_runner(settings, 0, "worker-a")
+    assert a.engine.drift is not None
+    a.process(a.log.read_group(0, "worker-a", count=10))
+    assert replica.drift_events() == []
+    fired = DriftEvent("adwin", "hit_rate/covisitation", 10, 1_700_000_009.0, "forget")
+    a.engine.drift.record.add(fired)  # what the monitor does when a detector fires
+    replica.ingest(events[10:20])
+    a.process(a.log.read_group(0, "worker-a", count=10))
+    listed = replica.drift_events()
+    assert listed == [
+        {
+            "detector": "adwin",
+            "signal": "hit_rate/covisitation",
+            "at_event": 10,
+            "at_time": 1_700_000_009.0,
+            "action": "forget",
+            "partition": 0,
+        }
+    ]
+    a.publish(force=True)  # the snapshot holds the detection
+    a.redis.delete(a.keys.lease(0))
+    b = held_runner(settings, 0, "worker-b")
+    replica.ingest(events[20:])
+    b.process(b.log.read_group(0, "worker-b", count=10))  # sends what it holds once more
+    assert replica.drift_events() == listed
+
+
 def test_a_worker_that_lost_its_lease_cannot_write(
     settings: Settings, replica: ClusterEngine
 ) -> None:

@@ -161,7 +161,8 @@ def test_replicas_answer_the_lifecycle_and_drift_routes(
     replicas: tuple[TestClient, TestClient],
 ) -> None:
     """Drift and versions live on the workers: a replica lists its partitions' published
-    versions, refuses promote/rollback with a 409 that says why, and /metrics still works."""
+    versions, refuses promote/rollback with a 409 that says why, lists the workers'
+    detections (none yet), and /metrics still works."""
     a, _ = replicas
     models = a.get("/v1/models")
     assert models.status_code == 200
