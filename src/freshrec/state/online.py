@@ -61,6 +61,35 @@ def _recent_categories(
 
 
 @numba.njit(cache=True, nogil=True)
+def _recent_distinct(
+    rec_item, rec_type, rec_session, rec_ts, session, count, u, out_item, out_type, out_in, out_ts
+):  # pragma: no cover - compiled
+    """User ``u``'s distinct items of the ring, most recent first (a repeat keeps its latest
+    place), with type, whether in session ``session`` and time; returns how many (at most
+    ``out_item.shape[0]``)."""
+    R = rec_item.shape[1]
+    M = out_item.shape[0]
+    n = 0
+    for back in range(min(count, R)):
+        if n == M:
+            break
+        slot = (count - 1 - back) % R
+        item = rec_item[u, slot]
+        seen = False
+        for m in range(n):
+            if out_item[m] == item:
+                seen = True
+                break
+        if not seen:
+            out_item[n] = item
+            out_type[n] = rec_type[u, slot]
+            out_in[n] = rec_session[u, slot] == session
+            out_ts[n] = rec_ts[u, slot]
+            n += 1
+    return n
+
+
+@numba.njit(cache=True, nogil=True)
 def _advance(
     users,
     items,
@@ -346,13 +375,24 @@ class OnlineState:
                 context=context,
             )
         c = int(self.rec_count[u])
-        R = self.recent_items
-        slots = (c - 1 - np.arange(min(c, R))) % R
-        items = self.rec_item[u, slots]
-        types = self.rec_type[u, slots]
-        in_session = self.rec_session[u, slots] == self.session_no[u]
-        _, first = np.unique(items, return_index=True)
-        keep = np.sort(first)[:max_items]
+        size = min(c, self.recent_items, self.recent_items if max_items is None else max_items)
+        items = np.empty(size, dtype=self.rec_item.dtype)
+        types = np.empty(size, dtype=self.rec_type.dtype)
+        in_session = np.empty(size, dtype=np.bool_)
+        recent_ts = np.empty(size, dtype=np.float64)
+        n = _recent_distinct(
+            self.rec_item,
+            self.rec_type,
+            self.rec_session,
+            self.rec_ts,
+            self.session_no[u],
+            c,
+            u,
+            items,
+            types,
+            in_session,
+            recent_ts,
+        )
         categories = np.full(self.category_window, -1, dtype=np.int32)
         category_ts = np.zeros(self.category_window, dtype=np.float64)
         found = (
@@ -367,12 +407,12 @@ class OnlineState:
         live = at - last <= self.session_gap_seconds
         return UserView(
             u,
-            items[keep],
-            types[keep],
-            in_session[keep],
+            items[:n],
+            types[:n],
+            in_session[:n],
             self.purchased.get(u, set()),
             self.max_ts,
-            recent_ts=self.rec_ts[u, slots][keep].astype(np.float64),
+            recent_ts=recent_ts[:n],
             recent_categories=categories[:found],
             category_ts=category_ts[:found],
             last_ts=last,

@@ -68,6 +68,36 @@ def test_view_lists_distinct_recent_items_most_recent_first() -> None:
     assert state.view("nobody").index == -1 and state.view("nobody").recent_items.size == 0
 
 
+def test_view_matches_a_plain_reading_of_the_ring_after_it_wraps() -> None:
+    state = make_state(recent_items=8, session_window=4, session_gap_seconds=50)
+    rng = np.random.default_rng(4)
+    kinds = [EventType.view, EventType.click, EventType.add_to_cart]
+    events = [
+        ev("u", f"i{rng.integers(6)}", 10.0 * n + rng.integers(0, 40), kinds[n % 3])
+        for n in range(30)
+    ]
+    state.advance(sorted(events, key=lambda e: e.ts))
+    ring = sorted(events, key=lambda e: e.ts)[-8:][::-1]  # the last 8, most recent first
+    expected: list[tuple[str, int, float]] = []
+    for e in ring:
+        if e.item_id not in [x[0] for x in expected]:
+            expected.append((e.item_id, e.type, float(int(e.ts))))
+    for limit in (None, 3):
+        view = state.view("u", max_items=limit)
+        want = expected[:limit]
+        assert [state.items.key(i) for i in view.recent_items] == [x[0] for x in want]
+        assert view.recent_types.tolist() == [x[1] for x in want]
+        assert view.recent_ts.tolist() == [x[2] for x in want]
+        last_session = state.session_no[state.users.get("u")]
+        u = state.users.get("u")
+        slots = [(int(state.rec_count[u]) - 1 - b) % 8 for b in range(8)]
+        sessions = {
+            state.items.key(int(state.rec_item[u, s])): int(state.rec_session[u, s])
+            for s in reversed(slots)  # the latest occurrence of each item wins
+        }
+        assert view.in_session.tolist() == [sessions[x[0]] == last_session for x in want]
+
+
 def test_weightless_events_do_not_enter_history() -> None:
     state = make_state()
     state.advance(
