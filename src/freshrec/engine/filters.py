@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 
 import msgspec
+import numba
 import numpy as np
 
 from freshrec.errors import ValidationError
@@ -125,10 +126,18 @@ def diversify(categories: np.ndarray, per_category: int) -> np.ndarray:
     (unknown categories, -1, are never limited)."""
     if per_category <= 0 or categories.size == 0:
         return np.ones(categories.shape[0], dtype=np.bool_)
-    order = np.argsort(categories, kind="stable")
-    sorted_cats = categories[order]
-    starts = np.r_[0, np.flatnonzero(np.diff(sorted_cats)) + 1]
-    group_start = np.repeat(starts, np.diff(np.r_[starts, sorted_cats.shape[0]]))
-    occurrence = np.empty_like(order)
-    occurrence[order] = np.arange(sorted_cats.shape[0]) - group_start
-    return (occurrence < per_category) | (categories < 0)
+    return _diversify(categories.astype(np.int64), per_category)
+
+
+@numba.njit(cache=True, nogil=True)
+def _diversify(categories, per_category):  # pragma: no cover - compiled
+    n = categories.shape[0]
+    order = np.argsort(categories, kind="mergesort")  # stable: rank order within a category
+    keep = np.ones(n, dtype=np.bool_)
+    run = 0
+    for i in range(n):
+        c = categories[order[i]]
+        run = run + 1 if i > 0 and c == categories[order[i - 1]] else 1
+        if c >= 0 and run > per_category:
+            keep[order[i]] = False
+    return keep

@@ -425,7 +425,12 @@ class OnlineMF(Model):
 
 
 def _select_from(pool: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` of ``pool`` with the best exact ``scores``, best first (ties: lower index)."""
+    """The ``k`` of ``pool`` with the best exact ``scores``, best first (ties: lower index).
+    Only those at or above the k-th best score are sorted."""
+    if 0 < k < pool.shape[0]:
+        cut = pool.shape[0] - k
+        kept = scores >= np.partition(scores, cut)[cut]  # every tie of the k-th is kept
+        pool, scores = pool[kept], scores[kept]
     order = np.lexsort((pool, -scores))[:k]
     return pool[order].astype(np.int32), scores[order].astype(np.float64)
 
