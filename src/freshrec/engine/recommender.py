@@ -375,6 +375,8 @@ class Recommender:
 
 def _named(reason: dict[str, int | str], keys: list[str]) -> dict[str, str]:
     """A model's reason with item indices replaced by item ids (``item`` -> ``item_id``)."""
+    if len(reason) == 2 and "item" in reason and type(reason.get("type")) is str:
+        return {"type": reason["type"], "item_id": keys[int(reason["item"])]}  # the usual
     out = {k: str(v) for k, v in reason.items() if k != "item"}
     if "item" in reason:
         out["item_id"] = keys[int(reason["item"])]
