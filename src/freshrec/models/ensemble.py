@@ -24,6 +24,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from freshrec.models.base import Model
@@ -44,14 +45,36 @@ def _distribution(scores: np.ndarray, logits: bool, temperature: float = 1.0) ->
     """A member's scores as a distribution over the candidates: the softmax of logits, else
     the non-negative scores divided by their sum (zero stays "no opinion"). Scores that are all
     equal rank nothing: they count as no opinion at all."""
-    if scores.size == 0 or scores.max() == scores.min():
-        return np.zeros_like(scores, dtype=np.float64)
+    return _distribute(np.asarray(scores, dtype=np.float64), logits, temperature)
+
+
+@numba.njit(cache=True, nogil=True)
+def _distribute(scores, logits, temperature):  # pragma: no cover - compiled
+    n = scores.shape[0]
+    out = np.zeros(n)
+    if n == 0:
+        return out
+    hi = scores[0]
+    lo = scores[0]
+    for i in range(1, n):
+        hi = max(hi, scores[i])
+        lo = min(lo, scores[i])
+    if hi == lo:
+        return out
+    total = 0.0
     if logits:
-        z = np.exp((scores - scores.max()) / temperature)
-        return z / z.sum()
-    s = np.maximum(scores, 0.0)
-    total = s.sum()
-    return s / total if total > 0 else np.zeros_like(s)
+        for i in range(n):
+            out[i] = np.exp((scores[i] - hi) / temperature)
+            total += out[i]
+    else:
+        for i in range(n):
+            out[i] = max(scores[i], 0.0)
+            total += out[i]
+        if total <= 0.0:
+            return out
+    for i in range(n):
+        out[i] /= total
+    return out
 
 
 class Ensemble:
