@@ -274,6 +274,12 @@ class Settings(BaseSettings):
         le=1.0,
         description="How often replicas take in other replicas' catalogue/profile changes.",
     )
+    feedback_response_ttl_seconds: float = Field(
+        3_600.0,
+        gt=0,
+        description="How long a response stays attributable by every replica (scale-out; "
+        "kept in Redis, about 300 bytes each).",
+    )
 
     @field_validator("type_weights")
     @classmethod

@@ -58,6 +58,10 @@ log = logging.getLogger(__name__)
 class Engine(LogIngest):
     """An embedded freshrec: durable log, processor, models and recommendations in one process."""
 
+    # where click attribution is shared with other processes (scale-out replicas: Redis, with
+    # ``periodic``, the hooks their poller runs); an embedded engine is alone
+    feedback_remote = None
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         if settings.blas_threads:

@@ -58,9 +58,13 @@ class LogIngest:
             return IngestResult(0, 0, batch.errors)
         result = self.log.append(batch.events)
         self._appended()
+        accepted = batch.events
+        if result.duplicates and len(result.accepted_mask) == len(accepted):
+            # what the log dropped as resent (by any replica) is not attributed again
+            accepted = [e for e, kept in zip(accepted, result.accepted_mask, strict=True) if kept]
         for listener in self.ingest_listeners:  # e.g. feedback attribution (serving)
             try:
-                listener(batch.events)
+                listener(accepted)
             except Exception:  # the events are durable: never fail the ingest for a listener
                 log.exception("ingest listener failed")
         return IngestResult(result.accepted, result.duplicates, batch.errors)

@@ -19,7 +19,9 @@ models_info, start/stop/close), over Redis:
   (``freshrec.state.redis_shop``, ``freshrec.scaleout.shop``): each partition's engine filters
   through a catalogue that follows the replica's one, and the other replicas' changes are
   taken in every ``shop_poll_seconds``. ``RecommendService`` serves a replica as it serves an
-  embedded engine (cache keyed by the user's record version, time budget, fallback).
+  embedded engine (cache keyed by the user's record version, time budget, fallback);
+  its click attribution (``Feedback``) shares responses and counters with the other replicas
+  through ``feedback_remote`` (``freshrec.state.redis_feedback``), synced with the shop.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from freshrec.state.catalogue import Catalogue
 from freshrec.state.ids import IdMap
 from freshrec.state.profiles import UserProfiles
 from freshrec.state.redis import decode_record, record_view, user_key
+from freshrec.state.redis_feedback import RedisFeedback
 from freshrec.state.redis_shop import RedisShopStore
 
 log = logging.getLogger(__name__)
@@ -142,6 +145,12 @@ class ClusterEngine(LogIngest):
         self.catalogue = ReplicaCatalogue(self.shop_store, self._seen_in_events)
         self.profiles = UserProfiles(IdMap(), self.shop_store)
         self.shop_sync = ShopSync(self.shop_store, self.lock, settings.shop_poll_seconds)
+        # click attribution shared by the replicas: the service's ``Feedback`` pushes and
+        # reads through it from ``periodic`` (run by the shop's poller)
+        self.feedback_remote = RedisFeedback(
+            self.redis, settings.redis_prefix, settings.feedback_response_ttl_seconds
+        )
+        self.periodic = self.shop_sync.also
         self.ingest_listeners: list[Callable[[list[LoggedEvent]], object]] = []
         self.recommender = _Recommenders(self)
         self._empty = self._shop_engine(self._engine())

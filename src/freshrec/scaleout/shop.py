@@ -61,27 +61,36 @@ class ReplicaCatalogue(Catalogue):
 
 class ShopSync:
     """Applies the other replicas' shop changes (``store.poll`` + ``dispatch``) under
-    ``lock`` every ``seconds``, in a daemon thread."""
+    ``lock`` every ``seconds``, in a daemon thread; then runs each of ``also`` (e.g. the
+    sharing of click attribution, ``Feedback.sync``)."""
 
     def __init__(self, store: Any, lock: Any, seconds: float) -> None:
         self.store = store
         self.lock = lock
         self.seconds = seconds
+        self.also: list[Callable[[], object]] = []
         self.failures = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def sync(self) -> int:
-        """Apply the changes waiting now; returns how many (0 when Redis is unreachable)."""
+        """Apply the changes waiting now, then run ``also``; returns how many changes (0 when
+        Redis is unreachable)."""
         try:
             changes = self.store.poll()
         except StorageError as exc:
             self.failures += 1
             log.warning("cannot read the shop's changes: %s", exc)
-            return 0
+            changes = []
         if changes:
             with self.lock:
                 self.store.dispatch(changes)
+        for hook in list(self.also):
+            try:
+                hook()
+            except StorageError as exc:  # what it had to send waits for the next time
+                self.failures += 1
+                log.warning("%s", exc)
         return len(changes)
 
     def start(self) -> None:

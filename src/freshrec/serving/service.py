@@ -70,7 +70,14 @@ class RecommendService:
         self.experiments = Experiments(engine.shop_store)
         if s.experiment_arms:
             self._settings_experiment(s.experiment_arms)
-        self.feedback = Feedback(s.feedback_max_responses, on_attributed=self.experiments.record)
+        # scale-out: responses and counters shared with the other replicas, synced by the
+        # replica's poller (``engine.periodic``); embedded: this process's only
+        remote = engine.feedback_remote
+        self.feedback = Feedback(
+            s.feedback_max_responses, on_attributed=self.experiments.record, remote=remote
+        )
+        if remote is not None:
+            engine.periodic.append(self.feedback.sync)
         engine.ingest_listeners.append(self.feedback.observe)
         self.budget = s.recommend_budget_ms / 1000.0
         self.pool = concurrent.futures.ThreadPoolExecutor(
@@ -118,6 +125,8 @@ class RecommendService:
     def close(self) -> None:
         if self.feedback.observe in self.engine.ingest_listeners:
             self.engine.ingest_listeners.remove(self.feedback.observe)
+        if self.feedback.remote is not None and self.feedback.sync in self.engine.periodic:
+            self.engine.periodic.remove(self.feedback.sync)
         self.pool.shutdown(wait=False, cancel_futures=True)
 
     # -- one request ---------------------------------------------------------------------------
