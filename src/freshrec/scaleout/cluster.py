@@ -162,7 +162,11 @@ class ClusterEngine(LogIngest):
 
     @property
     def model_version(self) -> str:
-        return "redis-" + ".".join(str(v) for v in self.partition_versions)
+        """ "live", as an embedded engine says before any promotion: a replica serves the
+        models the workers are learning (no version is promoted in scale-out mode). The
+        partitions' publication versions, which move every second, are in ``models_info`` and
+        ``versions`` -- not here, where attribution would count each one apart."""
+        return "live"
 
     @property
     def ready(self) -> bool:
