@@ -157,17 +157,23 @@ class PartitionRunner:
         self.counter = UserEvents()
         self.store = RedisSnapshotStore(self.redis, log_.prefix, partition, background=True)
         e = self.engine
+        # the embedded engine's watchers (the drift monitor, when drift_detection is on) run
+        # here too: detection and recalibration happen where the models learn. Not its model
+        # lifecycle (no versions are promoted in scale-out mode), nor the context popularity
+        # of cold start (not in the serving publication: docs/scale-out.md)
+        watchers = list(e.processor.watchers)
         self.processor = Processor(
             self.feed,
             e.state,
             e.models,
             e.lock,
             self.store,
-            [e.quality, self.counter],
+            [e.quality, *watchers, self.counter],
             settings.processor_batch_events,
             snapshot_every_events=2**62,  # snapshots are published by ``publish``, after effects
             snapshot_every_seconds=float("inf"),
             on_model_error=e.ensemble.disable,
+            watchers=watchers,
         )
         self.lease_ms = int(settings.worker_lease_seconds * 1000)
         self.done = -1  # global first offset of the last chunk whose effects are in Redis

@@ -278,3 +278,29 @@ def test_stream_is_trimmed_only_below_what_every_reader_needs(
     runner.publish(force=True)
     assert runner.trim() == 3  # all reflected in the snapshot and acknowledged
     assert runner.log.stream_length(0) == 0
+
+
+def test_workers_detect_drift_and_every_replica_lists_it(redis_prefix: str) -> None:
+    """The drift monitor runs in the partition's engine on the worker, as embedded: an abrupt
+    shift of the simulator is detected within 2,000 events, recalibrated, and listed."""
+    from freshrec.sim.scenarios import DriftScenario
+
+    settings = scaleout_settings(redis_prefix).model_copy(
+        update={"redis_partitions": 1, "live_eval_every": 100}
+    )
+    shift = 30_000
+    scenario = DriftScenario("abrupt", seed=4, shift_at=shift, span=10_000, n_shoppers=1000)
+    replica = ClusterEngine(settings)
+    try:
+        runner = held_runner(settings, 0, "worker-a")
+        for _ in range(0, 60_000, 5_000):
+            replica.ingest(scenario.take(5_000))
+            while chunks := runner.log.read_group(0, "worker-a", count=64):
+                runner.process(chunks)
+        listed = replica.drift_events()
+        assert listed, "no drift detected on the worker"
+        first = listed[0]
+        assert first["partition"] == 0 and shift <= first["at_event"] <= shift + 2_000, listed
+        assert "forget" in first["action"]
+    finally:
+        replica.close()
