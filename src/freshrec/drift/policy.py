@@ -6,7 +6,9 @@ Three moves, each a setting (1 = off):
   are scaled by ``forget`` -- an instant extra decay of ``log2(1 / forget)`` half-lives, so the
   events after the change outweigh everything before it sooner than the normal half-life would;
 - **shrink users**: the online MF's user factors are scaled by ``shrink_users`` (0 resets them):
-  stale profiles count less, the fold-in of the user's recent items more;
+  stale profiles count less, the fold-in of the user's recent items more -- except when the
+  detection says the *catalogue* changed (``new_items:category=…``: a category's items replaced
+  or renamed): the shoppers' tastes are what they were, so their profiles are kept;
 - **boost fast members**: the ensemble priors of the short-window members (``*_fast``) are
   multiplied by ``boost`` for ``boost_events`` events, then restored; the weights still follow
   live hit rates on top of the priors.
@@ -31,6 +33,9 @@ class Forgetful(Protocol):
     name: str
 
     def forget(self, factor: float) -> None: ...
+
+
+CATALOGUE_SIGNALS = ("new_items:category=",)  # a change of the catalogue, not of the shoppers
 
 
 class Recalibration:
@@ -63,8 +68,9 @@ class Recalibration:
         self._boost_until: int | None = None
         self._saved_priors: dict[str, float] = {}
 
-    def act(self, at_event: int) -> str:
-        """React to a detection at log offset ``at_event``; returns a description of the action."""
+    def act(self, at_event: int, signal: str = "") -> str:
+        """React to a detection on ``signal`` at log offset ``at_event``; returns a description
+        of the action. A catalogue signal (``CATALOGUE_SIGNALS``) leaves user factors alone."""
         if self.last_action is not None and at_event - self.last_action < self.cooldown_events:
             return "none (cooldown)"
         self.last_action = at_event
@@ -75,8 +81,11 @@ class Recalibration:
             names = ",".join(m.name for m in self.decayed)
             done.append(f"forget x{self.forget:g} ({names})")
         if self.mf is not None and self.shrink_users < 1:
-            self.mf.shrink_users(self.shrink_users)
-            done.append(f"shrink user factors x{self.shrink_users:g}")
+            if signal.startswith(CATALOGUE_SIGNALS):
+                done.append("user factors kept (catalogue change)")
+            else:
+                self.mf.shrink_users(self.shrink_users)
+                done.append(f"shrink user factors x{self.shrink_users:g}")
         if self.fast and self.boost > 1:
             if self._boost_until is None:
                 self._saved_priors = {n: self.ensemble.priors[n] for n in self.fast}

@@ -44,6 +44,27 @@ def test_policy_forgets_shrinks_boosts_then_restores() -> None:
     assert ens.priors["popularity_fast"] == 1.0 and ens.weights["popularity_fast"] == 0.5
 
 
+def test_policy_keeps_user_factors_when_the_catalogue_changed() -> None:
+    """A category's items renamed (new_items:category=...) is a catalogue change: forget and
+    boost as usual, but the shoppers' profiles stay; any other signal shrinks them."""
+    slow = DecayedPopularity(86_400.0)
+    (fast,) = fast_members(Settings(ensemble_fast_members={"popularity": 600.0}))
+    mf = OnlineMF(factors=4, seed=1)
+    batch = make_batch(items=[0, 1, 1], users=[0, 1, 0], ts=[0.0, 1.0, 2.0])
+    for m in (slow, fast, mf):
+        m.learn(batch)
+    ens = Ensemble([slow, fast], {"popularity": 1.0, "popularity_fast": 1.0})
+    pop, users = slow.raw_scores().copy(), mf.state_dict()["user_factors"].copy()
+    policy = Recalibration([slow, fast], mf, ens, ["popularity_fast"], 0.25, 0.5, 4.0, 100, 50)
+    action = policy.act(1000, "new_items:category=7")
+    assert "forget x0.25" in action and "boost popularity_fast" in action
+    assert "user factors kept (catalogue change)" in action and "shrink" not in action
+    np.testing.assert_allclose(slow.raw_scores(), 0.25 * pop)
+    np.testing.assert_array_equal(mf.state_dict()["user_factors"], users)
+    assert "shrink user factors x0.5" in policy.act(2000, "hit_rate:mf")
+    np.testing.assert_allclose(mf.state_dict()["user_factors"], 0.5 * users)
+
+
 class _Receiver(BaseHTTPRequestHandler):
     bodies: list[dict] = []
 
