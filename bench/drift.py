@@ -31,8 +31,8 @@ in 20 left the Taobao windows with about 50 tests each -- too few to read a 10 %
 
     python -m bench.drift [--quick] [--json PATH] [--streams taobao+remap,taobao]
 
-Not part of ``make bench`` (``bench/__main__.py``): about 20 minutes on an idle machine (the
-Taobao streams alone about 3).
+Not part of ``make bench`` (``bench/__main__.py``): about 20 minutes on an idle machine, 30
+under load (the Taobao streams alone about 5): the probe learns event by event.
 """
 
 from __future__ import annotations
