@@ -5,19 +5,34 @@ seasonal, stationary) and the Taobao user sample from ``../shared/data`` in time
 injected abrupt shift: from the midpoint on, the item ids of the most popular category are
 remapped to new ids (the same products under new names).
 
+A second Taobao stream, ``taobao (no remap)``, is the same events without the renaming: a placebo
+with the same midpoint. It shows what the recovery measure reads on that data when nothing was
+injected (the sample's own drift over its nine days), and every detection on it is a false alarm.
+
 Each stream runs twice through an in-memory engine with the same models: drift handling **on**
 (defaults: detectors and recalibration) and **off** (``drift_detection=False``). Quality is the
-ensemble's prequential HitRate@10 on one event in ``EVERY`` (test-then-learn, one target item:
-HitRate@10 = Recall@10), from live quality. Figures:
+ensemble's prequential HitRate@10 (test-then-learn, one target item: HitRate@10 = Recall@10) on
+*every* testable event, measured by a read-only probe (``Probe``): the engine's own live quality
+tests one event in ``EVERY`` as usual (it feeds the ensemble weights and the hit-rate detectors),
+and the probe tests every event whose user and item are known and that is not one of the user's
+recent items, with the ensemble as it stands before the event. The probe changes nothing the
+engine does (its own live tests are the same with and without it); it is there because one test
+in 20 left the Taobao windows with about 50 tests each -- too few to read a 10 % drop. Figures:
 
 - detection delay: events from the shift to the first detection (on);
-- false alarms: detections before the shift, and on the stationary stream, per 100,000 events;
+- false alarms: detections before the shift, and on the stationary and placebo streams (all of
+  them), per 100,000 events;
 - recovery: events after the shift until Recall@10 over a sliding window of ``WINDOW`` events is
-  back to 90 % of its level over the ``WINDOW`` events before the shift, on and off.
+  back to 90 % of its level over the ``WINDOW`` events before the shift, on and off;
+- for ``taobao+remap``, also against the placebo (``recovery_vs``): until Recall@10 over the
+  window is back at 90 % of the unrenamed stream's (drift handling off) over the same window;
+- Recall@10 over the ``AFTER`` events after the shift, on and off (the same events tested: what
+  drift handling gained or lost, without a threshold).
 
-    python -m bench.drift [--quick] [--json PATH]
+    python -m bench.drift [--quick] [--json PATH] [--streams taobao+remap,taobao]
 
-Not part of ``make bench`` (``bench/__main__.py``): about 10 minutes on an idle machine.
+Not part of ``make bench`` (``bench/__main__.py``): about 20 minutes on an idle machine, 30
+under load (the Taobao streams alone about 5): the probe learns event by event.
 """
 
 from __future__ import annotations
@@ -32,18 +47,23 @@ import numpy as np
 
 from bench import OUT_DIR, log, make_result, parser, report
 from freshrec import Engine
+from freshrec.engine.quality import LiveQuality
 from freshrec.sim.scenarios import DriftScenario
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "taobao-userbehavior"
-EVERY = 20  # live_eval_every: one tested event in this many
+EVERY = 20  # live_eval_every of the engine: one live test in this many events
+PROBE_EVERY = 1  # the figures' Recall@10: every testable event
 WINDOW = 5000  # events per recall window
+AFTER = 20_000  # events after the shift of the mean Recall@10 (on and off, the same tests)
 BATCH = 5000
 TAOBAO_TYPES = {"pv": "view", "fav": "favorite", "cart": "add_to_cart", "buy": "purchase"}
 
 
-def taobao_with_shift(limit: int | None = None) -> tuple[list[dict[str, Any]], int]:
+def taobao_with_shift(
+    limit: int | None = None, rename: bool = True
+) -> tuple[list[dict[str, Any]], int]:
     """The Taobao user sample in time order (its first ``limit`` events); the most popular
-    category's items renamed from the middle on."""
+    category's items renamed from the middle on (unless ``rename`` is false: the placebo)."""
     rows = []
     with (DATA / "userbehavior_user_sample.csv").open(newline="") as f:
         for user, item, category, kind, ts in csv.reader(f):
@@ -57,7 +77,7 @@ def taobao_with_shift(limit: int | None = None) -> tuple[list[dict[str, Any]], i
     top = max(counts, key=counts.__getitem__)
     events = []
     for n, (ts, user, item, category, kind) in enumerate(rows):
-        if n >= shift and category == top:
+        if rename and n >= shift and category == top:
             item = "renamed-" + item
         events.append(
             {
@@ -71,20 +91,39 @@ def taobao_with_shift(limit: int | None = None) -> tuple[list[dict[str, Any]], i
     return events, shift
 
 
+class Probe:
+    """A read-only monitor of the processor: the ensemble's Recall@10 on every ``every``-th
+    testable event, as the models stood before it. It feeds nothing back (no weights, no
+    detectors), so the engine runs exactly as without it."""
+
+    name = "bench_probe"
+
+    def __init__(self, engine: Engine, every: int = PROBE_EVERY) -> None:
+        q = engine.quality
+        top_k = {"ensemble": engine.recommender.top_k}
+        self.quality = LiveQuality(engine.state, top_k, engine.recommender.excluded, q.k, 1, every)
+        self.tested: list[tuple[int, bool]] = []
+
+    def due(self, first_offset: int, n: int) -> np.ndarray:
+        return self.quality.due(first_offset, n)
+
+    def observe(self, event: Any, offset: int) -> None:
+        if self.quality.test(event):
+            self.tested.append((offset, self.quality.last_hits()["ensemble"]))
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
+        pass
+
+
 def run(events: list[dict[str, Any]], on: bool) -> dict[str, Any]:
-    """Feed ``events`` through an engine; the tested events' offsets and hits, detections."""
+    """Feed ``events`` through an engine; the probe's tested offsets and hits, detections."""
     engine = Engine.open(None, live_eval_every=EVERY, drift_detection=on)
-    quality = engine.quality
-    tested: list[tuple[int, bool]] = []
-    observe = quality.observe
-
-    def recording(event: Any, offset: int) -> None:
-        before = quality.tests
-        observe(event, offset)
-        if quality.tests > before:
-            tested.append((offset, quality.last_hits()["ensemble"]))
-
-    quality.observe = recording  # type: ignore[method-assign]
+    probe = Probe(engine)
+    engine.processor.monitors.insert(0, probe)  # tests before the live tests of the same event
+    tested = probe.tested
     t = time.perf_counter()
     for i in range(0, len(events), BATCH):
         engine.ingest(events[i : i + BATCH])
@@ -125,49 +164,109 @@ def recovery(r: dict[str, Any], shift: int, n: int) -> tuple[float, int | str]:
     return level, "never" if dropped else "no drop"
 
 
+SCENARIOS = ("abrupt", "gradual", "new_category", "seasonal", "stationary")
+TAOBAO = ("taobao+remap", "taobao")
+PLACEBO = {"taobao"}  # no shift injected: recovery read at the midpoint, every detection false
+
+
+def streams_of(names: list[str], n: int, seed: int, quick: bool) -> list[tuple[str, list, int]]:
+    """``(name, events, midpoint)`` of the streams asked for, built only when asked."""
+    out: list[tuple[str, list, int]] = []
+    for name in names:
+        if name in SCENARIOS:
+            scenario = DriftScenario(name, seed=seed, shift_at=n // 2, span=n // 10, period=n)
+            out.append((name, scenario.take(n), n // 2))
+        elif not (DATA / "userbehavior_user_sample.csv").exists():
+            log(f"skipping {name}: {DATA} not found")
+        else:
+            events, at = taobao_with_shift(n if quick else None, rename=name == "taobao+remap")
+            out.append((name, events, at))
+    return out
+
+
+def recovery_vs(r: dict[str, Any], ref: dict[str, Any], shift: int, n: int) -> int | str:
+    """Like ``recovery``, against a run of the same stream without the shift: events after the
+    shift until Recall@10 over the last ``WINDOW`` events is back at 90 % of the reference's over
+    the same window (the data's own drift is then in both)."""
+    dropped = False
+    for end in range(shift + WINDOW // 5, n + 1, WINDOW // 10):
+        mine = r["hits"][(r["offsets"] >= max(shift, end - WINDOW)) & (r["offsets"] < end)]
+        theirs = ref["hits"][(ref["offsets"] >= max(shift, end - WINDOW)) & (ref["offsets"] < end)]
+        if mine.size < 40 or theirs.size < 40:
+            continue
+        if mine.mean() < 0.9 * theirs.mean():
+            dropped = True
+        elif dropped:
+            return end - shift
+    return "never" if dropped else "no drop"
+
+
+def mean_after(r: dict[str, Any], shift: int) -> float:
+    """Recall@10 over the ``AFTER`` events after the shift (both runs test the same events up to
+    the first detection, and nearly the same after it: a paired comparison)."""
+    inside = (r["offsets"] >= shift) & (r["offsets"] < shift + AFTER)
+    return float(r["hits"][inside].mean()) if inside.any() else float("nan")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = parser("Drift detection delay, false alarms and recovery, drift handling on vs off.")
+    p.add_argument(
+        "--streams",
+        default=",".join(SCENARIOS + TAOBAO),
+        help=f"comma-separated streams to run (default all: {','.join(SCENARIOS + TAOBAO)})",
+    )
     args = p.parse_args(argv)
+    names = [s.strip() for s in args.streams.split(",") if s.strip()]
+    if unknown := set(names) - set(SCENARIOS + TAOBAO):
+        p.error(f"unknown streams {sorted(unknown)}")
     logging.getLogger("freshrec").setLevel(logging.ERROR)  # detections are counted, not logged
     n = 40_000 if args.quick else 100_000
-    shift = n // 2
-    streams: list[tuple[str, list[dict[str, Any]], int | None]] = []
-    for kind in ("abrupt", "gradual", "new_category", "seasonal", "stationary"):
-        scenario = DriftScenario(kind, seed=args.seed, shift_at=shift, span=n // 10, period=n)
-        streams.append((kind, scenario.take(n), None if kind == "stationary" else shift))
-    if (DATA / "userbehavior_user_sample.csv").exists():
-        events, at = taobao_with_shift(n if args.quick else None)
-        streams.append(("taobao+remap", events, at))
-    else:
-        log(f"skipping Taobao: {DATA} not found")
-    rows, details = [], {}
-    for name, events, at in streams:
+    rows, details, runs = [], {}, {}
+    for name, events, mid in streams_of(names, n, args.seed, args.quick):
         log(f"{name}: {len(events)} events")
         on, off = run(events, True), run(events, False)
+        runs[name] = on, off, mid, len(events)
+        shifted = name not in ("stationary", *PLACEBO)
+        at = mid if shifted else None
         before = [d for d in on["detections"] if at is None or d < at]
         after = [d for d in on["detections"] if at is not None and d >= at]
         delay = after[0] - at if after and at is not None else None if at is None else "missed"
         row: dict[str, Any] = {
             "stream": name,
             "events": len(events),
-            "shift_at": at,
+            "shift_at": at if name != "taobao" else f"(none) {mid:,}",
             "detections": len(on["detections"]),
             "delay": delay,
             "false_alarms_per_100k": len(before) * 100_000 / (at or len(events)),
         }
-        if at is not None:
-            level, rec_on = recovery(on, at, len(events))
-            _, rec_off = recovery(off, at, len(events))
-            row.update(pre_recall=level, recovery_on=rec_on, recovery_off=rec_off)
+        if name != "stationary":
+            level, rec_on = recovery(on, mid, len(events))
+            _, rec_off = recovery(off, mid, len(events))
+            offsets = on["offsets"]
+            tests = int(((offsets >= mid - WINDOW) & (offsets < mid)).sum())
+            row.update(pre_recall=level, tests=tests, recovery_on=rec_on, recovery_off=rec_off)
+            row.update(after_on=mean_after(on, mid), after_off=mean_after(off, mid))
         row["seconds_on"], row["seconds_off"] = round(on["seconds"], 1), round(off["seconds"], 1)
         rows.append(row)
-        details[name] = {**row, "first_detections": on["detections"][:10]}
+        details[name] = {
+            **row,
+            "first_detections": list(zip(on["detections"][:10], on["signals"][:10], strict=True)),
+        }
+    if "taobao+remap" in runs and "taobao" in runs:  # against the same models without renaming
+        on, off, mid, count = runs["taobao+remap"]
+        placebo = runs["taobao"][1]
+        row = next(r for r in rows if r["stream"] == "taobao+remap")
+        row["vs_placebo_on"] = recovery_vs(on, placebo, mid, count)
+        row["vs_placebo_off"] = recovery_vs(off, placebo, mid, count)
+        details["taobao+remap"].update(vs_placebo_on=row["vs_placebo_on"])
+        details["taobao+remap"].update(vs_placebo_off=row["vs_placebo_off"])
     print(table(rows))
     abrupt = [r["delay"] for r in rows if r["stream"] in ("abrupt", "new_category", "taobao+remap")]
-    worst = max((d if isinstance(d, int) else float("inf")) for d in abrupt)
+    worst = max((d if isinstance(d, int) else float("inf")) for d in abrupt) if abrupt else 0
     headline = f"worst detection delay after an abrupt shift {worst:,.0f} events"
     result = make_result("drift", worst, headline, args.quick, {"streams": details})
-    return report(result, args.json or (OUT_DIR / "drift.json" if not args.quick else None))
+    full = not args.quick and names == list(SCENARIOS + TAOBAO)
+    return report(result, args.json or (OUT_DIR / "drift.json" if full else None))
 
 
 def _fmt(value: Any) -> str:
@@ -187,8 +286,13 @@ def table(rows: list[dict[str, Any]]) -> str:
         ("delay", "delay (events)"),
         ("false_alarms_per_100k", "false alarms /100k"),
         ("pre_recall", "Recall@10 before"),
+        ("tests", "tests in it"),
         ("recovery_on", "back to 90 %: on"),
         ("recovery_off", "off"),
+        ("vs_placebo_on", "vs no remap: on"),
+        ("vs_placebo_off", "off"),
+        ("after_on", "Recall@10 over 20k after: on"),
+        ("after_off", "off"),
     ]
     cells = [[h for _, h in cols]]
     for r in rows:

@@ -229,6 +229,13 @@ class Settings(BaseSettings):
     drift_shrink_users: float = Field(
         0.5, ge=0, le=1, description="On drift: scale MF user factors (0 = reset, 1 = off)."
     )
+    drift_history_weight: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="On drift (not a catalogue change): weight of a user's items from before it "
+        "as co-visitation sources, until the next detection (0 = ignore them, 1 = off).",
+    )
     drift_boost: float = Field(
         4.0, ge=1, description="On drift: multiply fast members' priors (1 = off)."
     )

@@ -145,7 +145,7 @@ class DriftMonitor:
 
     def _detected(self, signal: str, at_event: int, at_time: float) -> None:
         det = self.detectors[signal]
-        action = self.policy.act(at_event) if self.policy is not None else "none"
+        action = self.policy.act(at_event, signal, at_time) if self.policy is not None else "none"
         event = self.record.add(DriftEvent(det.kind, signal, at_event, at_time, action))
         log.warning(
             "drift detected by %s on %s at event %d (t=%.0f): %s",

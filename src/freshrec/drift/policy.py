@@ -1,12 +1,18 @@
 """What freshrec does when a drift detector fires: recalibrate towards recent data.
 
-Three moves, each a setting (1 = off):
+Four moves, each a setting (1 = off):
 
 - **forget**: every decayed model's stored weights (popularity, co-visitation, slow and fast)
   are scaled by ``forget`` -- an instant extra decay of ``log2(1 / forget)`` half-lives, so the
   events after the change outweigh everything before it sooner than the normal half-life would;
 - **shrink users**: the online MF's user factors are scaled by ``shrink_users`` (0 resets them):
-  stale profiles count less, the fold-in of the user's recent items more;
+  stale profiles count less, the fold-in of the user's recent items more -- except when the
+  detection says the *catalogue* changed (``new_items:category=…``: a category's items replaced
+  or renamed): the shoppers' tastes are what they were, so their profiles are kept;
+- **discount old history** (not on a catalogue change): co-visitation counts a user's items last
+  touched before the detection ``history`` times as sources of candidates (0: not at all; 1 =
+  off), until the next detection: the paths out of what shoppers looked at before a change of
+  tastes lead to the old tastes, and their items are still in every shopper's recent history;
 - **boost fast members**: the ensemble priors of the short-window members (``*_fast``) are
   multiplied by ``boost`` for ``boost_events`` events, then restored; the weights still follow
   live hit rates on top of the priors.
@@ -33,6 +39,9 @@ class Forgetful(Protocol):
     def forget(self, factor: float) -> None: ...
 
 
+CATALOGUE_SIGNALS = ("new_items:category=",)  # a change of the catalogue, not of the shoppers
+
+
 class Recalibration:
     """Applies the recalibration moves to the models and the ensemble; says what it did."""
 
@@ -47,9 +56,10 @@ class Recalibration:
         boost: float = 4.0,
         boost_events: int = 50_000,
         cooldown_events: int = 20_000,
+        history: float = 1.0,
     ) -> None:
-        if not 0 < forget <= 1 or not 0 <= shrink_users <= 1 or boost < 1:
-            raise ValueError("forget in (0, 1], shrink_users in [0, 1], boost >= 1")
+        if not 0 < forget <= 1 or not 0 <= shrink_users <= 1 or boost < 1 or not 0 <= history <= 1:
+            raise ValueError("forget in (0, 1], shrink_users and history in [0, 1], boost >= 1")
         self.decayed = list(decayed)
         self.mf = mf
         self.ensemble = ensemble
@@ -59,12 +69,16 @@ class Recalibration:
         self.boost = boost
         self.boost_events = boost_events
         self.cooldown_events = cooldown_events
+        self.history = history
         self.last_action: int | None = None
         self._boost_until: int | None = None
         self._saved_priors: dict[str, float] = {}
 
-    def act(self, at_event: int) -> str:
-        """React to a detection at log offset ``at_event``; returns a description of the action."""
+    def act(self, at_event: int, signal: str = "", at_time: float | None = None) -> str:
+        """React to a detection on ``signal`` at log offset ``at_event`` (event time
+        ``at_time``); returns a description of the action. A catalogue signal
+        (``CATALOGUE_SIGNALS``) leaves the shoppers' side alone: user factors and histories."""
+        catalogue = signal.startswith(CATALOGUE_SIGNALS)
         if self.last_action is not None and at_event - self.last_action < self.cooldown_events:
             return "none (cooldown)"
         self.last_action = at_event
@@ -75,8 +89,17 @@ class Recalibration:
             names = ",".join(m.name for m in self.decayed)
             done.append(f"forget x{self.forget:g} ({names})")
         if self.mf is not None and self.shrink_users < 1:
-            self.mf.shrink_users(self.shrink_users)
-            done.append(f"shrink user factors x{self.shrink_users:g}")
+            if catalogue:
+                done.append("user factors kept (catalogue change)")
+            else:
+                self.mf.shrink_users(self.shrink_users)
+                done.append(f"shrink user factors x{self.shrink_users:g}")
+        historic = [m for m in self.decayed if hasattr(m, "discount_history")]
+        if historic and self.history < 1 and at_time is not None and not catalogue:
+            for model in historic:
+                model.discount_history(at_time, self.history)  # type: ignore[attr-defined]
+            names = ",".join(m.name for m in historic)
+            done.append(f"history before the detection x{self.history:g} ({names})")
         if self.fast and self.boost > 1:
             if self._boost_until is None:
                 self._saved_priors = {n: self.ensemble.priors[n] for n in self.fast}

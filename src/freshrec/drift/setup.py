@@ -48,6 +48,7 @@ def build_monitor(
             boost=settings.drift_boost,
             boost_events=settings.drift_boost_events,
             cooldown_events=settings.drift_cooldown_events,
+            history=settings.drift_history_weight,
         )
     window = quality.window
 

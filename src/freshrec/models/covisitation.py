@@ -166,6 +166,10 @@ class CoVisitation(Model):
         self._nbw = np.zeros((0, neighbours), dtype=np.float32)
         self._n_items = 0
         self._local = threading.local()  # per-thread scratch of ``aggregate``
+        # drift hook: a user's items touched before ``_stale_before`` (event time) count
+        # ``_stale_weight`` times as sources (``discount_history``)
+        self._stale_before = -np.inf
+        self._stale_weight = 1.0
 
     def params(self) -> dict[str, float]:
         return {
@@ -262,8 +266,16 @@ class CoVisitation(Model):
     def _for_user(self, user: UserView) -> tuple[np.ndarray, np.ndarray]:
         found = user.memo.get(self.name)
         if found is None:
-            found = user.memo[self.name] = self.aggregate(user.recent_items, recency_weights(user))
+            found = user.memo[self.name] = self.aggregate(user.recent_items, self._sources(user))
         return found  # type: ignore[return-value]
+
+    def _sources(self, user: UserView) -> np.ndarray:
+        """Weight of each recent item as a source: ``recency_weights``, times the stale weight
+        for items last touched before a drift (``discount_history``)."""
+        w = recency_weights(user)
+        if self._stale_weight != 1.0 and user.recent_ts.shape[0] == w.shape[0]:
+            w = np.where(user.recent_ts < self._stale_before, self._stale_weight * w, w)
+        return w
 
     def score(self, user: UserView, candidates: np.ndarray) -> np.ndarray:
         items, scores = self._for_user(user)
@@ -290,7 +302,7 @@ class CoVisitation(Model):
 
     def explain(self, user: UserView, items: np.ndarray) -> list[dict[str, int | str]]:
         """``because_you_<what you did>`` naming the recent item that contributed most."""
-        source = self.top_sources(user.recent_items, recency_weights(user), items)
+        source = self.top_sources(user.recent_items, self._sources(user), items)
         out: list[dict[str, int | str]] = []
         for s in source.tolist():
             if s < 0:
@@ -312,17 +324,20 @@ class CoVisitation(Model):
 
     def state_dict(self) -> dict[str, np.ndarray]:
         n = self._n_items
-        return {
-            "nbr": self._nbr[:n],
-            "nbw": self._nbw[:n],
-            "t_ref": self._clock.state(),
-        }
+        arrays = {"nbr": self._nbr[:n], "nbw": self._nbw[:n], "t_ref": self._clock.state()}
+        if self._stale_weight != 1.0:  # only while a discount is on (its time is then finite)
+            arrays["stale"] = np.asarray([self._stale_before, self._stale_weight])
+        return arrays
 
     def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
         self._nbr = arrays["nbr"].astype(np.int32, copy=True)
         self._nbw = arrays["nbw"].astype(np.float32, copy=True)
         self._n_items = self._nbr.shape[0]
         self._clock.load(arrays["t_ref"])
+        stale = arrays.get("stale")  # absent: no discount on (or a snapshot from before it)
+        self._stale_before, self._stale_weight = (
+            (-np.inf, 1.0) if stale is None else (float(stale[0]), float(stale[1]))
+        )
 
     # -- drift hooks (freshrec.drift.policy) -------------------------------------------------
     def forget(self, factor: float) -> None:
@@ -331,6 +346,15 @@ class CoVisitation(Model):
         if not 0.0 < factor <= 1.0:
             raise ValueError(f"factor must be in (0, 1], got {factor!r}")
         self._nbw[: self._n_items] *= factor
+
+    def discount_history(self, before: float, factor: float) -> None:
+        """From now on, a user's recent items last touched before event time ``before`` count
+        ``factor`` in [0, 1] times as sources (0: not at all): after a change of tastes the
+        paths out of what shoppers looked at before it lead to the old tastes. It lasts until a
+        later call; items touched again after ``before`` count fully."""
+        if not 0.0 <= factor <= 1.0:
+            raise ValueError(f"factor must be in [0, 1], got {factor!r}")
+        self._stale_before, self._stale_weight = float(before), float(factor)
 
 
 REASON_BY_TYPE = {

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from freshrec import Engine
 from freshrec.drift import Alerts, DriftEvent, Recalibration
 from freshrec.drift.windows import fast_members
-from freshrec.models import DecayedPopularity, OnlineMF
+from freshrec.models import CoVisitation, DecayedPopularity, OnlineMF
 from freshrec.models.ensemble import Ensemble
 from freshrec.serving import create_app
 from freshrec.settings import Settings
@@ -42,6 +42,40 @@ def test_policy_forgets_shrinks_boosts_then_restores() -> None:
     assert ens.priors["popularity_fast"] == 4.0
     policy.tick(1100)
     assert ens.priors["popularity_fast"] == 1.0 and ens.weights["popularity_fast"] == 0.5
+
+
+def test_policy_keeps_user_factors_when_the_catalogue_changed() -> None:
+    """A category's items renamed (new_items:category=...) is a catalogue change: forget and
+    boost as usual, but the shoppers' profiles stay; any other signal shrinks them."""
+    slow = DecayedPopularity(86_400.0)
+    (fast,) = fast_members(Settings(ensemble_fast_members={"popularity": 600.0}))
+    mf = OnlineMF(factors=4, seed=1)
+    batch = make_batch(items=[0, 1, 1], users=[0, 1, 0], ts=[0.0, 1.0, 2.0])
+    for m in (slow, fast, mf):
+        m.learn(batch)
+    ens = Ensemble([slow, fast], {"popularity": 1.0, "popularity_fast": 1.0})
+    pop, users = slow.raw_scores().copy(), mf.state_dict()["user_factors"].copy()
+    policy = Recalibration([slow, fast], mf, ens, ["popularity_fast"], 0.25, 0.5, 4.0, 100, 50)
+    action = policy.act(1000, "new_items:category=7")
+    assert "forget x0.25" in action and "boost popularity_fast" in action
+    assert "user factors kept (catalogue change)" in action and "shrink" not in action
+    np.testing.assert_allclose(slow.raw_scores(), 0.25 * pop)
+    np.testing.assert_array_equal(mf.state_dict()["user_factors"], users)
+    assert "shrink user factors x0.5" in policy.act(2000, "hit_rate:mf")
+    np.testing.assert_allclose(mf.state_dict()["user_factors"], 0.5 * users)
+
+
+def test_policy_discounts_old_history_on_a_change_of_tastes_only() -> None:
+    cv = CoVisitation(neighbours=8)
+    cv.learn(make_batch(items=[1, 2], prev_items=[[0], [1]], ts=[0.0, 1.0]))
+    ens = Ensemble([cv], {"covisitation": 1.0})
+    policy = Recalibration([cv], None, ens, forget=1.0, cooldown_events=10, history=0.0)
+    action = policy.act(100, "new_items:category=3", at_time=5.0)
+    assert "history" not in action and "stale" not in cv.state_dict()  # catalogue: kept
+    action = policy.act(200, "popularity_hit", at_time=9.0)
+    assert "history before the detection x0 (covisitation)" in action
+    np.testing.assert_array_equal(cv.state_dict()["stale"], [9.0, 0.0])
+    assert "history" not in Recalibration([cv], None, ens, history=1.0).act(1, "x", 1.0)
 
 
 class _Receiver(BaseHTTPRequestHandler):

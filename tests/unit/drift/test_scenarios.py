@@ -70,4 +70,7 @@ def test_renamed_items_of_one_category_are_detected_within_2000_events() -> None
     found = [e for e in engine.drift_events() if e.at_event >= SHIFT]
     assert found and found[0].at_event <= SHIFT + 2000, engine.drift_events()
     assert not [e for e in engine.drift_events() if e.at_event < SHIFT]
+    # a catalogue change: the policy forgets and boosts but keeps the shoppers' profiles
+    assert found[0].signal.startswith("new_items:category="), found[0]
+    assert "forget" in found[0].action and "user factors kept" in found[0].action
     engine.close()

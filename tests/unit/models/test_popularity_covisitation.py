@@ -3,8 +3,10 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from freshrec.models import CoVisitation, DecayedPopularity, ForwardDecay
+from freshrec.state import UserView
 from freshrec.testing import make_batch
 
 
@@ -121,3 +123,37 @@ def test_cached_top_list_matches_a_full_sort_as_events_arrive() -> None:
         positive = np.flatnonzero(scores > 0)
         expected = positive[np.lexsort((positive, -scores[positive]))][:1000]
         assert got.tolist() == expected.tolist()
+
+
+def test_discount_history_drops_sources_touched_before_a_drift() -> None:
+    cv = CoVisitation(neighbours=8, backward_weight=0.0)
+    # old taste: 0 -> 1; new taste: 5 -> 6
+    cv.learn(make_batch(items=[1, 1, 6], prev_items=[[0], [0], [5]], ts=[0.0, 1.0, 50.0]))
+
+    def user() -> UserView:  # looked at 5 just now (t=60), at 0 long ago (t=1)
+        return UserView(
+            0,
+            np.array([5, 0], dtype=np.int32),
+            np.zeros(2, dtype=np.int8),
+            np.zeros(2, dtype=bool),
+            recent_ts=np.array([60.0, 1.0]),
+        )
+
+    assert cv.candidates(user(), 2).tolist() == [6, 1]  # both sources count
+    cv.discount_history(before=40.0, factor=0.0)
+    items, scores = cv._for_user(user())  # item 0 (t=1 < 40) gives nothing any more
+    assert items.tolist() == [1, 6] and scores.tolist() == [0.0, 1.0]
+    cv.discount_history(before=40.0, factor=0.5)
+    items, scores = cv._for_user(user())
+    assert items.tolist() == [1, 6]
+    np.testing.assert_allclose(scores, [0.5 / np.sqrt(2), 1.0])
+    # the discount is part of the model's parameters: snapshots and rollbacks carry it
+    restored = CoVisitation(neighbours=8, backward_weight=0.0)
+    restored.load_state_dict(cv.state_dict())
+    np.testing.assert_allclose(restored._for_user(user())[1], scores)
+    restored.check_finite()
+    # without a discount nothing is stored (no -inf time among the parameters)
+    assert "stale" not in CoVisitation().state_dict()
+    CoVisitation().check_finite()
+    with pytest.raises(ValueError):
+        cv.discount_history(0.0, 1.5)
