@@ -57,15 +57,35 @@ class Settings(BaseSettings):
         3 * 86_400.0, gt=0, description="Event-time half-life of popularity."
     )
     covis_half_life_seconds: float = Field(
-        30 * 86_400.0, gt=0, description="Event-time half-life of co-visitation."
+        60 * 86_400.0, gt=0, description="Event-time half-life of co-visitation."
     )
     covis_neighbours: int = Field(256, ge=1, le=1024, description="Partners kept per item.")
     covis_backward_weight: float = Field(0.5, ge=0, description="Weight of 'j then r' links.")
+    covis_row_exponent: float = Field(
+        0.75,
+        ge=0,
+        le=1,
+        description="A partner's weight is divided by its row's total to this power (1: rows "
+        "sum to 1; lower: a busy item's partners count for more).",
+    )
+    covis_source_exponent: float = Field(
+        1.0,
+        ge=0,
+        description="The user's recent item at position p (0 = latest) weighs (1 + p) to minus "
+        "this when co-visitation gathers candidates.",
+    )
     mf_factors: int = Field(64, ge=1, le=1024, description="Latent factors of the online MF.")
     mf_learning_rate: float = Field(0.08, gt=0, le=1, description="SGD step of the online MF.")
     mf_regularization: float = Field(0.01, ge=0, le=1, description="L2 penalty of the online MF.")
     mf_loss: Literal["bpr", "isgd", "isgd_neg"] = Field("bpr", description="Online MF loss.")
     mf_negatives: int = Field(4, ge=0, le=64, description="Sampled negatives per positive event.")
+    mf_negative_candidates: int = Field(
+        2,
+        ge=1,
+        le=16,
+        description="Items drawn per negative; the one the user scores highest is used "
+        "(1: no selection).",
+    )
     mf_recent_mix: float = Field(
         0.7, ge=0, le=1, description="Share of the recent-items fold-in in the user vector."
     )

@@ -34,7 +34,11 @@ def fast_members(settings: Settings) -> list[Model]:
             model = DecayedPopularity(half_life)
         else:
             model = CoVisitation(
-                settings.covis_neighbours, settings.covis_backward_weight, half_life
+                settings.covis_neighbours,
+                settings.covis_backward_weight,
+                half_life,
+                row_exponent=settings.covis_row_exponent,
+                source_exponent=settings.covis_source_exponent,
             )
         model.name = kind + SUFFIX
         members.append(model)

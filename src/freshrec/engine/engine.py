@@ -88,6 +88,8 @@ class Engine(LogIngest):
             settings.covis_neighbours,
             settings.covis_backward_weight,
             settings.covis_half_life_seconds,
+            row_exponent=settings.covis_row_exponent,
+            source_exponent=settings.covis_source_exponent,
         )
         self.lock = threading.RLock()
         snapshots = (
@@ -101,6 +103,7 @@ class Engine(LogIngest):
             regularization=settings.mf_regularization,
             loss=settings.mf_loss,
             negatives=settings.mf_negatives,
+            negative_candidates=settings.mf_negative_candidates,
             recent_mix=settings.mf_recent_mix,
             seed=settings.mf_seed,
         )

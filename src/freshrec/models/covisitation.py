@@ -12,6 +12,12 @@ all taken replaces the weakest of them and inherits its weight (the Space-Saving
 probe window), so frequent pairs are kept while memory stays ``items x neighbours`` and a
 learning step costs at most ``probes`` comparisons however wide the rows are.
 
+A user's candidates are the partners of their recent items: the recent item at position ``p``
+(0 = the latest) weighs ``(1 + p) ** -source_exponent`` (doubled inside the current session),
+and a partner's weight in a row is divided by the row's total to the power ``row_exponent``
+(1 would make every row sum to 1, so an item met once would speak as loudly as one met a
+thousand times; below 1 the busier rows count for more).
+
 >>> from freshrec.testing import make_batch
 >>> cv = CoVisitation(neighbours=4)
 >>> cv.learn(make_batch(items=[0, 1, 2], prev_items=[[], [0], [1, 0]]))
@@ -83,8 +89,18 @@ _STAMP_MAX = 2**31 - 2
 
 
 @numba.njit(cache=True, nogil=True)
-def _accumulate(nbr, nbw, sources, weights, mark, slot, stamp, items, acc):  # pragma: no cover
-    """Sum ``weights[s]`` times each partner's share of source ``s``'s row into ``acc``; each
+def _power(total, exponent):  # pragma: no cover - compiled
+    """``total ** exponent`` in float64, without the power when the exponent is 1."""
+    t = np.float64(total)
+    return t if exponent == 1.0 else t**exponent
+
+
+@numba.njit(cache=True, nogil=True)
+def _accumulate(
+    nbr, nbw, sources, weights, rexp, mark, slot, stamp, items, acc
+):  # pragma: no cover
+    """Sum ``weights[s]`` times each partner's weight over source ``s``'s row total to the
+    power ``rexp`` (1: its share of the row) into ``acc``; each
     partner met is listed once in ``items`` (in order of first sight, its sum in
     ``acc[slot[j]]``). ``mark[j] == stamp`` says ``j`` was met in this call: the scratch arrays
     are never cleared. Returns the number of partners."""
@@ -95,7 +111,7 @@ def _accumulate(nbr, nbw, sources, weights, mark, slot, stamp, items, acc):  # p
         total = np.float32(0.0)
         for c in range(width):
             total += nbw[r, c]
-        scale = weights[s] / total if total > 0 else 0.0
+        scale = weights[s] / _power(total, rexp) if total > 0 else 0.0
         for c in range(width):
             j = nbr[r, c]
             if j < 0:
@@ -111,7 +127,7 @@ def _accumulate(nbr, nbw, sources, weights, mark, slot, stamp, items, acc):  # p
 
 
 @numba.njit(cache=True, nogil=True)
-def _top_sources(nbr, nbw, n_items, sources, weights, items):  # pragma: no cover - compiled
+def _top_sources(nbr, nbw, n_items, sources, weights, rexp, items):  # pragma: no cover - compiled
     """For each of ``items``, the index of the source contributing most to it (-1: none)."""
     order = np.argsort(items)
     ordered = items[order]
@@ -125,7 +141,7 @@ def _top_sources(nbr, nbw, n_items, sources, weights, items):  # pragma: no cove
         total = np.float32(0.0)
         for c in range(width):
             total += nbw[r, c]
-        scale = weights[s] / total if total > 0 else 0.0
+        scale = weights[s] / _power(total, rexp) if total > 0 else 0.0
         for c in range(width):
             j = nbr[r, c]
             if j < 0:
@@ -150,15 +166,21 @@ class CoVisitation(Model):
         self,
         neighbours: int = 256,
         backward_weight: float = 0.5,
-        half_life_seconds: float = 30 * 86_400.0,
+        half_life_seconds: float = 60 * 86_400.0,
         probes: int = 16,
         distance_exponent: float = 0.5,
+        row_exponent: float = 0.75,
+        source_exponent: float = 1.0,
     ) -> None:
         if neighbours < 1 or probes < 1 or distance_exponent < 0:
             raise ValueError("neighbours and probes must be >= 1, distance_exponent >= 0")
+        if not 0 <= row_exponent <= 1 or source_exponent < 0:
+            raise ValueError("row_exponent must be in [0, 1] and source_exponent >= 0")
         self.neighbours = neighbours
         self.probes = min(probes, neighbours)
         self.distance_exponent = distance_exponent
+        self.row_exponent = float(row_exponent)
+        self.source_exponent = float(source_exponent)
         self.backward_weight = backward_weight
         self.half_life_seconds = half_life_seconds
         self._clock = ForwardDecay(half_life_seconds)
@@ -178,6 +200,8 @@ class CoVisitation(Model):
             "half_life_seconds": self.half_life_seconds,
             "probes": self.probes,
             "distance_exponent": self.distance_exponent,
+            "row_exponent": self.row_exponent,
+            "source_exponent": self.source_exponent,
         }
 
     def learn(self, batch: Batch) -> None:
@@ -201,11 +225,16 @@ class CoVisitation(Model):
             self.distance_exponent,
         )
 
-    def neighbours_of(self, items: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Partners of each item (-1 padded) and their weights normalised per row (sum 1)."""
+    def neighbours_of(
+        self, items: np.ndarray, exponent: float = 1.0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Partners of each item (-1 padded) and their weights over the row's total to the power
+        ``exponent`` (1: normalised per row, summing to 1)."""
         nbr = self._nbr[items]
         nbw = self._nbw[items]
         total = nbw.sum(axis=1, keepdims=True)
+        if exponent != 1.0:
+            total = total**exponent
         # weights are >= 0: a row summing to 0 is all zeros, and stays so
         return nbr, nbw / np.maximum(total, np.finfo(np.float32).tiny)
 
@@ -213,7 +242,8 @@ class CoVisitation(Model):
         self, sources: np.ndarray, source_weights: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Candidates reached from ``sources`` (item indices), sorted, and their scores: the
-        sum over sources of the source's weight times the partner's share of its row."""
+        sum over sources of the source's weight times the partner's weight over the row's total
+        to the power ``row_exponent`` (1: the partner's share of the row)."""
         known = sources < self._n_items
         if not known.any():
             return np.zeros(0, dtype=np.int32), np.zeros(0)
@@ -225,6 +255,7 @@ class CoVisitation(Model):
             self._nbw,
             sources[known].astype(np.int64),
             np.asarray(source_weights, dtype=np.float64)[known],
+            self.row_exponent,
             mark,
             slot,
             stamp,
@@ -260,6 +291,7 @@ class CoVisitation(Model):
             self._n_items,
             sources.astype(np.int64),
             np.asarray(source_weights, dtype=np.float64),
+            self.row_exponent,
             items.astype(np.int64),
         )
 
@@ -272,7 +304,7 @@ class CoVisitation(Model):
     def _sources(self, user: UserView) -> np.ndarray:
         """Weight of each recent item as a source: ``recency_weights``, times the stale weight
         for items last touched before a drift (``discount_history``)."""
-        w = recency_weights(user)
+        w = recency_weights(user, self.source_exponent)
         if self._stale_weight != 1.0 and user.recent_ts.shape[0] == w.shape[0]:
             w = np.where(user.recent_ts < self._stale_before, self._stale_weight * w, w)
         return w
@@ -367,8 +399,9 @@ REASON_BY_TYPE = {
 }
 
 
-def recency_weights(user: UserView) -> np.ndarray:
-    """Weight of each recent item as a source: 1/sqrt(1+position), doubled inside the session."""
+def recency_weights(user: UserView, exponent: float = 1.0) -> np.ndarray:
+    """Weight of each recent item as a source: ``(1 + position) ** -exponent``, doubled inside
+    the session."""
     n = user.recent_items.shape[0]
-    w = 1.0 / np.sqrt(1.0 + np.arange(n))
+    w = (1.0 + np.arange(n)) ** -exponent
     return np.where(user.in_session, 2.0 * w, w)

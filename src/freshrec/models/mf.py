@@ -121,6 +121,28 @@ def _pairwise(P, Q, u, i, j, s, reg):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _negative(P, Q, u, i, rng, pool, n_pool, recent, tries):  # pragma: no cover - compiled
+    """One negative for user ``u`` (positive ``i``): of ``tries`` items drawn, the one ``u``
+    scores highest (the hardest), never ``i``; -1 if every draw was ``i``."""
+    best = -1
+    best_x = np.float32(-np.inf)
+    for _ in range(tries):
+        r = _below(rng, n_pool)
+        j = pool[r] if recent else r
+        if j == i:
+            continue
+        if tries == 1:
+            return j
+        x = np.float32(0.0)
+        for f in range(P.shape[1]):
+            x += P[u, f] * Q[j, f]
+        if best < 0 or x > best_x:
+            best = j
+            best_x = x
+    return best
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _learn(
     users,
     items,
@@ -138,6 +160,7 @@ def _learn(
     negatives,
     recent,
     dirty,
+    tries,
 ):  # pragma: no cover - compiled
     """SGD over the events in order; False as soon as a prediction is not finite.
 
@@ -161,9 +184,8 @@ def _learn(
         n_pool = min(meta[1], R) if recent else meta[0]
         if loss != _ISGD and n_pool > 0:
             for _ in range(negatives):
-                r = _below(rng, n_pool)
-                j = pool[r] if recent else r
-                if j == i:
+                j = _negative(P, Q, u, i, rng, pool, n_pool, recent, tries)
+                if j < 0:
                     continue
                 dirty[j] = True
                 if loss == _BPR:
@@ -198,6 +220,7 @@ class OnlineMF(Model):
         regularization: float = 0.01,
         loss: str = "bpr",
         negatives: int = 4,
+        negative_candidates: int = 2,
         sampling: str = "uniform",
         pool_size: int = 10_000,
         weight_cap: float = 4.0,
@@ -210,6 +233,7 @@ class OnlineMF(Model):
         _number("regularization", regularization, zero=True)
         _choice("loss", loss, LOSSES)
         _number("negatives", negatives, integer=True, zero=loss == "isgd")
+        _number("negative_candidates", negative_candidates, integer=True)
         _choice("sampling", sampling, SAMPLING)
         _number("pool_size", pool_size, integer=True)
         _number("weight_cap", weight_cap)
@@ -221,6 +245,7 @@ class OnlineMF(Model):
         self.regularization = float(regularization)
         self.loss = loss
         self.negatives = int(negatives)
+        self.negative_candidates = int(negative_candidates)
         self.sampling = sampling
         self.pool_size = int(pool_size)
         self.weight_cap = float(weight_cap)
@@ -245,6 +270,7 @@ class OnlineMF(Model):
             "regularization": self.regularization,
             "loss": self.loss,
             "negatives": self.negatives,
+            "negative_candidates": self.negative_candidates,
             "sampling": self.sampling,
             "pool_size": self.pool_size,
             "weight_cap": self.weight_cap,
@@ -293,6 +319,7 @@ class OnlineMF(Model):
             self.negatives,
             self.sampling == "recent",
             self._q8.dirty,
+            self.negative_candidates,
         )
         if not ok:
             raise ModelError(f"{self.name}: non-finite factors while learning (diverged)")

@@ -36,8 +36,9 @@ def learned(n: int = 3000, parts: int = 1, **params: Any) -> OnlineMF:
 
 @pytest.mark.parametrize("loss", ["isgd", "isgd_neg", "bpr"])
 @pytest.mark.parametrize("sampling", ["uniform", "recent"])
-def test_learns_a_checkerboard_of_tastes(loss: str, sampling: str) -> None:
-    model = learned(loss=loss, sampling=sampling)
+@pytest.mark.parametrize("candidates", [1, 2, 4])
+def test_learns_a_checkerboard_of_tastes(loss: str, sampling: str, candidates: int) -> None:
+    model = learned(loss=loss, sampling=sampling, negative_candidates=candidates)
     for user in range(20):
         top, scores = model.top_k(view(user), 5)
         assert (top // GROUP_ITEMS == user % 2).all(), (user, top)
@@ -176,6 +177,8 @@ def test_load_rejects_foreign_shapes() -> None:
         ("regularization", -0.1),
         ("loss", "warp"),
         ("negatives", 0),
+        ("negative_candidates", 0),
+        ("negative_candidates", 1.5),
         ("sampling", "popular"),
         ("pool_size", 0),
         ("weight_cap", float("inf")),
@@ -194,3 +197,16 @@ def test_params_recreate_the_model() -> None:
     model = OnlineMF(factors=16, loss="isgd", negatives=0, seed=3)
     assert OnlineMF(**model.params()).params() == model.params()
     assert model.params()["loss"] == "isgd" and model.name == "mf"
+
+
+def test_the_negative_is_the_drawn_item_the_user_scores_highest() -> None:
+    model = OnlineMF(factors=2, negatives=1, negative_candidates=16, seed=1)
+    model.learn(make_batch(items=[0, 1, 2], users=[1, 1, 1]))  # three items seen
+    arrays = model.state_dict()
+    arrays["user_factors"][0] = [1.0, 0.0]
+    arrays["item_factors"][:] = [[0.0, 1.0], [1.0, 0.0], [-1.0, 0.0]]  # user 0 likes item 1
+    model.load_state_dict({k: v.copy() for k, v in arrays.items()})
+    model.learn(make_batch(items=[0], users=[0]))
+    after = model.state_dict()["item_factors"]
+    assert not np.array_equal(after[1], arrays["item_factors"][1])  # the hard one was pushed
+    np.testing.assert_array_equal(after[2], arrays["item_factors"][2])  # the easy one was not

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from freshrec.models import CoVisitation, DecayedPopularity, ForwardDecay
+from freshrec.models.covisitation import recency_weights
 from freshrec.state import UserView
 from freshrec.testing import make_batch
 
@@ -69,7 +70,7 @@ def test_space_saving_keeps_heavy_partners_in_a_full_row() -> None:
 
 
 def test_aggregate_names_the_strongest_source() -> None:
-    cv = CoVisitation(neighbours=8, backward_weight=0.0)
+    cv = CoVisitation(neighbours=8, backward_weight=0.0, row_exponent=1.0)
     cv.learn(make_batch(items=[1, 2, 2, 2], prev_items=[[0], [5], [5], [5]]))
     sources, weights = np.array([0, 5], dtype=np.int32), np.array([1.0, 0.5])
     items, scores = cv.aggregate(sources, weights)
@@ -93,7 +94,7 @@ def test_compiled_aggregation_matches_a_plain_reading_of_the_rows() -> None:
     for s, (src, w) in enumerate(zip(sources.tolist(), weights.tolist(), strict=True)):
         if src >= n:
             continue
-        partners, shares = cv.neighbours_of(np.array([src]))
+        partners, shares = cv.neighbours_of(np.array([src]), cv.row_exponent)
         for j, share in zip(partners[0].tolist(), shares[0].tolist(), strict=True):
             if j < 0:
                 continue
@@ -126,7 +127,9 @@ def test_cached_top_list_matches_a_full_sort_as_events_arrive() -> None:
 
 
 def test_discount_history_drops_sources_touched_before_a_drift() -> None:
-    cv = CoVisitation(neighbours=8, backward_weight=0.0)
+    # rows summing to 1 and sources 1/sqrt(1 + position): the figures below are that arithmetic
+    plain = {"row_exponent": 1.0, "source_exponent": 0.5}
+    cv = CoVisitation(neighbours=8, backward_weight=0.0, **plain)
     # old taste: 0 -> 1; new taste: 5 -> 6
     cv.learn(make_batch(items=[1, 1, 6], prev_items=[[0], [0], [5]], ts=[0.0, 1.0, 50.0]))
 
@@ -148,7 +151,7 @@ def test_discount_history_drops_sources_touched_before_a_drift() -> None:
     assert items.tolist() == [1, 6]
     np.testing.assert_allclose(scores, [0.5 / np.sqrt(2), 1.0])
     # the discount is part of the model's parameters: snapshots and rollbacks carry it
-    restored = CoVisitation(neighbours=8, backward_weight=0.0)
+    restored = CoVisitation(neighbours=8, backward_weight=0.0, **plain)
     restored.load_state_dict(cv.state_dict())
     np.testing.assert_allclose(restored._for_user(user())[1], scores)
     restored.check_finite()
@@ -157,3 +160,35 @@ def test_discount_history_drops_sources_touched_before_a_drift() -> None:
     CoVisitation().check_finite()
     with pytest.raises(ValueError):
         cv.discount_history(0.0, 1.5)
+
+
+def test_row_exponent_below_one_lets_a_busy_item_speak_louder() -> None:
+    # item 0 was followed once by item 1; item 5 three times by item 2 and once by item 3
+    batch = make_batch(items=[1, 2, 2, 2, 3], prev_items=[[0], [5], [5], [5], [5]])
+    sources, weights = np.array([0, 5], dtype=np.int32), np.array([1.0, 1.0])
+    scores = {}
+    for exponent in (1.0, 0.5):
+        cv = CoVisitation(neighbours=8, backward_weight=0.0, row_exponent=exponent)
+        cv.learn(batch)
+        items, found = cv.aggregate(sources, weights)
+        scores[exponent] = dict(zip(items.tolist(), found.tolist(), strict=True))
+    assert scores[1.0][1] > scores[1.0][2]  # rows sum to 1: the rare item's one partner leads
+    np.testing.assert_allclose([scores[0.5][1], scores[0.5][2]], [1.0, 1.5])
+    # similar() stays a distribution over the row, whatever the exponent
+    assert np.isclose(cv.similar(5, 5)[1].sum(), 1.0)
+
+
+@pytest.mark.parametrize("exponent", [0.5, 1.0])
+def test_recent_items_weigh_less_with_their_position(exponent: float) -> None:
+    items = np.array([7, 3, 9], dtype=np.int32)
+    user = UserView(0, items, np.zeros(3, np.int8), np.array([True, False, False]))
+    expected = (1.0 + np.arange(3)) ** -exponent * np.array([2.0, 1.0, 1.0])
+    np.testing.assert_allclose(recency_weights(user, exponent), expected)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("row_exponent", 1.5), ("row_exponent", -0.1), ("source_exponent", -1)]
+)
+def test_invalid_exponents_are_refused(name: str, value: float) -> None:
+    with pytest.raises(ValueError, match=name):
+        CoVisitation(**{name: value})  # type: ignore[arg-type]
