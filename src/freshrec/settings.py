@@ -79,12 +79,12 @@ class Settings(BaseSettings):
     mf_regularization: float = Field(0.01, ge=0, le=1, description="L2 penalty of the online MF.")
     mf_loss: Literal["bpr", "isgd", "isgd_neg"] = Field("bpr", description="Online MF loss.")
     mf_negatives: int = Field(4, ge=0, le=64, description="Sampled negatives per positive event.")
-    mf_negative_candidates: int = Field(
+    mf_negative_oversampling: int = Field(
         2,
         ge=1,
         le=16,
-        description="Items drawn per negative; the one the user scores highest is used "
-        "(1: no selection).",
+        description="The online MF draws this many times mf_negatives items per positive event "
+        "and learns from the mf_negatives it scores highest (1: every draw, plain sampling).",
     )
     mf_recent_mix: float = Field(
         0.7, ge=0, le=1, description="Share of the recent-items fold-in in the user vector."

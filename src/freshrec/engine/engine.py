@@ -103,7 +103,7 @@ class Engine(LogIngest):
             regularization=settings.mf_regularization,
             loss=settings.mf_loss,
             negatives=settings.mf_negatives,
-            negative_candidates=settings.mf_negative_candidates,
+            negative_oversampling=settings.mf_negative_oversampling,
             recent_mix=settings.mf_recent_mix,
             seed=settings.mf_seed,
         )

@@ -9,6 +9,9 @@ a purchase (8) by about three times it. ``loss`` picks the steps:
 - ``"isgd_neg"``: the same, then ``negatives`` sampled items pushed towards 0;
 - ``"bpr"``: ``negatives`` pairwise steps raising ``p_u . (q_i - q_j)`` (Rendle et al., 2009).
 
+The negatives are the ``negatives`` items the user scores highest among ``negatives *
+negative_oversampling`` drawn (the hardest ones; ``negative_oversampling=1`` uses every draw).
+
 Negatives are drawn uniformly from the items seen in positive events so far (``sampling=
 "uniform"``, the default: popular items stay on top, which recall rewards), or from the items of
 the last ``pool_size`` positive events (``"recent"``: popularity-proportional over a sliding
@@ -121,25 +124,41 @@ def _pairwise(P, Q, u, i, j, s, reg):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _negative(P, Q, u, i, rng, pool, n_pool, recent, tries):  # pragma: no cover - compiled
-    """One negative for user ``u`` (positive ``i``): of ``tries`` items drawn, the one ``u``
-    scores highest (the hardest), never ``i``; -1 if every draw was ``i``."""
-    best = -1
-    best_x = np.float32(-np.inf)
-    for _ in range(tries):
+def _negatives(
+    P, Q, u, i, rng, pool, n_pool, recent, negatives, draws, out, scores
+):  # pragma: no cover
+    """Fill ``out`` with the negatives of user ``u`` (positive ``i``) and return how many.
+
+    ``draws <= negatives``: each of ``negatives`` draws is used (plain sampling). Otherwise
+    ``draws`` items are drawn and the ``negatives`` that ``u`` scores highest are used, best
+    first (the hardest: a uniform draw is mostly ranked far below already and teaches little).
+    A draw of ``i`` is dropped either way.
+    """
+    n = 0
+    for _ in range(max(draws, negatives)):
         r = _below(rng, n_pool)
         j = pool[r] if recent else r
         if j == i:
             continue
-        if tries == 1:
-            return j
-        x = np.float32(0.0)
-        for f in range(P.shape[1]):
-            x += P[u, f] * Q[j, f]
-        if best < 0 or x > best_x:
-            best = j
-            best_x = x
-    return best
+        out[n] = j
+        if draws > negatives:
+            x = np.float32(0.0)
+            for f in range(P.shape[1]):
+                x += P[u, f] * Q[j, f]
+            scores[n] = x
+        n += 1
+    if draws <= negatives:
+        return n
+    keep = min(negatives, n)
+    for a in range(keep):  # selection of the best ``keep``, in order (ties: the earlier draw)
+        b = a
+        for c in range(a + 1, n):
+            if scores[c] > scores[b]:
+                b = c
+        if b != a:
+            out[a], out[b] = out[b], out[a]
+            scores[a], scores[b] = scores[b], scores[a]
+    return keep
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -160,7 +179,7 @@ def _learn(
     negatives,
     recent,
     dirty,
-    tries,
+    draws,
 ):  # pragma: no cover - compiled
     """SGD over the events in order; False as soon as a prediction is not finite.
 
@@ -169,6 +188,8 @@ def _learn(
     """
     R = pool.shape[0]
     reg32 = np.float32(reg)
+    chosen = np.empty(max(draws, negatives), dtype=np.int64)
+    scores = np.empty(max(draws, negatives), dtype=np.float32)
     for e in range(users.shape[0]):
         w = weight[e]
         if not w > 0.0:
@@ -183,10 +204,11 @@ def _learn(
             return False
         n_pool = min(meta[1], R) if recent else meta[0]
         if loss != _ISGD and n_pool > 0:
-            for _ in range(negatives):
-                j = _negative(P, Q, u, i, rng, pool, n_pool, recent, tries)
-                if j < 0:
-                    continue
+            found = _negatives(
+                P, Q, u, i, rng, pool, n_pool, recent, negatives, draws, chosen, scores
+            )
+            for m in range(found):
+                j = chosen[m]
                 dirty[j] = True
                 if loss == _BPR:
                     if not _pairwise(P, Q, u, i, j, s, reg32):
@@ -220,7 +242,7 @@ class OnlineMF(Model):
         regularization: float = 0.01,
         loss: str = "bpr",
         negatives: int = 4,
-        negative_candidates: int = 2,
+        negative_oversampling: int = 2,
         sampling: str = "uniform",
         pool_size: int = 10_000,
         weight_cap: float = 4.0,
@@ -233,7 +255,7 @@ class OnlineMF(Model):
         _number("regularization", regularization, zero=True)
         _choice("loss", loss, LOSSES)
         _number("negatives", negatives, integer=True, zero=loss == "isgd")
-        _number("negative_candidates", negative_candidates, integer=True)
+        _number("negative_oversampling", negative_oversampling, integer=True)
         _choice("sampling", sampling, SAMPLING)
         _number("pool_size", pool_size, integer=True)
         _number("weight_cap", weight_cap)
@@ -245,7 +267,7 @@ class OnlineMF(Model):
         self.regularization = float(regularization)
         self.loss = loss
         self.negatives = int(negatives)
-        self.negative_candidates = int(negative_candidates)
+        self.negative_oversampling = int(negative_oversampling)
         self.sampling = sampling
         self.pool_size = int(pool_size)
         self.weight_cap = float(weight_cap)
@@ -270,7 +292,7 @@ class OnlineMF(Model):
             "regularization": self.regularization,
             "loss": self.loss,
             "negatives": self.negatives,
-            "negative_candidates": self.negative_candidates,
+            "negative_oversampling": self.negative_oversampling,
             "sampling": self.sampling,
             "pool_size": self.pool_size,
             "weight_cap": self.weight_cap,
@@ -319,7 +341,7 @@ class OnlineMF(Model):
             self.negatives,
             self.sampling == "recent",
             self._q8.dirty,
-            self.negative_candidates,
+            self.negatives * self.negative_oversampling,
         )
         if not ok:
             raise ModelError(f"{self.name}: non-finite factors while learning (diverged)")

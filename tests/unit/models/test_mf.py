@@ -36,9 +36,9 @@ def learned(n: int = 3000, parts: int = 1, **params: Any) -> OnlineMF:
 
 @pytest.mark.parametrize("loss", ["isgd", "isgd_neg", "bpr"])
 @pytest.mark.parametrize("sampling", ["uniform", "recent"])
-@pytest.mark.parametrize("candidates", [1, 2, 4])
-def test_learns_a_checkerboard_of_tastes(loss: str, sampling: str, candidates: int) -> None:
-    model = learned(loss=loss, sampling=sampling, negative_candidates=candidates)
+@pytest.mark.parametrize("oversampling", [1, 2, 3])
+def test_learns_a_checkerboard_of_tastes(loss: str, sampling: str, oversampling: int) -> None:
+    model = learned(loss=loss, sampling=sampling, negative_oversampling=oversampling)
     for user in range(20):
         top, scores = model.top_k(view(user), 5)
         assert (top // GROUP_ITEMS == user % 2).all(), (user, top)
@@ -177,8 +177,8 @@ def test_load_rejects_foreign_shapes() -> None:
         ("regularization", -0.1),
         ("loss", "warp"),
         ("negatives", 0),
-        ("negative_candidates", 0),
-        ("negative_candidates", 1.5),
+        ("negative_oversampling", 0),
+        ("negative_oversampling", 1.5),
         ("sampling", "popular"),
         ("pool_size", 0),
         ("weight_cap", float("inf")),
@@ -199,8 +199,8 @@ def test_params_recreate_the_model() -> None:
     assert model.params()["loss"] == "isgd" and model.name == "mf"
 
 
-def test_the_negative_is_the_drawn_item_the_user_scores_highest() -> None:
-    model = OnlineMF(factors=2, negatives=1, negative_candidates=16, seed=1)
+def test_the_negatives_are_the_drawn_items_the_user_scores_highest() -> None:
+    model = OnlineMF(factors=2, negatives=1, negative_oversampling=16, seed=1)
     model.learn(make_batch(items=[0, 1, 2], users=[1, 1, 1]))  # three items seen
     arrays = model.state_dict()
     arrays["user_factors"][0] = [1.0, 0.0]
@@ -210,3 +210,9 @@ def test_the_negative_is_the_drawn_item_the_user_scores_highest() -> None:
     after = model.state_dict()["item_factors"]
     assert not np.array_equal(after[1], arrays["item_factors"][1])  # the hard one was pushed
     np.testing.assert_array_equal(after[2], arrays["item_factors"][2])  # the easy one was not
+
+
+def test_oversampling_changes_which_negatives_are_learned() -> None:
+    plain = learned(n=500, negative_oversampling=1).state_dict()["item_factors"]
+    hard = learned(n=500, negative_oversampling=2).state_dict()["item_factors"]
+    assert not np.array_equal(plain, hard)
