@@ -9,14 +9,13 @@ a purchase (8) by about three times it. ``loss`` picks the steps:
 - ``"isgd_neg"``: the same, then ``negatives`` sampled items pushed towards 0;
 - ``"bpr"``: ``negatives`` pairwise steps raising ``p_u . (q_i - q_j)`` (Rendle et al., 2009).
 
-The negatives are the ``negatives`` items the user scores highest among ``negatives *
-negative_oversampling`` drawn (the hardest ones; ``negative_oversampling=1`` uses every draw).
-
 Negatives are drawn uniformly from the items seen in positive events so far (``sampling=
 "uniform"``, the default: popular items stay on top, which recall rewards), or from the items of
 the last ``pool_size`` positive events (``"recent"``: popularity-proportional over a sliding
 window, O(1) per event, no alias table to rebuild per batch; it demotes popular items and is
-cache-friendlier, hence faster). Events are processed in log order inside one numba kernel whose
+cache-friendlier, hence faster). ``negatives * negative_oversampling`` items are drawn and the
+``negatives`` the user scores highest are learned from (the hardest; ``negative_oversampling=1``
+learns from every draw). Events are processed in log order inside one numba kernel whose
 random generator (splitmix64) is part of the state and advances per event, and new factor rows
 are initialised from a hash of ``(seed, index)``, so what is learned depends only on the events,
 never on how they were batched or when the arrays grew. A non-finite prediction, or a non-finite
