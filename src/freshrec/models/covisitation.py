@@ -89,10 +89,16 @@ _STAMP_MAX = 2**31 - 2
 
 
 @numba.njit(cache=True, nogil=True)
-def _power(total, exponent):  # pragma: no cover - compiled
-    """``total ** exponent`` in float64, without the power when the exponent is 1."""
+def _row_scale(nbw, r, weight, exponent):  # pragma: no cover - compiled
+    """What a partner's weight in row ``r`` is multiplied by when the row is a source of
+    ``weight``: ``weight / total ** exponent`` (0 for an empty row)."""
+    total = np.float32(0.0)
+    for c in range(nbw.shape[1]):
+        total += nbw[r, c]
+    if total <= 0:
+        return 0.0
     t = np.float64(total)
-    return t if exponent == 1.0 else t**exponent
+    return weight / (t if exponent == 1.0 else t**exponent)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -108,10 +114,7 @@ def _accumulate(
     u = 0
     for s in range(sources.shape[0]):
         r = sources[s]
-        total = np.float32(0.0)
-        for c in range(width):
-            total += nbw[r, c]
-        scale = weights[s] / _power(total, rexp) if total > 0 else 0.0
+        scale = _row_scale(nbw, r, weights[s], rexp)
         for c in range(width):
             j = nbr[r, c]
             if j < 0:
@@ -138,10 +141,7 @@ def _top_sources(nbr, nbw, n_items, sources, weights, rexp, items):  # pragma: n
         r = sources[s]
         if r < 0 or r >= n_items:
             continue
-        total = np.float32(0.0)
-        for c in range(width):
-            total += nbw[r, c]
-        scale = weights[s] / _power(total, rexp) if total > 0 else 0.0
+        scale = _row_scale(nbw, r, weights[s], rexp)
         for c in range(width):
             j = nbr[r, c]
             if j < 0:
