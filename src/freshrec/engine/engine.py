@@ -296,9 +296,10 @@ class Engine(LogIngest):
         ``trusted_country`` fill in the device and country it does not name.
         """
         filters = self.default_filters(exclude=tuple(exclude or ()))
-        return self.serve(
+        served = self.serve(
             user_id, k, filters, context, user_agent=user_agent, trusted_country=trusted_country
-        ).items
+        )
+        return list(served.items)  # the Python API's list (``Served`` holds a tuple)
 
     def default_filters(self, **given: Any) -> Filters:
         """The request's filters over the shop-wide rules of the settings."""

@@ -29,6 +29,7 @@ def test_recommendations_follow_the_taste_of_the_session() -> None:
         engine.ingest([view("new", "a0", 1_750_000_000)])
         engine.process()
         recs = engine.recommend("new", k=2)
+        assert isinstance(recs, list)  # the Python API's contract (DESIGN)
         assert [r.item_id for r in recs] == ["a1", "a2"]
         assert recs[0].reason == {"type": "because_you_viewed", "item_id": "a0"}
         assert recs[0].score >= recs[1].score
