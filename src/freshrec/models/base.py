@@ -17,6 +17,19 @@ from freshrec.errors import FreshrecError
 from freshrec.state import Batch, UserView
 
 
+def best_first(keys: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` best ``scores``, best first, ties broken by the lower key; exact
+    at the cut (every tie of the k-th score competes). Only the scores at or above the k-th
+    best are sorted."""
+    if k <= 0:
+        return np.zeros(0, dtype=np.intp)
+    if k < keys.shape[0]:
+        cut = keys.shape[0] - k
+        kept = np.flatnonzero(scores >= np.partition(scores, cut)[cut])
+        return kept[np.lexsort((keys[kept], -scores[kept]))[:k]]
+    return np.lexsort((keys, -scores))
+
+
 class ModelError(FreshrecError):
     """A model's parameters are unusable (NaN, overflow, wrong shapes)."""
 

@@ -34,7 +34,7 @@ import numba
 import numpy as np
 
 from freshrec.events import EventType
-from freshrec.models.base import Model
+from freshrec.models.base import Model, best_first
 from freshrec.models.decay import ForwardDecay
 from freshrec.state import Batch, UserView
 from freshrec.state.arrays import grow
@@ -323,14 +323,7 @@ class CoVisitation(Model):
     def candidates(self, user: UserView, n: int) -> np.ndarray:
         """The ``n`` best-scored items, best first (ties: lower index)."""
         items, scores = self._for_user(user)
-        if scores.shape[0] > n > 0:
-            cut = scores.shape[0] - n
-            threshold = np.partition(scores, cut)[cut]  # the n-th best score
-            above = np.flatnonzero(scores > threshold)
-            ties = np.flatnonzero(scores == threshold)[: n - above.shape[0]]
-            chosen = np.sort(np.concatenate([above, ties]))
-            return items[chosen[np.argsort(-scores[chosen], kind="stable")]]
-        return items[np.argsort(-scores, kind="stable")[: max(n, 0)]]
+        return items[best_first(items, scores, n)]
 
     def explain(self, user: UserView, items: np.ndarray) -> list[dict[str, int | str]]:
         """``because_you_<what you did>`` naming the recent item that contributed most."""

@@ -46,7 +46,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from freshrec.models.base import Model, ModelError
+from freshrec.models.base import Model, ModelError, best_first
 from freshrec.models.quantised import QuantisedRows
 from freshrec.state import Batch, UserView
 from freshrec.state.arrays import grow
@@ -473,13 +473,8 @@ class OnlineMF(Model):
 
 
 def _select_from(pool: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` of ``pool`` with the best exact ``scores``, best first (ties: lower index).
-    Only those at or above the k-th best score are sorted."""
-    if 0 < k < pool.shape[0]:
-        cut = pool.shape[0] - k
-        kept = scores >= np.partition(scores, cut)[cut]  # every tie of the k-th is kept
-        pool, scores = pool[kept], scores[kept]
-    order = np.lexsort((pool, -scores))[:k]
+    """The ``k`` of ``pool`` with the best exact ``scores``, best first (ties: lower index)."""
+    order = best_first(pool, scores, k)
     return pool[order].astype(np.int32), scores[order].astype(np.float64)
 
 
