@@ -27,7 +27,7 @@ import numpy as np
 
 from freshrec.features.context import Context
 from freshrec.state.ids import IdMap
-from freshrec.state.online import OnlineState, UserView, _recent_categories
+from freshrec.state.online import OnlineState, UserView, _recent_categories, _recent_distinct
 
 
 class UserRecord(msgspec.Struct, array_like=True, gc=False):
@@ -63,9 +63,9 @@ def encode_records(
     """Encoded records of the users with indices ``users``; ``events[k]`` is user k's event
     count, ``mf`` an ``OnlineMF`` whose user factors go with them (or None).
 
-    What ``OnlineState.view`` gives for each user, gathered for all of them at once: the ring
-    slots of every user in one numpy gather, then one short Python pass per user to keep each
-    item's latest occurrence.
+    What ``OnlineState.view`` gives for each user, read by the same compiled pass over the
+    user's ring (``_recent_distinct``: each item at its latest occurrence) into buffers reused
+    from one user to the next.
     """
     if users.shape[0] == 0:
         return []
@@ -73,14 +73,11 @@ def encode_records(
     keys = state.items.keys()
     R = state.recent_items
     count = state.rec_count[users]
-    back = np.arange(R)
-    slots = (count[:, None] - 1 - back[None, :]) % R
-    rows = users[:, None]
-    items = state.rec_item[rows, slots].tolist()
-    types = state.rec_type[rows, slots].tolist()
-    in_session = (state.rec_session[rows, slots] == state.session_no[users][:, None]).tolist()
-    stamps = state.rec_ts[rows, slots].astype(np.float64).tolist()
-    filled = np.minimum(count, R).tolist()
+    sessions = state.session_no[users].tolist()
+    recent = np.empty(R, dtype=state.rec_item.dtype)
+    recent_types = np.empty(R, dtype=state.rec_type.dtype)
+    recent_in = np.empty(R, dtype=np.bool_)
+    recent_ts = np.empty(R, dtype=np.float64)
     last_ts = state.last_ts[users].tolist()
     starts = state.session_start[users].tolist()
     session_events = state.session_events[users].tolist()
@@ -93,10 +90,19 @@ def encode_records(
     user_n = getattr(mf, "_user_n", None)
     out = []
     for k, (u, n_events) in enumerate(zip(users.tolist(), events.tolist(), strict=True)):
-        first: dict[int, int] = {}
-        for pos in range(filled[k]):
-            first.setdefault(items[k][pos], pos)
-        order = list(first.values())
+        n = _recent_distinct(
+            state.rec_item,
+            state.rec_type,
+            state.rec_session,
+            state.rec_ts,
+            sessions[k],
+            int(count[k]),
+            u,
+            recent,
+            recent_types,
+            recent_in,
+            recent_ts,
+        )
         found = 0
         if with_categories:
             found = _recent_categories(
@@ -111,15 +117,14 @@ def encode_records(
         vec, vec_n = None, 0
         if P is not None and u < n_mf and user_n[u] > 0:
             vec, vec_n = P[u].tobytes(), int(user_n[u])
-        row_types, row_session, row_ts = types[k], in_session[k], stamps[k]
         out.append(
             _encoder.encode(
                 UserRecord(
                     u,
-                    [keys[i] for i in first],
-                    [row_types[pos] for pos in order],
-                    [row_session[pos] for pos in order],
-                    [row_ts[pos] for pos in order],
+                    [keys[i] for i in recent[:n].tolist()],
+                    recent_types[:n].tolist(),
+                    recent_in[:n].tolist(),
+                    recent_ts[:n].tolist(),
                     categories[:found].tolist(),
                     category_ts[:found].tolist(),
                     last_ts[k],
