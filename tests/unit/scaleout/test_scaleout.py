@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -36,18 +35,6 @@ def scaleout_settings(prefix: str, **extra: object) -> Settings:
         archive_flush_seconds=0.1,
         **extra,  # type: ignore[arg-type]
     )
-
-
-@pytest.fixture
-def settings(redis_prefix: str) -> Settings:
-    return scaleout_settings(redis_prefix)
-
-
-@pytest.fixture
-def replica(settings: Settings) -> Iterator[ClusterEngine]:
-    engine = ClusterEngine(settings)
-    yield engine
-    engine.close()
 
 
 def run_worker(worker: Worker) -> threading.Thread:

@@ -4,8 +4,6 @@ partition cannot publish), and what it loads holds no per-user state."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import msgspec
 import numpy as np
 import pytest
@@ -23,20 +21,7 @@ from freshrec.scaleout.serving import (
 )
 from freshrec.scaleout.snapshots import decode_arrays
 from freshrec.settings import Settings
-from tests.unit.scaleout.test_scaleout import held_runner, partition_users, scaleout_settings
-
-
-@pytest.fixture
-def settings(redis_prefix: str) -> Settings:
-    return scaleout_settings(redis_prefix)
-
-
-@pytest.fixture
-def replica(settings: Settings) -> Iterator[ClusterEngine]:
-    engine = ClusterEngine(settings)
-    yield engine
-    engine.close()
-
+from tests.unit.scaleout.test_scaleout import held_runner, partition_users
 
 TYPES = ("view", "view", "view", "add_to_cart", "purchase")
 
