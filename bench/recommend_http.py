@@ -42,6 +42,7 @@ import numpy as np
 from bench import Result, busy_note, load_average, log, machine, make_result, parser, report
 from bench.ingest_http import (
     HOST,
+    _read_response,
     cpu_seconds,
     free_port,
     get_json,
@@ -125,19 +126,9 @@ def request_lines(n: int, n_users: int, seed: int) -> list[bytes]:
 
 
 async def _read(reader: asyncio.StreamReader) -> int:
-    status_line = await reader.readline()
-    if not status_line:
-        raise ConnectionError("server closed the connection")
-    length = 0
-    while True:
-        line = await reader.readline()
-        if line in (b"\r\n", b"\n", b""):
-            break
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    await reader.readexactly(length)
-    return int(status_line.split()[1])
+    """The status of the next response (its body read and dropped)."""
+    status, _ = await _read_response(reader)
+    return status
 
 
 async def open_loop(
