@@ -55,6 +55,22 @@ def _scan(Q8, scale, p, n, m):  # pragma: no cover - compiled
     return heap_i[heap_i >= 0]
 
 
+@numba.njit(cache=True, nogil=True)
+def _quantise(Q, rows, q8, scale):  # pragma: no cover - compiled
+    """``q8[r] = rint(Q[r] / scale[r])``, ``scale[r] = max |Q[r]| / 127`` (1 for a zero row)."""
+    f = Q.shape[1]
+    for r in rows:
+        top = np.float32(0.0)
+        for j in range(f):
+            top = max(top, abs(Q[r, j]))
+        s = top / np.float32(127.0)
+        if s == 0:
+            s = np.float32(1.0)
+        for j in range(f):
+            q8[r, j] = np.int8(np.rint(Q[r, j] / s))
+        scale[r] = s
+
+
 class QuantisedRows:
     """int8 rows with per-row scales mirroring a float32 matrix, refreshed where dirty."""
 
@@ -76,11 +92,7 @@ class QuantisedRows:
         self.dirty[self._n : n] = True
         rows = np.flatnonzero(self.dirty[:n])
         if rows.size:
-            q = Q[rows]
-            s = np.abs(q).max(axis=1) / np.float32(127.0)
-            s[s == 0] = 1.0
-            self.q8[rows] = np.rint(q / s[:, None]).astype(np.int8)
-            self.scale[rows] = s
+            _quantise(Q, rows, self.q8, self.scale)
             self.dirty[rows] = False
         self._n = n
 

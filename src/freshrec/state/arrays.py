@@ -22,6 +22,8 @@ def grow(array: np.ndarray, n: int, fill: float | int = 0) -> np.ndarray:
     """``array`` itself if it has ``n`` rows, else a larger copy padded with ``fill``."""
     if array.shape[0] >= n:
         return array
-    out = np.full((capacity_for(n, array.shape[0]), *array.shape[1:]), fill, dtype=array.dtype)
-    out[: array.shape[0]] = array
+    rows = array.shape[0]
+    out = np.empty((capacity_for(n, rows), *array.shape[1:]), dtype=array.dtype)
+    out[:rows] = array  # each byte written once: the old rows copied, only the new ones filled
+    out[rows:] = fill
     return out

@@ -44,24 +44,29 @@ class IdMap:
         return index
 
     def indices(self, keys: Sequence[str], add: bool = True) -> np.ndarray:
-        """Indices of ``keys`` (int32), adding unknown ones when ``add``; else -1 for them."""
-        get = self._index.get
-        found = list(map(get, keys))
-        if None not in found:  # the common case: every id is known
-            return np.asarray(found, dtype=np.int32)
-        if add:
-            setdefault = self._index.setdefault
-            keys_list = self._keys
-            out = []
-            for key in keys:
-                index = get(key)
-                if index is None:
-                    index = setdefault(key, len(keys_list))
+        """Indices of ``keys`` (int32), adding unknown ones when ``add``; else -1 for them.
+
+        One C-level pass looks every key up; Python runs only for the unknown ones (found by
+        ``list.index``, also C-level), so a batch with a few new ids costs what one without does.
+        """
+        found: list[int | None] = list(map(self._index.get, keys))
+        if None in found:
+            index, keys_list = self._index, self._keys
+            at = found.index(None)
+            while True:
+                key = keys[at]
+                if not add:
+                    found[at] = -1
+                elif (i := index.get(key)) is not None:  # added earlier in this batch
+                    found[at] = i
+                else:
+                    found[at] = index[key] = len(keys_list)
                     keys_list.append(key)
-                out.append(index)
-        else:
-            out = [get(key, -1) for key in keys]
-        return np.asarray(out, dtype=np.int32)
+                try:
+                    at = found.index(None, at + 1)
+                except ValueError:
+                    break
+        return np.asarray(found, dtype=np.int32)
 
     def lookup(self, keys: Sequence[str]) -> np.ndarray:
         """Indices of the known ``keys`` (unknown ones are skipped)."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 import numba
 import numpy as np
@@ -28,6 +29,10 @@ from freshrec.state.batch import Batch
 from freshrec.state.ids import IdMap
 
 _NO_FLAG, _SAME, _NEW = -1, 0, 1
+_USER_ID, _ITEM_ID, _SESSION_ID, _CONTEXT = (
+    attrgetter(name) for name in ("user_id", "item_id", "session_id", "context")
+)
+_TYPE, _TS = attrgetter("type"), attrgetter("ts")
 POSITIVE_RATING = 3.5  # a rating event at or above this is a positive signal
 _MAX_TS = float(2**32 - 1)  # rec_ts holds whole seconds in a uint32
 
@@ -258,20 +263,13 @@ class OnlineState:
     def advance(self, events: list[LoggedEvent]) -> Batch:
         """Map ids, update sessions and recent items; return the batch for the models."""
         n = len(events)
-        users = self.users.indices([e.user_id for e in events])
-        items = self.items.indices([e.item_id for e in events])
-        types = np.fromiter((e.type for e in events), dtype=np.int8, count=n)
-        ts = np.fromiter((e.ts for e in events), dtype=np.float64, count=n)
-        flags = np.full(n, _NO_FLAG, dtype=np.int8)
-        sessions = self._sessions
-        for k, e in enumerate(events):
-            sid = e.session_id
-            if sid is not None:
-                u = int(users[k])
-                flags[k] = _SAME if sessions.get(u) == sid else _NEW
-                sessions[u] = sid
+        users = self.users.indices(list(map(_USER_ID, events)))
+        items = self.items.indices(list(map(_ITEM_ID, events)))
+        types = np.fromiter(map(_TYPE, events), dtype=np.int8, count=n)
+        ts = np.fromiter(map(_TS, events), dtype=np.float64, count=n)
+        flags = self._session_flags(users, list(map(_SESSION_ID, events)))
         weight = self.weights_of(events, types)
-        context = enrich_many([e.context for e in events], ts)
+        context = enrich_many(list(map(_CONTEXT, events)), ts)
         self._ensure(len(self.users), len(self.items))
         W, C = self.session_window, self.category_window
         prev_items = np.full((n, W), -1, dtype=np.int32)
@@ -345,6 +343,20 @@ class OnlineState:
             recent_categories=recent_cat,
             category_ts=recent_ts,
         )
+
+    def _session_flags(self, users: np.ndarray, session_ids: list[str | None]) -> np.ndarray:
+        """Per event: no session id, the user's session as before, or a new one (remembered)."""
+        n = len(session_ids)
+        if session_ids.count(None) == n:
+            return np.full(n, _NO_FLAG, dtype=np.int8)
+        flags = [_NO_FLAG] * n
+        sessions = self._sessions
+        get = sessions.get
+        for k, (u, sid) in enumerate(zip(users.tolist(), session_ids, strict=True)):
+            if sid is not None:
+                flags[k] = _SAME if get(u) == sid else _NEW
+                sessions[u] = sid
+        return np.asarray(flags, dtype=np.int8)
 
     def weights_of(self, events: list[LoggedEvent], types: np.ndarray | None = None) -> np.ndarray:
         """Model weight of each event: its type's weight; ratings below 3.5 weigh nothing."""

@@ -145,6 +145,12 @@ def test_enrich_many_agrees_with_enrich() -> None:
         {"device": "Desktop", "category": 7, "price": -1, "tz_offset_minutes": 9999},
         {"device": 5, "country": " us ", "price": True, "category": 1.0},
         {"device": "mobile", "country": "de", "tz_offset_minutes": -300},  # memoised repeat
+        {"device": " ", "user_agent": IPAD},  # blank device: the User-Agent decides
+        {"device": " ", "user_agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"},
+        {"category": 1, "price": 1},  # equal as keys, not as features: not mixed up by the memo
+        {"category": 1.0, "price": 1.0},
+        {"category": True, "price": True},
+        {"country": ["de"], "category": {"a": 1}},  # unhashable values: parsed, not remembered
     ]
     ts = 1_700_000_000.0 + 5_000.0 * np.arange(len(contexts))
     cols = enrich_many(contexts, ts)
