@@ -125,6 +125,12 @@ class Ensemble:
         return self.weights
 
     def candidates(self, user: UserView, n: int) -> np.ndarray:
+        """Every member's candidates, merged (sorted, read-only); computed once per ``n`` for a
+        view: the ensemble and the re-ranker share them within a request or a live test."""
+        key = f"ensemble-{id(self)}/candidates/{n}"  # a view may meet two ensembles
+        out = user.memo.get(key)
+        if out is not None:
+            return out  # type: ignore[return-value]
         found = []
         for member in self.members:
             if member.name in self.disabled:
@@ -133,9 +139,11 @@ class Ensemble:
                 found.append(member.candidates(user, max(n, self.candidates_per_member)))
             except NotImplementedError:
                 continue
-        if not found:
-            return np.zeros(0, dtype=np.int32)
-        return np.unique(np.concatenate(found)).astype(np.int32)
+        merged = np.unique(np.concatenate(found)) if found else np.zeros(0)
+        merged = merged.astype(np.int32)
+        merged.flags.writeable = False
+        user.memo[key] = merged
+        return merged
 
     def rank(self, user: UserView, k: int, exclude: np.ndarray | None = None) -> Ranked:
         """The top ``k`` items for ``user`` (``exclude`` left out) with each member's share."""

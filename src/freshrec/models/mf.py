@@ -410,8 +410,7 @@ class OnlineMF(Model):
         m = min(n, max(4 * k, _RESCORE) + excluded.shape[0])
         found = user.memo.get(self.name)
         if found is None or (found[0] < m and found[0] < n):
-            self._q8.refresh(self._Q, n)
-            found = user.memo[self.name] = (m, self._q8.top(p, n, m))
+            found = user.memo[self.name] = (m, self._q8.top(self._Q, p, n, m))
         pool = found[1]
         if excluded.size:
             pool = pool[~np.isin(pool, excluded)]

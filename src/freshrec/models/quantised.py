@@ -12,8 +12,7 @@ next scan, so the copy never serves stale factors.
 
 >>> Q = np.array([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7]], dtype=np.float32)
 >>> rows = QuantisedRows(2)
->>> rows.refresh(Q, 3)
->>> sorted(rows.top(np.array([1.0, 0.2], dtype=np.float32), 3, 2).tolist())  # unordered
+>>> sorted(rows.top(Q, np.array([1.0, 0.2], dtype=np.float32), 3, 2).tolist())  # unordered
 [0, 2]
 """
 
@@ -25,13 +24,33 @@ import numpy as np
 from freshrec.state.arrays import grow
 
 
+@numba.njit(cache=True, nogil=True)
+def _quantise_row(Q, r, q8, scale):  # pragma: no cover - compiled
+    """``q8[r] = rint(Q[r] / scale[r])``, ``scale[r] = max |Q[r]| / 127`` (1 for a zero row)."""
+    f = Q.shape[1]
+    top = np.float32(0.0)
+    for j in range(f):
+        top = max(top, abs(Q[r, j]))
+    s = top / np.float32(127.0)
+    if s == 0:
+        s = np.float32(1.0)
+    for j in range(f):
+        q8[r, j] = np.int8(np.rint(Q[r, j] / s))
+    scale[r] = s
+
+
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _scan(Q8, scale, p, n, m):  # pragma: no cover - compiled
-    """Indices of the ``m`` best ``scale[i] * Q8[i] . p`` over rows < n."""
+def _scan(Q, Q8, scale, dirty, p, n, m):  # pragma: no cover - compiled
+    """Indices of the ``m`` best ``scale[i] * Q8[i] . p`` over rows < n; a dirty row is
+    re-quantised from ``Q`` on the way (one sequential pass instead of a gather of the dirty
+    rows before the scan)."""
     heap_s = np.full(m, -np.inf, dtype=np.float32)  # min-heap of the best m
     heap_i = np.full(m, -1, dtype=np.int64)
     f = Q8.shape[1]
     for i in range(n):
+        if dirty[i]:
+            _quantise_row(Q, i, Q8, scale)
+            dirty[i] = False
         acc = np.float32(0.0)
         for j in range(f):
             acc += np.float32(Q8[i, j]) * p[j]
@@ -55,47 +74,25 @@ def _scan(Q8, scale, p, n, m):  # pragma: no cover - compiled
     return heap_i[heap_i >= 0]
 
 
-@numba.njit(cache=True, nogil=True)
-def _quantise(Q, rows, q8, scale):  # pragma: no cover - compiled
-    """``q8[r] = rint(Q[r] / scale[r])``, ``scale[r] = max |Q[r]| / 127`` (1 for a zero row)."""
-    f = Q.shape[1]
-    for r in rows:
-        top = np.float32(0.0)
-        for j in range(f):
-            top = max(top, abs(Q[r, j]))
-        s = top / np.float32(127.0)
-        if s == 0:
-            s = np.float32(1.0)
-        for j in range(f):
-            q8[r, j] = np.int8(np.rint(Q[r, j] / s))
-        scale[r] = s
-
-
 class QuantisedRows:
     """int8 rows with per-row scales mirroring a float32 matrix, refreshed where dirty."""
 
     def __init__(self, columns: int) -> None:
         self.q8 = np.zeros((0, columns), dtype=np.int8)
         self.scale = np.zeros(0, dtype=np.float32)
-        self.dirty = np.zeros(0, dtype=np.bool_)  # set by the learner, cleared by refresh
+        self.dirty = np.zeros(0, dtype=np.bool_)  # set by the learner, cleared by the scan
         self._n = 0
 
     def ensure(self, n: int) -> None:
-        """Room for ``n`` rows; new rows are dirty (quantised at the next refresh)."""
+        """Room for ``n`` rows; new rows are dirty (quantised by the next scan)."""
         self.q8 = grow(self.q8, n)
         self.scale = grow(self.scale, n)
         self.dirty = grow(self.dirty, n, fill=True)
 
-    def refresh(self, Q: np.ndarray, n: int) -> None:
-        """Re-quantise the dirty rows (and every row beyond the last refresh) of ``Q[:n]``."""
+    def top(self, Q: np.ndarray, p: np.ndarray, n: int, m: int) -> np.ndarray:
+        """Up to ``m`` row indices of ``Q[:n]`` with the best approximate scores (unordered);
+        dirty rows are re-quantised by the scan itself."""
         self.ensure(n)
         self.dirty[self._n : n] = True
-        rows = np.flatnonzero(self.dirty[:n])
-        if rows.size:
-            _quantise(Q, rows, self.q8, self.scale)
-            self.dirty[rows] = False
         self._n = n
-
-    def top(self, p: np.ndarray, n: int, m: int) -> np.ndarray:
-        """Up to ``m`` row indices with the best approximate scores (unordered)."""
-        return _scan(self.q8, self.scale, p, n, m)
+        return _scan(Q, self.q8, self.scale, self.dirty, p, n, m)

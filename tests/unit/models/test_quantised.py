@@ -12,23 +12,39 @@ def test_scan_finds_the_exact_top_rows_among_its_candidates() -> None:
     rng = np.random.default_rng(0)
     Q = rng.normal(size=(5000, 64)).astype(np.float32)
     rows = QuantisedRows(64)
-    rows.refresh(Q, 5000)
     for _ in range(20):
         p = rng.normal(size=64).astype(np.float32)
         exact = np.argsort(-(Q @ p))[:10]
-        assert set(exact.tolist()) <= set(rows.top(p, 5000, 256).tolist())
+        assert set(exact.tolist()) <= set(rows.top(Q, p, 5000, 256).tolist())
 
 
-def test_dirty_rows_are_requantised_before_the_next_scan() -> None:
+def test_dirty_rows_are_requantised_by_the_next_scan() -> None:
     Q = np.eye(4, dtype=np.float32)
     rows = QuantisedRows(4)
-    rows.refresh(Q, 4)
     p = np.array([0, 0, 0, 1], dtype=np.float32)
-    assert rows.top(p, 4, 1).tolist() == [3]
+    assert rows.top(Q, p, 4, 1).tolist() == [3]
+    assert not rows.dirty[:4].any()
     Q[1] = [0, 0, 0, 5]
+    assert rows.top(Q, p, 4, 1).tolist() == [3]  # not marked dirty: the copy is what it was
     rows.dirty[1] = True
-    rows.refresh(Q, 4)
-    assert rows.top(p, 4, 1).tolist() == [1]
+    assert rows.top(Q, p, 4, 1).tolist() == [1]
+    Q = np.vstack([Q, [[0, 0, 0, 9]]]).astype(np.float32)  # a new row is quantised too
+    assert rows.top(Q, p, 5, 1).tolist() == [4]
+
+
+def test_quantised_rows_match_their_definition() -> None:
+    rng = np.random.default_rng(3)
+    Q = rng.normal(size=(300, 16)).astype(np.float32)
+    Q[7] = 0.0
+    rows = QuantisedRows(16)
+    rows.top(Q, rng.normal(size=16).astype(np.float32), 300, 5)
+    scale = np.abs(Q).max(axis=1) / np.float32(127.0)
+    scale[scale == 0] = 1.0
+    # compiled with fastmath (the scan's reductions): the same up to float32 rounding
+    np.testing.assert_allclose(rows.scale[:300], scale, rtol=1e-6)
+    q8 = np.rint(Q / scale[:, None]).astype(np.int8)
+    assert np.abs(rows.q8[:300].astype(int) - q8).max() <= 1
+    assert (rows.q8[:300] == q8).mean() > 0.999
 
 
 def test_mf_top_k_equals_brute_force_after_learning() -> None:
