@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,7 @@ def machine() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "cpu": cpu,
         "python": platform.python_version(),
+        "reference_seconds": reference_seconds(),
         "platform": platform.platform(),
         "thread_env": {
             k: os.environ[k]
@@ -106,6 +108,23 @@ def machine() -> dict[str, Any]:
             if k in os.environ
         },
     }
+
+
+def reference_seconds(repeat: int = 3) -> float:
+    """CPU seconds of a fixed pure-Python workload (best of ``repeat``): the machine's speed.
+
+    The machines these benchmarks run on differ by up to 3x per core, and so do the figures;
+    this number travels with them so that runs on different machines can be compared (a figure
+    measured where this is twice as large would be about twice as good on the faster machine).
+    """
+    best = float("inf")
+    for _ in range(repeat):
+        t = time.process_time()
+        total = 0
+        for i in range(3_000_000):
+            total += i & 7
+        best = min(best, time.process_time() - t)
+    return round(best, 3)
 
 
 def load_average() -> float:

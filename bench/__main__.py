@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import BUDGETS, OUT_DIR, fmt_number, machine, parser
+from bench import BUDGETS, OUT_DIR, fmt_number, machine, parser, reference_seconds
 
 BENCHMARKS: tuple[tuple[str, str], ...] = (
     ("ingest_http", "bench.ingest_http"),
@@ -81,12 +81,16 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     out = args.json or OUT_DIR / "results.json"
     results: dict[str, dict[str, Any]] = {}
+    reference = [reference_seconds()]
+    print(f"machine reference: {reference[0]:.3f} s of CPU (bench.reference_seconds)", flush=True)
     with tempfile.TemporaryDirectory(prefix="freshrec-bench-") as tmp:
         for name, module in BENCHMARKS:
             if args.only and name not in args.only:
                 continue
             print(f"== {name}", flush=True)
             results[name] = run_one(module, args.quick, args.seed, Path(tmp) / f"{name}.json")
+    reference.append(reference_seconds())
+    print(f"machine reference after: {reference[1]:.3f} s of CPU")
     print()
     print(table(results))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -95,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "seed": args.seed,
         "machine": machine(),
+        "reference_seconds": {"before": reference[0], "after": reference[1]},
         "results": results,
     }
     out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
