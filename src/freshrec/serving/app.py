@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from freshrec.engine import Engine
 from freshrec.errors import FreshrecError
 from freshrec.features.useragent import warm_up
+from freshrec.serving.lane import FastLane
 from freshrec.serving.metrics import LatencyMiddleware, Metrics
 from freshrec.serving.responses import error_body
 from freshrec.serving.routes import (
@@ -37,6 +38,7 @@ def create_app(
     run_processor: bool = True,
     close_engine: bool = False,
     freeze_heap: bool = False,
+    fast_lane: bool = True,
 ) -> FastAPI:
     """An app serving ``engine``; its processor runs in the background while the app is up.
 
@@ -45,7 +47,8 @@ def create_app(
     everything alive once the engine is loaded and warmed up is moved out of the cyclic garbage
     collector's sight (``gc.freeze``): with a large catalogue its full collections otherwise
     scan millions of long-lived objects, a pause of a few hundred milliseconds that every
-    request in flight waits for.
+    request in flight waits for. ``fast_lane`` serves ``GET /v1/recommendations`` around
+    FastAPI's routing and dependency machinery (``freshrec.serving.lane``; same responses).
     """
 
     @asynccontextmanager
@@ -103,5 +106,11 @@ def create_app(
 
     if WEB_DIR.is_dir():
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
+    if fast_lane:  # innermost: added before the metrics middleware, which wraps it
+        app.add_middleware(
+            FastLane,
+            api=app,
+            endpoints={"/v1/recommendations": recommendations.recommendations},
+        )
     app.add_middleware(LatencyMiddleware, metrics=metrics)
     return app
