@@ -266,18 +266,24 @@ def enrich_many(contexts: Sequence[Mapping[str, Any] | None], ts: np.ndarray) ->
     n = len(contexts)
     device, country, offset = [0] * n, [0] * n, [0] * n
     category, price, bucket = [-1] * n, [-1.0] * n, [0] * n
+    device_seen, country_seen = _DEVICES_SEEN.get, _COUNTRIES_SEEN.get
     for k, context in enumerate(contexts):
         if not context:
             continue
         get = context.get
         value = get("device")
-        if value.__class__ is str and value.strip():
+        # the memo tables hold str keys as themselves: a seen device or country is one lookup
+        found = device_seen(value) if value.__class__ is str else None
+        if found is not None:
+            device[k] = found
+        elif value.__class__ is str and value.strip():
             device[k] = _memo(_DEVICES_SEEN, value, device_id)
         elif "user_agent" in context:
             device[k] = device_from(context)
         value = get("country")
         if value is not None:
-            country[k] = _memo(_COUNTRIES_SEEN, value, country_id)
+            found = country_seen(value) if value.__class__ is str else None
+            country[k] = _memo(_COUNTRIES_SEEN, value, country_id) if found is None else found
         value = get("tz_offset_minutes")
         if value is not None:
             offset[k] = tz_offset(value)
