@@ -60,7 +60,8 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _USER_SALT, _ITEM_SALT = 1, 2
 # Vectorisable reductions, but keep inf/NaN semantics: the kernel checks for them.
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
-_RESCORE = 256  # approximate candidates re-scored exactly, at least
+_RESCORE = 512  # approximate candidates re-scored exactly, at least: a model's own top-k and the
+# ensemble's 100 candidates per member (a live test asks for both) then share one scan
 
 
 @numba.njit(cache=True, nogil=True)
