@@ -1,0 +1,41 @@
+"""Snapshot files: the checksums recorded while writing are those of the files on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from freshrec.registry.store import SnapshotStore
+
+
+def test_checksums_recorded_while_writing_match_the_files(tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path)
+    arrays = {
+        "mf/item_factors": np.random.default_rng(0).normal(size=(1000, 8)).astype(np.float32),
+        "state/flags": np.array([1, 0, 1], dtype=np.int8),
+        "empty": np.zeros((0, 4)),
+    }
+    folder = store.save(7, arrays, {"users": ["a", "b"]}, {"note": "x"})
+    meta = json.loads((folder / "meta.json").read_text())
+    for name, digest in meta["sha256"].items():
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == digest
+    snap = store.load(folder)
+    assert snap.offset == 7 and snap.documents == {"users": ["a", "b"]}
+    for key, value in arrays.items():
+        np.testing.assert_array_equal(snap.arrays[key], value)
+        assert snap.arrays[key].dtype == value.dtype
+
+
+def test_a_flipped_byte_is_caught(tmp_path: Path) -> None:
+    store = SnapshotStore(tmp_path)
+    folder = store.save(3, {"a": np.arange(100)}, {}, {})
+    data = bytearray((folder / "arrays.npz").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (folder / "arrays.npz").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="checksum"):
+        store.load(folder)
+    assert store.load_latest() is None
