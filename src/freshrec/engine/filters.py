@@ -3,7 +3,7 @@
 A ``Filters`` value is what one request asks for (``exclude_viewed``, ``category``, a price
 range, ``exclude`` ids, at most ``max_per_category`` items per category) merged with the shop's
 rules (never unavailable items, categories never shown). ``mask`` applies all of it to an array
-of item indices at once (vectorised gathers); ``diversify`` keeps at most N per category in rank
+of item indices at once (one compiled pass); ``diversify`` keeps at most N per category in rank
 order.
 
 >>> Filters(min_price=5, max_price=1).check()
@@ -85,22 +85,24 @@ class FilterSet:
         )
 
     def mask(self, items: np.ndarray) -> np.ndarray:
-        """Which state item indices pass every filter (exclusion lists aside)."""
-        f = self.filters
-        ok = self.catalogue.allowed(items) if f.available_only else np.ones(items.shape[0], bool)
-        if self.category is not None or self.banned.size:
-            cats = self.catalogue.categories(items, self.state.item_category)
-            if self.category is not None:
-                ok &= cats == self.category
-            if self.banned.size:
-                ok &= ~np.isin(cats, self.banned)
-        if f.min_price is not None or f.max_price is not None:
-            prices = self.catalogue.prices(items, self.state.item_price)
-            if f.min_price is not None:
-                ok &= prices >= f.min_price  # unknown (NaN) prices never pass a price filter
-            if f.max_price is not None:
-                ok &= prices <= f.max_price
-        return ok
+        """Which state item indices pass every filter (exclusion lists aside): one compiled
+        pass over ``items`` (the catalogue's entry of each, else what events said)."""
+        f, c = self.filters, self.catalogue
+        return _mask(
+            np.asarray(items, dtype=np.int64),
+            c.state_to_c[: c.synced],
+            c.c_available,
+            c.c_category,
+            c.c_price,
+            self.state.item_category,
+            self.state.item_price,
+            f.available_only and c.unavailable > 0,  # nothing hidden: no availability check
+            -1 if self.category is None else self.category,
+            self.category is not None,
+            self.banned,
+            np.nan if f.min_price is None else float(f.min_price),
+            np.nan if f.max_price is None else float(f.max_price),
+        )
 
     def mask_fresh(self, fresh: np.ndarray) -> np.ndarray:
         """The same filters on catalogue indices of items no event has touched yet."""
@@ -119,6 +121,55 @@ class FilterSet:
         if self.filters.exclude:
             ok &= ~np.isin(fresh, c.ids.lookup(list(self.filters.exclude)))
         return ok
+
+
+@numba.njit(cache=True, nogil=True)
+def _mask(
+    items,
+    state_to_c,
+    c_available,
+    c_category,
+    c_price,
+    state_category,
+    state_price,
+    check_available,
+    category,
+    by_category,
+    banned,
+    lo,
+    hi,
+):  # pragma: no cover - compiled
+    """``FilterSet.mask``: availability, category (the catalogue's, else the events'), banned
+    categories and a price range (the catalogue's, else the events'; unknown never passes)."""
+    ok = np.ones(items.shape[0], dtype=np.bool_)
+    by_price = not (np.isnan(lo) and np.isnan(hi))
+    for j in range(items.shape[0]):
+        i = items[j]
+        c = state_to_c[i] if 0 <= i < state_to_c.shape[0] else -1
+        if check_available and c >= 0 and not (c < c_available.shape[0] and c_available[c]):
+            ok[j] = False
+            continue
+        if by_category or banned.shape[0]:
+            cat = c_category[c] if 0 <= c < c_category.shape[0] else -1
+            if cat < 0:
+                cat = state_category[i] if 0 <= i < state_category.shape[0] else -1
+            if by_category and cat != category:
+                ok[j] = False
+                continue
+            for b in banned:
+                if cat == b:
+                    ok[j] = False
+            if not ok[j]:
+                continue
+        if by_price:
+            price = c_price[c] if 0 <= c < c_price.shape[0] else np.nan
+            if np.isnan(price):
+                raw = state_price[i] if 0 <= i < state_price.shape[0] else -1.0
+                price = raw if raw >= 0 else np.nan
+            # unknown (NaN) prices never pass a price filter: comparisons with NaN are False
+            if (not np.isnan(lo) and not price >= lo) or (not np.isnan(hi) and not price <= hi):
+                ok[j] = False
+    return ok
 
 
 def diversify(categories: np.ndarray, per_category: int) -> np.ndarray:

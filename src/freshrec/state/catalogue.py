@@ -190,6 +190,11 @@ class Catalogue:
         self.state_to_c = state_to_c
         self._synced = n
 
+    @property
+    def synced(self) -> int:
+        """How many of the state's items ``sync`` has linked to their catalogue entries."""
+        return self._synced
+
     def _cat_index(self, items: np.ndarray) -> np.ndarray:
         """Catalogue index of each state item index (-1: none)."""
         return _gather(self.state_to_c[: self._synced], items, -1)
