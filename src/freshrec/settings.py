@@ -228,7 +228,7 @@ class Settings(BaseSettings):
         "event-time half-life in seconds; each adds a member '<kind>_fast'.",
     )
     ensemble_recent_members: dict[str, float] = Field(
-        default_factory=lambda: {"covisitation": 10_000.0},
+        default_factory=dict,
         description="Event-window ensemble members: model kind (popularity, covisitation) -> "
         "half-life in events learned (not seconds); each adds a member '<kind>_recent'.",
     )

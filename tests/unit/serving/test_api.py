@@ -204,7 +204,6 @@ def test_models_endpoint_and_quality_metrics(client: TestClient, checkerboard: l
         "mf",
         "ranker",
         "popularity_fast",  # the default short time-window member (ensemble_fast_members)
-        "covisitation_recent",  # the default event-window member (ensemble_recent_members)
     }
     assert abs(sum(m["weight"] for m in body["models"]) - 1) < 1e-9
     text = client.get("/metrics").text
