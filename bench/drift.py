@@ -1,11 +1,16 @@
 """Drift handling: detection delay, false alarms and recovery speed, drift handling on vs off.
 
 Streams: every simulator scenario (``freshrec.sim.scenarios``: abrupt, gradual, new category,
-seasonal, stationary) and the Taobao user sample from ``../shared/data`` in time order with an
-injected abrupt shift: from the midpoint on, the item ids of the most popular category are
-remapped to new ids (the same products under new names).
+seasonal, stationary; shift at 50,000 events, abrupt and gradual run to 150,000 so that Recall@10
+comes back within the stream with drift handling off too, the others to 100,000) and the Taobao
+user sample from ``../shared/data`` in time order with an injected abrupt shift at its midpoint:
+``taobao+permute`` (in the busiest categories, holding half of the events, the items known before
+the midpoint swap ids among themselves: still known, still tested, and what the models knew about
+each id now misleads them) and ``taobao+remap`` (the most popular category's items get new ids:
+unknown to the models, so their events leave the tests -- this one never took Recall@10 below
+90 %).
 
-A second Taobao stream, ``taobao (no remap)``, is the same events without the renaming: a placebo
+A further Taobao stream, ``taobao``, is the same events with nothing injected: a placebo
 with the same midpoint. It shows what the recovery measure reads on that data when nothing was
 injected (the sample's own drift over its nine days), and every detection on it is a false alarm.
 
@@ -24,15 +29,16 @@ in 20 left the Taobao windows with about 50 tests each -- too few to read a 10 %
   them), per 100,000 events;
 - recovery: events after the shift until Recall@10 over a sliding window of ``WINDOW`` events is
   back to 90 % of its level over the ``WINDOW`` events before the shift, on and off;
-- for ``taobao+remap``, also against the placebo (``recovery_vs``): until Recall@10 over the
-  window is back at 90 % of the unrenamed stream's (drift handling off) over the same window;
+- for ``taobao+permute`` and ``taobao+remap``, also against the placebo (``recovery_vs``): until
+  Recall@10 over the window is back at 90 % of the placebo's (drift handling off) over the same
+  window;
 - Recall@10 over the ``AFTER`` events after the shift, on and off (the same events tested: what
   drift handling gained or lost, without a threshold).
 
-    python -m bench.drift [--quick] [--json PATH] [--streams taobao+remap,taobao]
+    python -m bench.drift [--quick] [--json PATH] [--streams taobao+permute,taobao]
 
-Not part of ``make bench`` (``bench/__main__.py``): about 20 minutes on an idle machine, 30
-under load (the Taobao streams alone about 5): the probe learns event by event.
+Not part of ``make bench`` (``bench/__main__.py``): about an hour on a loaded 2-core machine
+(abrupt alone about 12 minutes); the probe learns event by event.
 """
 
 from __future__ import annotations
@@ -56,29 +62,57 @@ PROBE_EVERY = 1  # the figures' Recall@10: every testable event
 WINDOW = 5000  # events per recall window
 AFTER = 20_000  # events after the shift of the mean Recall@10 (on and off, the same tests)
 BATCH = 5000
+PERMUTED = 0.5  # taobao+permute: share of the events (before the middle) in permuted categories
+PERMUTE_SEED = 5
 TAOBAO_TYPES = {"pv": "view", "fav": "favorite", "cart": "add_to_cart", "buy": "purchase"}
 
 
 def taobao_with_shift(
-    limit: int | None = None, rename: bool = True
+    limit: int | None = None, shift: str = "rename"
 ) -> tuple[list[dict[str, Any]], int]:
-    """The Taobao user sample in time order (its first ``limit`` events); the most popular
-    category's items renamed from the middle on (unless ``rename`` is false: the placebo)."""
+    """The Taobao user sample in time order (its first ``limit`` events) with a shift injected at
+    the middle (``shift``):
+
+    - ``"rename"``: the most popular category's items get new ids from then on (the same products
+      under new names: unknown to the models, so their events leave the tests);
+    - ``"permute"``: in the most popular categories (the busiest, until they hold ``PERMUTED`` of
+      the events before the middle), the items known before the middle swap ids among
+      themselves from then on (a seeded permutation inside each category): item A's later
+      events are item B's, both known, so they are still tested and the models' old knowledge
+      of B (its popularity, its co-visitation paths, its factors) now misleads them;
+    - ``"none"``: nothing changes (the placebo).
+    """
+    if shift not in ("rename", "permute", "none"):
+        raise ValueError(f"shift: unknown {shift!r}")
     rows = []
     with (DATA / "userbehavior_user_sample.csv").open(newline="") as f:
         for user, item, category, kind, ts in csv.reader(f):
             rows.append((int(ts), user, item, category, kind))
     rows.sort(key=lambda r: r[0])
     rows = [r for r in rows if r[0] >= 1511539200][:limit]  # without 7 outliers of September
-    shift = len(rows) // 2
+    mid = len(rows) // 2
     counts: dict[str, int] = {}
-    for r in rows[:shift]:
+    for r in rows[:mid]:
         counts[r[3]] = counts.get(r[3], 0) + 1
-    top = max(counts, key=counts.__getitem__)
+    busiest = sorted(counts, key=lambda c: (-counts[c], c))
+    mapping: dict[str, str] = {}
+    if shift == "rename":
+        mapping = {r[2]: "renamed-" + r[2] for r in rows[mid:] if r[3] == busiest[0]}
+    elif shift == "permute":
+        rng = np.random.default_rng(PERMUTE_SEED)
+        covered = 0
+        for category in busiest:
+            if covered >= PERMUTED * mid:
+                break
+            covered += counts[category]
+            known = sorted({r[2] for r in rows[:mid] if r[3] == category})
+            if len(known) > 1:
+                order = rng.permutation(len(known))
+                mapping.update((known[i], known[j]) for i, j in enumerate(order.tolist()))
     events = []
     for n, (ts, user, item, category, kind) in enumerate(rows):
-        if rename and n >= shift and category == top:
-            item = "renamed-" + item
+        if n >= mid:
+            item = mapping.get(item, item)
         events.append(
             {
                 "type": TAOBAO_TYPES[kind],
@@ -88,7 +122,7 @@ def taobao_with_shift(
                 "context": {"category": category},
             }
         )
-    return events, shift
+    return events, mid
 
 
 class Probe:
@@ -165,21 +199,27 @@ def recovery(r: dict[str, Any], shift: int, n: int) -> tuple[float, int | str]:
 
 
 SCENARIOS = ("abrupt", "gradual", "new_category", "seasonal", "stationary")
-TAOBAO = ("taobao+remap", "taobao")
+LONG = {"abrupt", "gradual"}  # run to 3 x the shift point: "off" comes back within the stream
+TAOBAO = ("taobao+permute", "taobao+remap", "taobao")
+SHIFTS = {"taobao+permute": "permute", "taobao+remap": "rename", "taobao": "none"}
 PLACEBO = {"taobao"}  # no shift injected: recovery read at the midpoint, every detection false
 
 
 def streams_of(names: list[str], n: int, seed: int, quick: bool) -> list[tuple[str, list, int]]:
-    """``(name, events, midpoint)`` of the streams asked for, built only when asked."""
+    """``(name, events, shift point)`` of the streams asked for, built only when asked. The
+    scenarios shift at ``n / 2``; abrupt and gradual run to ``3 n / 2`` (``LONG``: without drift
+    handling Recall@10 takes longer than ``n / 2`` events to come back there), the others to
+    ``n``."""
     out: list[tuple[str, list, int]] = []
     for name in names:
         if name in SCENARIOS:
-            scenario = DriftScenario(name, seed=seed, shift_at=n // 2, span=n // 10, period=n)
-            out.append((name, scenario.take(n), n // 2))
+            at = n // 2
+            scenario = DriftScenario(name, seed=seed, shift_at=at, span=n // 10, period=n)
+            out.append((name, scenario.take(3 * at if name in LONG else n), at))
         elif not (DATA / "userbehavior_user_sample.csv").exists():
             log(f"skipping {name}: {DATA} not found")
         else:
-            events, at = taobao_with_shift(n if quick else None, rename=name == "taobao+remap")
+            events, at = taobao_with_shift(n if quick else None, SHIFTS[name])
             out.append((name, events, at))
     return out
 
@@ -252,16 +292,19 @@ def main(argv: list[str] | None = None) -> int:
             **row,
             "first_detections": list(zip(on["detections"][:10], on["signals"][:10], strict=True)),
         }
-    if "taobao+remap" in runs and "taobao" in runs:  # against the same models without renaming
-        on, off, mid, count = runs["taobao+remap"]
+    for name in ("taobao+permute", "taobao+remap"):  # against the same models, nothing injected
+        if name not in runs or "taobao" not in runs:
+            continue
+        on, off, mid, count = runs[name]
         placebo = runs["taobao"][1]
-        row = next(r for r in rows if r["stream"] == "taobao+remap")
+        row = next(r for r in rows if r["stream"] == name)
         row["vs_placebo_on"] = recovery_vs(on, placebo, mid, count)
         row["vs_placebo_off"] = recovery_vs(off, placebo, mid, count)
-        details["taobao+remap"].update(vs_placebo_on=row["vs_placebo_on"])
-        details["taobao+remap"].update(vs_placebo_off=row["vs_placebo_off"])
+        details[name].update(vs_placebo_on=row["vs_placebo_on"])
+        details[name].update(vs_placebo_off=row["vs_placebo_off"])
     print(table(rows))
-    abrupt = [r["delay"] for r in rows if r["stream"] in ("abrupt", "new_category", "taobao+remap")]
+    sudden = ("abrupt", "new_category", "taobao+permute", "taobao+remap")
+    abrupt = [r["delay"] for r in rows if r["stream"] in sudden]
     worst = max((d if isinstance(d, int) else float("inf")) for d in abrupt) if abrupt else 0
     headline = f"worst detection delay after an abrupt shift {worst:,.0f} events"
     result = make_result("drift", worst, headline, args.quick, {"streams": details})
@@ -289,7 +332,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         ("tests", "tests in it"),
         ("recovery_on", "back to 90 %: on"),
         ("recovery_off", "off"),
-        ("vs_placebo_on", "vs no remap: on"),
+        ("vs_placebo_on", "vs placebo: on"),
         ("vs_placebo_off", "off"),
         ("after_on", "Recall@10 over 20k after: on"),
         ("after_off", "off"),

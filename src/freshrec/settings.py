@@ -227,6 +227,11 @@ class Settings(BaseSettings):
         description="Fast-decay ensemble members: model kind (popularity, covisitation) -> "
         "event-time half-life in seconds; each adds a member '<kind>_fast'.",
     )
+    ensemble_recent_members: dict[str, float] = Field(
+        default_factory=dict,
+        description="Event-window ensemble members: model kind (popularity, covisitation) -> "
+        "half-life in events learned (not seconds); each adds a member '<kind>_recent'.",
+    )
     drift_detection: bool = Field(True, description="Run the drift detectors on live signals.")
     drift_recalibrate: bool = Field(True, description="Act on a detection (else only record it).")
     drift_adwin_delta: float = Field(
@@ -318,14 +323,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"weight of {name!r} must be >= 0")
         return {**DEFAULT_TYPE_WEIGHTS, **value}
 
-    @field_validator("ensemble_fast_members")
+    @field_validator("ensemble_fast_members", "ensemble_recent_members")
     @classmethod
     def _fast_kinds(cls, value: dict[str, float]) -> dict[str, float]:
         for kind, half_life in value.items():
             if kind not in ("popularity", "covisitation"):
                 raise ValueError(f"unknown fast member {kind!r} (known: popularity, covisitation)")
             if not half_life > 0:
-                raise ValueError(f"half-life of {kind!r} must be > 0 seconds")
+                raise ValueError(f"half-life of {kind!r} must be > 0")
         return value
 
     @model_validator(mode="after")

@@ -4,7 +4,8 @@ When a shopper interacts with item ``j``, every item ``r`` they touched earlier 
 session (up to ``window`` back) gains weight towards ``j`` (forward: "viewed r, then j") and,
 scaled by ``backward_weight``, ``j`` towards ``r``. The weight is the event's type weight
 (purchase > add_to_cart > click > view), divided by ``distance ** distance_exponent`` (the
-distance in the session, 1 = just before), and decayed on event time with ``half_life_seconds``.
+distance in the session, 1 = just before), and decayed on event time with ``half_life_seconds``
+(or, with ``half_life_events``, on the number of events learned).
 
 Each item keeps its ``neighbours`` strongest partners in a fixed row, an open-addressing table:
 a partner lives in one of ``probes`` slots after its hash, and an unseen partner that finds them
@@ -35,7 +36,7 @@ import numpy as np
 
 from freshrec.events import EventType
 from freshrec.models.base import Model, best_first
-from freshrec.models.decay import ForwardDecay
+from freshrec.models.decay import EventCount, ForwardDecay
 from freshrec.state import Batch, UserView
 from freshrec.state.arrays import grow
 
@@ -171,6 +172,7 @@ class CoVisitation(Model):
         distance_exponent: float = 0.5,
         row_exponent: float = 0.75,
         source_exponent: float = 1.0,
+        half_life_events: float | None = None,
     ) -> None:
         if neighbours < 1 or probes < 1 or distance_exponent < 0:
             raise ValueError("neighbours and probes must be >= 1, distance_exponent >= 0")
@@ -183,7 +185,11 @@ class CoVisitation(Model):
         self.source_exponent = float(source_exponent)
         self.backward_weight = backward_weight
         self.half_life_seconds = half_life_seconds
-        self._clock = ForwardDecay(half_life_seconds)
+        self.half_life_events = half_life_events  # set: decay on event count, not event time
+        self._count = None if half_life_events is None else EventCount()
+        self._clock = ForwardDecay(
+            half_life_seconds if half_life_events is None else half_life_events
+        )
         self._nbr = np.full((0, neighbours), -1, dtype=np.int32)
         self._nbw = np.zeros((0, neighbours), dtype=np.float32)
         self._n_items = 0
@@ -194,10 +200,15 @@ class CoVisitation(Model):
         self._stale_weight = 1.0
 
     def params(self) -> dict[str, float]:
+        decay = (
+            {"half_life_seconds": self.half_life_seconds}
+            if self.half_life_events is None
+            else {"half_life_events": self.half_life_events}
+        )
         return {
             "neighbours": self.neighbours,
             "backward_weight": self.backward_weight,
-            "half_life_seconds": self.half_life_seconds,
+            **decay,
             "probes": self.probes,
             "distance_exponent": self.distance_exponent,
             "row_exponent": self.row_exponent,
@@ -210,10 +221,11 @@ class CoVisitation(Model):
         self._n_items = max(self._n_items, batch.n_items)
         self._nbr = grow(self._nbr, self._n_items, fill=-1)
         self._nbw = grow(self._nbw, self._n_items)
-        factor = self._clock.rebase(batch.ts)
+        ts = batch.ts if self._count is None else self._count.times(len(batch))
+        factor = self._clock.rebase(ts)
         if factor != 1.0:
             self._nbw *= factor
-        w = batch.weight * self._clock.weights(batch.ts)
+        w = batch.weight * self._clock.weights(ts)
         _learn(
             batch.items,
             w,
@@ -350,6 +362,8 @@ class CoVisitation(Model):
     def state_dict(self) -> dict[str, np.ndarray]:
         n = self._n_items
         arrays = {"nbr": self._nbr[:n], "nbw": self._nbw[:n], "t_ref": self._clock.state()}
+        if self._count is not None:
+            arrays["events"] = np.asarray([self._count.seen], dtype=np.int64)
         if self._stale_weight != 1.0:  # only while a discount is on (its time is then finite)
             arrays["stale"] = np.asarray([self._stale_before, self._stale_weight])
         return arrays
@@ -359,6 +373,8 @@ class CoVisitation(Model):
         self._nbw = arrays["nbw"].astype(np.float32, copy=True)
         self._n_items = self._nbr.shape[0]
         self._clock.load(arrays["t_ref"])
+        if self._count is not None:
+            self._count.seen = int(arrays["events"][0]) if "events" in arrays else 0
         stale = arrays.get("stale")  # absent: no discount on (or a snapshot from before it)
         self._stale_before, self._stale_weight = (
             (-np.inf, 1.0) if stale is None else (float(stale[0]), float(stale[1]))

@@ -75,3 +75,25 @@ class ForwardDecay:
     def load(self, value: np.ndarray) -> None:
         self.t0 = float(value[0]) if value[2] else None
         self.cell = int(value[1])
+
+
+class EventCount:
+    """The time axis of an event-count decay: event ``k`` learned is at "time" ``k``.
+
+    A model decayed on event count (``half_life_events``) feeds these times to its
+    ``ForwardDecay`` instead of event times: "recent" then means the last so many events, however
+    long they took to arrive (a busy shop and a quiet one forget at the same pace per event).
+
+    >>> count = EventCount()
+    >>> count.times(3).tolist(), count.times(2).tolist()
+    ([0.0, 1.0, 2.0], [3.0, 4.0])
+    """
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    def times(self, n: int) -> np.ndarray:
+        """The times of the next ``n`` events learned (and counts them)."""
+        out = np.arange(self.seen, self.seen + n, dtype=np.float64)
+        self.seen += n
+        return out

@@ -1,4 +1,5 @@
-"""Time-decayed item popularity: each event adds its type weight, halving every ``half_life``.
+"""Time-decayed item popularity: each event adds its type weight, halving every ``half_life``
+(seconds of event time; or, with ``half_life_events``, every so many events learned).
 
 >>> from freshrec.testing import make_batch
 >>> pop = DecayedPopularity(half_life_seconds=3600.0)
@@ -12,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from freshrec.models.base import Model
-from freshrec.models.decay import ForwardDecay
+from freshrec.models.decay import EventCount, ForwardDecay
 from freshrec.state import Batch, UserView
 from freshrec.state.arrays import grow
 
@@ -25,15 +26,23 @@ class DecayedPopularity(Model):
     name = "popularity"
     reason = "popular"
 
-    def __init__(self, half_life_seconds: float = 3 * 86_400.0) -> None:
+    def __init__(
+        self, half_life_seconds: float = 3 * 86_400.0, half_life_events: float | None = None
+    ) -> None:
         self.half_life_seconds = half_life_seconds
-        self._clock = ForwardDecay(half_life_seconds)
+        self.half_life_events = half_life_events  # set: decay on event count, not event time
+        self._count = None if half_life_events is None else EventCount()
+        self._clock = ForwardDecay(
+            half_life_seconds if half_life_events is None else half_life_events
+        )
         self._scores = np.zeros(0, dtype=np.float64)
         self._n_items = 0
         self._top: np.ndarray | None = None
         self._touched: list[np.ndarray] = []  # items learned since the top list was ordered
 
     def params(self) -> dict[str, float]:
+        if self.half_life_events is not None:
+            return {"half_life_events": self.half_life_events}
         return {"half_life_seconds": self.half_life_seconds}
 
     def learn(self, batch: Batch) -> None:
@@ -41,10 +50,11 @@ class DecayedPopularity(Model):
             return
         self._n_items = max(self._n_items, batch.n_items)
         self._scores = grow(self._scores, self._n_items)
-        factor = self._clock.rebase(batch.ts)
+        ts = batch.ts if self._count is None else self._count.times(len(batch))
+        factor = self._clock.rebase(ts)
         if factor != 1.0:
             self._scores *= factor
-        w = batch.weight * self._clock.weights(batch.ts)
+        w = batch.weight * self._clock.weights(ts)
         np.add.at(self._scores, batch.items, w)  # in event order: sums independent of batching
         if self._top is not None:
             self._touched.append(batch.items[w > 0])
@@ -88,16 +98,22 @@ class DecayedPopularity(Model):
         return self.top(n)
 
     def decayed(self, at: float) -> np.ndarray:
-        """Popularity of every item as decayed to event time ``at``."""
+        """Popularity of every item as decayed to event time ``at`` (with ``half_life_events``:
+        to the ``at``-th event learned)."""
         return self._clock.decayed(self.raw_scores(), at)
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        return {"scores": self.raw_scores(), "t_ref": self._clock.state()}
+        arrays = {"scores": self.raw_scores(), "t_ref": self._clock.state()}
+        if self._count is not None:
+            arrays["events"] = np.asarray([self._count.seen], dtype=np.int64)
+        return arrays
 
     def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
         self._scores = arrays["scores"].astype(np.float64, copy=True)
         self._n_items = self._scores.shape[0]
         self._clock.load(arrays["t_ref"])
+        if self._count is not None:
+            self._count.seen = int(arrays["events"][0]) if "events" in arrays else 0
         self._top = None
         self._touched = []
 

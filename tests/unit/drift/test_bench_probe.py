@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from bench.drift import Probe
+from bench.drift import DATA, Probe, taobao_with_shift
 from freshrec import Engine
 from freshrec.sim.scenarios import DriftScenario
 
@@ -38,3 +39,23 @@ def test_the_probe_is_read_only_and_dense() -> None:
     assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets)
     plain.close()
     probed.close()
+
+
+@pytest.mark.skipif(not (DATA / "userbehavior_user_sample.csv").exists(), reason="no Taobao data")
+def test_the_permuted_taobao_stream_swaps_known_items_inside_their_categories() -> None:
+    plain, mid = taobao_with_shift(None, "none")
+    permuted, at = taobao_with_shift(None, "permute")
+    assert at == mid and len(permuted) == len(plain)
+    assert permuted[:mid] == plain[:mid]  # nothing changes before the shift
+    item_category = {e["item_id"]: e["context"]["category"] for e in plain[:mid]}
+    swapped = 0
+    for new, old in zip(permuted[mid:], plain[mid:], strict=True):
+        assert new["context"] == old["context"] and new["user_id"] == old["user_id"]
+        if new["item_id"] != old["item_id"]:
+            swapped += 1
+            # both ids known before the shift, in the same category: still tested after it
+            assert item_category[new["item_id"]] == item_category[old["item_id"]]
+            assert item_category[old["item_id"]] == old["context"]["category"]
+    assert swapped > 0.1 * (len(plain) - mid)
+    # the same ids are used, only their meaning changes
+    assert {e["item_id"] for e in permuted} <= {e["item_id"] for e in plain}

@@ -19,6 +19,7 @@ from freshrec.models import CoVisitation, DecayedPopularity, OnlineMF
 from freshrec.models.ensemble import Ensemble
 from freshrec.serving import create_app
 from freshrec.settings import Settings
+from freshrec.sim.scenarios import DriftScenario
 from freshrec.testing import make_batch
 
 
@@ -156,4 +157,28 @@ def test_ctr_of_served_lists_feeds_its_signal_and_its_alert(
         engine.process()
     assert engine.drift.last_values["ctr"] == 0.25  # 1 click on 4 lists served
     assert engine.alerts.firing["ctr"] and "ALERT below_threshold: ctr = 0.2500" in caplog.text
+    engine.close()
+
+
+def test_event_window_members_start_low_and_are_boosted_after_a_change() -> None:
+    engine = Engine.open(
+        None,
+        live_eval_every=20,
+        ensemble_fast_members={},
+        ensemble_recent_members={"covisitation": 2000, "popularity": 2000},
+    )
+    names = [m.name for m in engine.ensemble.members]
+    assert names[-2:] == ["popularity_recent", "covisitation_recent"]
+    priors = dict(engine.ensemble.priors)
+    assert priors["covisitation_recent"] == pytest.approx(0.25 * priors["covisitation"])
+    assert priors["popularity_recent"] == pytest.approx(0.25 * priors["popularity"])
+    events = DriftScenario("stationary", seed=3, n_shoppers=300).take(4000)
+    engine.ingest(events)
+    engine.process()
+    # the engine's policy acts on the event-window members as on the other short-window ones
+    action = engine.drift.policy.act(4000, "popularity_hit", events[-1]["timestamp"])
+    assert "boost popularity_recent,covisitation_recent x4" in action
+    assert engine.ensemble.priors["covisitation_recent"] == pytest.approx(
+        4 * priors["covisitation_recent"]
+    )
     engine.close()

@@ -192,3 +192,39 @@ def test_recent_items_weigh_less_with_their_position(exponent: float) -> None:
 def test_invalid_exponents_are_refused(name: str, value: float) -> None:
     with pytest.raises(ValueError, match=name):
         CoVisitation(**{name: value})  # type: ignore[arg-type]
+
+
+def test_event_count_decay_ignores_event_time_and_batching() -> None:
+    # the same events, all at one instant, cut into batches two ways: on an event clock the
+    # later events weigh more (half-life 4 events), on the time clock nothing decays
+    items = [0] * 8 + [1] * 4
+    whole = DecayedPopularity(half_life_events=4.0)
+    whole.learn(make_batch(items=items))
+    cut = DecayedPopularity(half_life_events=4.0)
+    for k in range(0, len(items), 5):
+        cut.learn(make_batch(items=items[k : k + 5]))
+    seconds = DecayedPopularity(half_life_seconds=4.0)
+    seconds.learn(make_batch(items=items))
+    np.testing.assert_allclose(whole.raw_scores(), cut.raw_scores())
+    assert whole.top(2).tolist() == [1, 0]  # four late events outweigh eight earlier ones
+    assert seconds.top(2).tolist() == [0, 1]
+    # item 0's events are 4..11 events before the last one, item 1's 0..3
+    older = sum(2.0 ** (-d / 4) for d in range(4, 12))
+    newer = sum(2.0 ** (-d / 4) for d in range(4))
+    ratio = whole.raw_scores()[0] / whole.raw_scores()[1]
+    assert ratio == pytest.approx(older / newer)
+    assert whole.params() == {"half_life_events": 4.0}
+
+
+def test_event_count_decay_survives_a_snapshot() -> None:
+    first = CoVisitation(neighbours=4, half_life_events=3.0)
+    first.learn(make_batch(items=[0, 1, 2], prev_items=[[], [0], [1, 0]]))
+    copy = CoVisitation(neighbours=4, half_life_events=3.0)
+    copy.load_state_dict(first.state_dict())
+    later = make_batch(items=[0, 2], prev_items=[[], [0]])
+    first.learn(later)
+    copy.learn(later)
+    np.testing.assert_array_equal(first.state_dict()["nbw"], copy.state_dict()["nbw"])
+    # and the later link 0 -> 2 (events 3 and 4) now outweighs the early 0 -> 1 (event 1)
+    items, _ = first.similar(0, 2)
+    assert items.tolist()[0] == 2
