@@ -23,14 +23,20 @@ from freshrec.sim.scenarios import DriftScenario
 from freshrec.testing import make_batch
 
 
-def test_policy_forgets_shrinks_boosts_then_restores() -> None:
+def _learned_members() -> tuple[DecayedPopularity, DecayedPopularity, OnlineMF, Ensemble]:
+    """A slow and a fast popularity and an MF that learned three events; the two popularities
+    as an ensemble with equal priors."""
     slow = DecayedPopularity(86_400.0)
     (fast,) = fast_members(Settings(ensemble_fast_members={"popularity": 600.0}))
     mf = OnlineMF(factors=4, seed=1)
     batch = make_batch(items=[0, 1, 1], users=[0, 1, 0], ts=[0.0, 1.0, 2.0])
     for m in (slow, fast, mf):
         m.learn(batch)
-    ens = Ensemble([slow, fast], {"popularity": 1.0, "popularity_fast": 1.0})
+    return slow, fast, mf, Ensemble([slow, fast], {"popularity": 1.0, "popularity_fast": 1.0})
+
+
+def test_policy_forgets_shrinks_boosts_then_restores() -> None:
+    slow, fast, mf, ens = _learned_members()
     before = slow.raw_scores().copy(), mf.state_dict()["user_factors"].copy()
     policy = Recalibration([slow, fast], mf, ens, ["popularity_fast"], 0.25, 0.5, 4.0, 100, 50)
     action = policy.act(1000)
@@ -48,13 +54,7 @@ def test_policy_forgets_shrinks_boosts_then_restores() -> None:
 def test_policy_keeps_user_factors_when_the_catalogue_changed() -> None:
     """A category's items renamed (new_items:category=...) is a catalogue change: forget and
     boost as usual, but the shoppers' profiles stay; any other signal shrinks them."""
-    slow = DecayedPopularity(86_400.0)
-    (fast,) = fast_members(Settings(ensemble_fast_members={"popularity": 600.0}))
-    mf = OnlineMF(factors=4, seed=1)
-    batch = make_batch(items=[0, 1, 1], users=[0, 1, 0], ts=[0.0, 1.0, 2.0])
-    for m in (slow, fast, mf):
-        m.learn(batch)
-    ens = Ensemble([slow, fast], {"popularity": 1.0, "popularity_fast": 1.0})
+    slow, fast, mf, ens = _learned_members()
     pop, users = slow.raw_scores().copy(), mf.state_dict()["user_factors"].copy()
     policy = Recalibration([slow, fast], mf, ens, ["popularity_fast"], 0.25, 0.5, 4.0, 100, 50)
     action = policy.act(1000, "new_items:category=7")
