@@ -25,7 +25,7 @@ import numpy as np
 from freshrec.errors import ValidationError
 from freshrec.features.context import category_id
 from freshrec.state import OnlineState
-from freshrec.state.catalogue import Catalogue
+from freshrec.state.catalogue import Catalogue, catalogue_index, category_of, price_of
 
 MAX_EXCLUDE = 1000
 
@@ -145,14 +145,12 @@ def _mask(
     by_price = not (np.isnan(lo) and np.isnan(hi))
     for j in range(items.shape[0]):
         i = items[j]
-        c = state_to_c[i] if 0 <= i < state_to_c.shape[0] else -1
+        c = catalogue_index(i, state_to_c)
         if check_available and c >= 0 and not (c < c_available.shape[0] and c_available[c]):
             ok[j] = False
             continue
         if by_category or banned.shape[0]:
-            cat = c_category[c] if 0 <= c < c_category.shape[0] else -1
-            if cat < 0:
-                cat = state_category[i] if 0 <= i < state_category.shape[0] else -1
+            cat = category_of(i, c, c_category, state_category)
             if by_category and cat != category:
                 ok[j] = False
                 continue
@@ -162,10 +160,7 @@ def _mask(
             if not ok[j]:
                 continue
         if by_price:
-            price = c_price[c] if 0 <= c < c_price.shape[0] else np.nan
-            if np.isnan(price):
-                raw = state_price[i] if 0 <= i < state_price.shape[0] else -1.0
-                price = raw if raw >= 0 else np.nan
+            price = price_of(i, c, c_price, state_price)
             # unknown (NaN) prices never pass a price filter: comparisons with NaN are False
             if (not np.isnan(lo) and not price >= lo) or (not np.isnan(hi) and not price <= hi):
                 ok[j] = False

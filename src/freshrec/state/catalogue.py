@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Annotated
 
 import msgspec
+import numba
 import numpy as np
 
 from freshrec.events.schema import Id
@@ -208,16 +209,15 @@ class Catalogue:
 
     def categories(self, items: np.ndarray, state_category: np.ndarray) -> np.ndarray:
         """Category id of each state item: the catalogue's, else the one events gave (-1)."""
-        c = self._cat_index(items)
-        mine = np.where(c >= 0, _gather(self.c_category, c, -1), -1)
-        return np.where(mine >= 0, mine, _gather(state_category, items, -1))
+        return _categories(
+            np.asarray(items), self.state_to_c[: self._synced], self.c_category, state_category
+        )
 
     def prices(self, items: np.ndarray, state_price: np.ndarray) -> np.ndarray:
         """Price of each state item: the catalogue's, else the events' (NaN when unknown)."""
-        c = self._cat_index(items)
-        mine = np.where(c >= 0, _gather(self.c_price, c, np.nan), np.nan)
-        raw = _gather(state_price, items, -1.0)
-        return np.where(np.isnan(mine), np.where(raw >= 0, raw, np.nan), mine)
+        return _prices(
+            np.asarray(items), self.state_to_c[: self._synced], self.c_price, state_price
+        )
 
     def brands(self, items: np.ndarray) -> np.ndarray:
         c = self._cat_index(items)
@@ -239,6 +239,53 @@ class Catalogue:
             found = np.flatnonzero(self.c_available[:n] & (self.c_state[:n] < 0))
             self._fresh, self._fresh_key = found.astype(np.int32), key
         return self._fresh
+
+
+# -- one item's catalogue facts, compiled: the rules every vectorised read and the request
+# filters (``freshrec.engine.filters``) share --------------------------------------------------
+@numba.njit(cache=True, nogil=True)
+def catalogue_index(i, state_to_c):  # pragma: no cover - compiled
+    """Catalogue index of state item ``i`` (-1: not in the catalogue, or not linked yet)."""
+    return state_to_c[i] if 0 <= i < state_to_c.shape[0] else -1
+
+
+@numba.njit(cache=True, nogil=True)
+def category_of(i, c, c_category, state_category):  # pragma: no cover - compiled
+    """Category of state item ``i`` (catalogue index ``c``): the catalogue's, else the one
+    events gave, else -1."""
+    cat = c_category[c] if 0 <= c < c_category.shape[0] else -1
+    if cat < 0:
+        cat = state_category[i] if 0 <= i < state_category.shape[0] else -1
+    return cat
+
+
+@numba.njit(cache=True, nogil=True)
+def price_of(i, c, c_price, state_price):  # pragma: no cover - compiled
+    """Price of state item ``i`` (catalogue index ``c``): the catalogue's, else the events'
+    (negative there: unknown), else NaN."""
+    price = c_price[c] if 0 <= c < c_price.shape[0] else np.nan
+    if np.isnan(price):
+        raw = state_price[i] if 0 <= i < state_price.shape[0] else -1.0
+        price = raw if raw >= 0 else np.nan
+    return price
+
+
+@numba.njit(cache=True, nogil=True)
+def _categories(items, state_to_c, c_category, state_category):  # pragma: no cover - compiled
+    out = np.empty(items.shape[0], dtype=np.int32)
+    for j in range(items.shape[0]):
+        i = items[j]
+        out[j] = category_of(i, catalogue_index(i, state_to_c), c_category, state_category)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _prices(items, state_to_c, c_price, state_price):  # pragma: no cover - compiled
+    out = np.empty(items.shape[0], dtype=np.float64)
+    for j in range(items.shape[0]):
+        i = items[j]
+        out[j] = price_of(i, catalogue_index(i, state_to_c), c_price, state_price)
+    return out
 
 
 def _gather(array: np.ndarray, index: np.ndarray, fill: float | int) -> np.ndarray:

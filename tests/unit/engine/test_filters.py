@@ -1,4 +1,4 @@
-"""``FilterSet.mask`` (one compiled pass) against the catalogue's own vectorised lookups."""
+"""``FilterSet.mask`` (one compiled pass) against the catalogue's reads, one filter at a time."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from freshrec.state.catalogue import Catalogue, Item
 
 
 def _reference(fs: FilterSet, items: np.ndarray) -> np.ndarray:
-    """The filters written with the catalogue's public lookups, one numpy step at a time."""
+    """The filters written with the catalogue's public reads, one filter at a time."""
     f, cat, state = fs.filters, fs.catalogue, fs.state
     ok = cat.allowed(items) if f.available_only else np.ones(items.shape[0], bool)
     cats = cat.categories(items, state.item_category)
