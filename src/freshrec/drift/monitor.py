@@ -42,6 +42,7 @@ from freshrec.drift.policy import Recalibration
 from freshrec.events import EventType, LoggedEvent
 from freshrec.models import DecayedPopularity
 from freshrec.state import Batch
+from freshrec.state.arrays import member_of
 
 if TYPE_CHECKING:  # the engine wires the monitor; nothing here imports the engine at run time
     from freshrec.engine.quality import LiveQuality
@@ -179,7 +180,7 @@ class DriftMonitor:
         if n == 0:
             return
         counted = batch.weight > 0
-        popular = np.isin(batch.items, self.popularity.top(self.top_n)) & counted
+        popular = member_of(batch.items, self.popularity.top(self.top_n)) & counted
         new = (batch.items >= self._known_items) & counted
         self._known_items = max(self._known_items, batch.n_items)
         category = batch.category

@@ -22,6 +22,7 @@ import numpy as np
 from freshrec.features import Context
 from freshrec.models import DecayedPopularity
 from freshrec.models.contextpop import DAYPARTS, ContextPopularity, daypart
+from freshrec.state.arrays import member_of, sorted_unique
 from freshrec.state.catalogue import Catalogue
 
 TRENDING_LIFT = 1.5  # trending: short-term share at least this many times the long-run one
@@ -126,9 +127,9 @@ class ColdStart:
         pools = [self.model.top(r, fetch) for _, r in rows]
         pools.append(self.model.top(-1, fetch))
         pools.append(self.popularity.top(fetch))
-        candidates = np.unique(np.concatenate(pools)).astype(np.int32)
+        candidates = sorted_unique(np.concatenate(pools)).astype(np.int32)
         if exclude.size and candidates.size:
-            candidates = candidates[~np.isin(candidates, exclude)]
+            candidates = candidates[~member_of(candidates, exclude)]
         if allowed is not None and candidates.size:
             candidates = candidates[allowed(candidates)]
         if candidates.size == 0:
@@ -170,7 +171,7 @@ class ColdStart:
         if accept is not None:
             fresh = fresh[accept(fresh)]
         cat = self.catalogue.c_category[fresh]
-        match = np.isin(cat, categories[categories >= 0])
+        match = member_of(cat, categories[categories >= 0])
         fresh, cat = fresh[match], cat[match]
         if fresh.size == 0:
             return fresh, np.zeros(0, dtype=np.int32)

@@ -25,6 +25,7 @@ import numpy as np
 from freshrec.errors import ValidationError
 from freshrec.features.context import category_id
 from freshrec.state import OnlineState
+from freshrec.state.arrays import member_of
 from freshrec.state.catalogue import Catalogue, catalogue_index, category_of, price_of
 
 MAX_EXCLUDE = 1000
@@ -112,14 +113,14 @@ class FilterSet:
         if self.category is not None:
             ok &= cats == self.category
         if self.banned.size:
-            ok &= ~np.isin(cats, self.banned)
+            ok &= ~member_of(cats, self.banned)
         prices = c.c_price[fresh]
         if self.filters.min_price is not None:
             ok &= prices >= self.filters.min_price
         if self.filters.max_price is not None:
             ok &= prices <= self.filters.max_price
         if self.filters.exclude:
-            ok &= ~np.isin(fresh, c.ids.lookup(list(self.filters.exclude)))
+            ok &= ~member_of(fresh, c.ids.lookup(list(self.filters.exclude)))
         return ok
 
 

@@ -22,6 +22,7 @@ from freshrec.features import enrich
 from freshrec.models import Model
 from freshrec.models.ensemble import Ensemble
 from freshrec.state import OnlineState, UserView
+from freshrec.state.arrays import member_of
 
 TopK = Callable[[UserView, int, np.ndarray], np.ndarray]
 
@@ -119,7 +120,7 @@ def model_top_k(model: Model, ensemble: Ensemble) -> TopK:
             items = ensemble.candidates(user, k + exclude.shape[0])
             items = items[np.argsort(-model.score(user, items), kind="stable")]
         if exclude.size:
-            items = items[~np.isin(items, exclude)]
+            items = items[~member_of(items, exclude)]
         return items[:k]
 
     return top

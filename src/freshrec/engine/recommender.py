@@ -24,6 +24,7 @@ from freshrec.features.context import category_id
 from freshrec.models import CoVisitation, DecayedPopularity
 from freshrec.models.ensemble import Ensemble
 from freshrec.state import OnlineState, UserView
+from freshrec.state.arrays import member_of, sorted_unique
 from freshrec.state.catalogue import Catalogue
 
 STRATEGIES = ("ensemble", "popular", "cold_start")
@@ -229,9 +230,15 @@ class Recommender:
         taken = np.concatenate([excluded, *[r[0] for r in rows]])
         raw = self.popularity.raw_scores() if self.popularity is not None else np.zeros(0)
         if fs.category is not None:
-            pool = np.union1d(
-                self.catalogue.in_category(fs.category),
-                np.flatnonzero(self.state.item_category[: len(self.state.items)] == fs.category),
+            pool = sorted_unique(
+                np.concatenate(
+                    [
+                        self.catalogue.in_category(fs.category),
+                        np.flatnonzero(
+                            self.state.item_category[: len(self.state.items)] == fs.category
+                        ),
+                    ]
+                )
             ).astype(np.int32)
             pool = pool[pool < raw.shape[0]]
             pool = pool[np.lexsort((pool, -raw[pool]))]
@@ -239,7 +246,7 @@ class Recommender:
             pool = self._popular
             if fs.filters.restricts_items and self.popularity is not None:
                 pool = self.popularity.top(_DEEP)
-        pool = pool[~np.isin(pool, taken)]
+        pool = pool[~member_of(pool, taken)]
         pool = pool[fs.mask(pool)][:n]
         if pool.shape[0] < n and fs.filters.restricts_items and fs.category is None:
             everything = np.arange(raw.shape[0], dtype=np.int32)  # rare: scan every item
@@ -315,9 +322,9 @@ class Recommender:
                 bought = np.fromiter(self.state.purchased.get(u, ()), dtype=np.int32)
             except RuntimeError:  # the processor changed the set while we read it
                 bought = np.zeros(0, dtype=np.int32)
-            pool = pool[~np.isin(pool, bought)]
+            pool = pool[~member_of(pool, bought)]
         if filters.exclude:
-            pool = pool[~np.isin(pool, self.state.items.lookup(list(filters.exclude)))]
+            pool = pool[~member_of(pool, self.state.items.lookup(list(filters.exclude)))]
         pool = pool[FilterSet(filters, self.state, self.catalogue).mask(pool)][:k]
         keys = self.state.items.keys()
         return [Recommendation(keys[i], 0.0, _POPULAR) for i in pool.tolist()]

@@ -37,6 +37,7 @@ from freshrec.events import LoggedEvent
 from freshrec.models import Model
 from freshrec.settings import Settings
 from freshrec.state import OnlineState
+from freshrec.state.arrays import member_of
 
 
 class UnknownModel(FreshrecError):
@@ -221,7 +222,7 @@ class ModelAdapter:
         else:
             candidates = self.model.candidates(user, k + excluded.shape[0])
             if excluded.size:
-                candidates = candidates[~np.isin(candidates, excluded)]
+                candidates = candidates[~member_of(candidates, excluded)]
             scores = np.asarray(self.model.score(user, candidates), dtype=np.float64)
             items = candidates[top_indices(scores, k)]
         keys = self.state.items.keys()

@@ -29,6 +29,7 @@ import numpy as np
 
 from freshrec.models.base import Model
 from freshrec.state import UserView
+from freshrec.state.arrays import member_of, sorted_unique
 
 
 @dataclass(slots=True)
@@ -139,7 +140,7 @@ class Ensemble:
                 found.append(member.candidates(user, max(n, self.candidates_per_member)))
             except NotImplementedError:
                 continue
-        merged = np.unique(np.concatenate(found)) if found else np.zeros(0)
+        merged = sorted_unique(np.concatenate(found)) if found else np.zeros(0)
         merged = merged.astype(np.int32)
         merged.flags.writeable = False
         user.memo[key] = merged
@@ -150,7 +151,7 @@ class Ensemble:
         names = [m.name for m in self.members]
         candidates = self.candidates(user, k + (0 if exclude is None else exclude.shape[0]))
         if exclude is not None and exclude.size and candidates.size:
-            candidates = candidates[~np.isin(candidates, exclude)]
+            candidates = candidates[~member_of(candidates, exclude)]
         if candidates.size == 0:
             empty = np.zeros(0)
             return Ranked(candidates, empty, np.zeros((0, len(names))), names)

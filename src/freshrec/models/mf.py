@@ -49,7 +49,7 @@ import numpy as np
 from freshrec.models.base import Model, ModelError, best_first
 from freshrec.models.quantised import QuantisedRows
 from freshrec.state import Batch, UserView
-from freshrec.state.arrays import grow
+from freshrec.state.arrays import grow, member_of
 
 LOSSES = ("isgd", "isgd_neg", "bpr")
 SAMPLING = ("recent", "uniform")
@@ -345,6 +345,7 @@ class OnlineMF(Model):
         )
         if not ok:
             raise ModelError(f"{self.name}: non-finite factors while learning (diverged)")
+        self._q8.refresh(self._Q, self._n_items)
 
     # -- scoring -----------------------------------------------------------------------------
     def user_vector(self, user: UserView) -> np.ndarray:
@@ -414,7 +415,7 @@ class OnlineMF(Model):
             found = user.memo[self.name] = (m, self._q8.top(self._Q, p, n, m))
         pool = found[1]
         if excluded.size:
-            pool = pool[~np.isin(pool, excluded)]
+            pool = pool[~member_of(pool, excluded)]
         return _select_from(pool, self._Q[pool] @ p, k)
 
     def candidates(self, user: UserView, n: int) -> np.ndarray:

@@ -10,14 +10,62 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
-from freshrec.models.base import Model
+from freshrec.models.base import Model, best_first
 from freshrec.models.decay import EventCount, ForwardDecay
 from freshrec.state import Batch, UserView
 from freshrec.state.arrays import grow
 
 _TOP_CACHE = 1000
+
+
+@numba.njit(cache=True, nogil=True)
+def _better(scores, a, b):  # pragma: no cover - compiled
+    """Whether item ``a`` ranks before item ``b``: higher score, ties to the lower index."""
+    return scores[a] > scores[b] or (scores[a] == scores[b] and a < b)
+
+
+@numba.njit(cache=True, nogil=True)
+def _merge_top(top, touched, scores, m, mark, stamp):  # pragma: no cover - compiled
+    """The best ``m`` of ``top`` (ordered best first) and ``touched`` (items whose scores rose
+    since ``top`` was ordered; any order, repeats allowed), best first.
+
+    An item of ``top`` not touched kept its score, so ``top`` without the touched ones is still
+    in order; a touched item scoring below every item of a full ``top`` cannot enter it. So only
+    the few touched items that can are sorted, then merged in: no sort of the whole pool.
+    ``mark[i] == stamp`` says ``i`` was touched (the scratch array is never cleared)."""
+    floor = -np.inf
+    if top.shape[0] >= m:
+        floor = np.inf
+        for i in top:
+            floor = min(floor, scores[i])
+    fresh = np.empty(touched.shape[0], dtype=top.dtype)
+    u = 0
+    for t in touched:
+        if mark[t] != stamp:
+            mark[t] = stamp
+            if scores[t] >= floor:
+                fresh[u] = t
+                u += 1
+    fresh = np.sort(fresh[:u])
+    fresh = fresh[np.argsort(-scores[fresh], kind="mergesort")]  # stable: ties to the lower index
+    out = np.empty(min(m, top.shape[0] + u), dtype=top.dtype)
+    a = b = o = 0
+    while o < out.shape[0]:
+        while a < top.shape[0] and mark[top[a]] == stamp:  # moved: comes in through ``fresh``
+            a += 1
+        if a < top.shape[0] and (b >= u or _better(scores, top[a], fresh[b])):
+            out[o] = top[a]
+            a += 1
+        elif b < u:
+            out[o] = fresh[b]
+            b += 1
+        else:
+            break
+        o += 1
+    return out[:o]
 
 
 class DecayedPopularity(Model):
@@ -39,6 +87,8 @@ class DecayedPopularity(Model):
         self._n_items = 0
         self._top: np.ndarray | None = None
         self._touched: list[np.ndarray] = []  # items learned since the top list was ordered
+        self._mark = np.zeros(0, dtype=np.int32)  # scratch of the top list's merge
+        self._stamp_value = 0
 
     def params(self) -> dict[str, float]:
         if self.half_life_events is not None:
@@ -81,18 +131,23 @@ class DecayedPopularity(Model):
         scores = self.raw_scores()
         if self._top is None or (self._top.shape[0] < n and self._top.shape[0] < self._n_items):
             m = min(max(n, _TOP_CACHE), scores.shape[0])
-            part = np.argpartition(-scores, m - 1)[:m] if m < scores.shape[0] else np.arange(m)
-            self._top = self._ordered(part[scores[part] > 0], m)
+            positive = np.flatnonzero(scores > 0)  # exact at the cut: ties to the lower index
+            self._top = positive[best_first(positive, scores[positive], m)]
             self._touched = []
         elif self._touched:
-            pool = np.union1d(self._top, np.concatenate(self._touched))
-            self._top = self._ordered(pool, max(self._top.shape[0], _TOP_CACHE))
+            touched = np.concatenate(self._touched).astype(self._top.dtype, copy=False)
+            m = max(self._top.shape[0], _TOP_CACHE)
+            self._top = _merge_top(self._top, touched, scores, m, *self._stamp())
             self._touched = []
         return self._top[:n]
 
-    def _ordered(self, items: np.ndarray, m: int) -> np.ndarray:
-        scores = self._scores[items]
-        return items[np.lexsort((items, -scores))][:m]
+    def _stamp(self) -> tuple[np.ndarray, int]:
+        """A scratch array over the items and a value none of its entries holds yet."""
+        if self._mark.shape[0] < self._n_items or self._stamp_value >= 2**31 - 2:
+            self._mark = np.zeros(self._n_items * 5 // 4 + 1024, dtype=np.int32)
+            self._stamp_value = 0
+        self._stamp_value += 1
+        return self._mark, self._stamp_value
 
     def candidates(self, user: UserView, n: int) -> np.ndarray:
         return self.top(n)

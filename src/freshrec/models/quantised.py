@@ -39,6 +39,15 @@ def _quantise_row(Q, r, q8, scale):  # pragma: no cover - compiled
     scale[r] = s
 
 
+@numba.njit(cache=True, nogil=True)
+def _refresh(Q, q8, scale, dirty, n):  # pragma: no cover - compiled
+    """Re-quantise the dirty rows below ``n``."""
+    for i in range(n):
+        if dirty[i]:
+            _quantise_row(Q, i, q8, scale)
+            dirty[i] = False
+
+
 @numba.njit(cache=True, nogil=True, fastmath=True)
 def _scan(Q, Q8, scale, dirty, p, n, m):  # pragma: no cover - compiled
     """Indices of the ``m`` best ``scale[i] * Q8[i] . p`` over rows < n; a dirty row is
@@ -89,10 +98,21 @@ class QuantisedRows:
         self.scale = grow(self.scale, n)
         self.dirty = grow(self.dirty, n, fill=True)
 
+    def refresh(self, Q: np.ndarray, n: int) -> None:
+        """Re-quantise the dirty rows of ``Q[:n]`` now: right after learning, while the rows
+        the learner changed are still in the CPU's caches (a scan later would fetch them from
+        memory again)."""
+        self._cover(n)
+        _refresh(Q, self.q8, self.scale, self.dirty, n)
+
     def top(self, Q: np.ndarray, p: np.ndarray, n: int, m: int) -> np.ndarray:
         """Up to ``m`` row indices of ``Q[:n]`` with the best approximate scores (unordered);
         dirty rows are re-quantised by the scan itself."""
+        self._cover(n)
+        return _scan(Q, self.q8, self.scale, self.dirty, p, n, m)
+
+    def _cover(self, n: int) -> None:
+        """Mirror ``n`` rows: rows not mirrored before are dirty."""
         self.ensure(n)
         self.dirty[self._n : n] = True
         self._n = n
-        return _scan(Q, self.q8, self.scale, self.dirty, p, n, m)

@@ -1,4 +1,9 @@
-"""Arrays that grow geometrically with the number of users or items (never per event).
+"""Arrays that grow geometrically with the number of users or items (never per event), and
+set operations on small index arrays.
+
+numpy's ``unique`` and ``isin`` pay tens of microseconds of overhead each (a hash table, or a
+table as long as the value range), several times per request and per live test; a sort and a
+binary search do the same for the few hundred indices a request handles in a few.
 
 >>> a = np.zeros((2, 3), dtype=np.int32)
 >>> b = grow(a, 5, fill=-1)
@@ -6,6 +11,8 @@
 (True, True, -1)
 >>> grow(b, 3) is b
 True
+>>> sorted_unique(np.array([5, 1, 5, 3])).tolist(), member_of(np.array([1, 2, 3]), [3, 1]).tolist()
+([1, 3, 5], [True, False, True])
 """
 
 from __future__ import annotations
@@ -27,3 +34,24 @@ def grow(array: np.ndarray, n: int, fill: float | int = 0) -> np.ndarray:
     out[:rows] = array  # each byte written once: the old rows copied, only the new ones filled
     out[rows:] = fill
     return out
+
+
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """The distinct ``values``, sorted (``np.unique`` without its overhead)."""
+    out = np.sort(values, axis=None)
+    if out.shape[0] < 2:
+        return out
+    keep = np.empty(out.shape[0], dtype=np.bool_)
+    keep[0] = True
+    np.not_equal(out[1:], out[:-1], out=keep[1:])
+    return out[keep]
+
+
+def member_of(values: np.ndarray, of: np.ndarray | list[int]) -> np.ndarray:
+    """Per element of ``values``, whether it is in ``of`` (``np.isin`` without its overhead)."""
+    table = np.sort(np.asarray(of), axis=None)
+    if table.shape[0] == 0 or values.shape[0] == 0:
+        return np.zeros(values.shape, dtype=np.bool_)
+    at = np.searchsorted(table, values)
+    np.minimum(at, table.shape[0] - 1, out=at)
+    return table[at] == values

@@ -113,12 +113,18 @@ def test_compiled_aggregation_matches_a_plain_reading_of_the_rows() -> None:
     assert cv.candidates(user, 7).tolist() == ranked[:7].tolist()  # type: ignore[arg-type]
 
 
-def test_cached_top_list_matches_a_full_sort_as_events_arrive() -> None:
+@pytest.mark.parametrize("spread", ["zipf", "uniform"])  # uniform: more items than the list
+def test_cached_top_list_matches_a_full_sort_as_events_arrive(spread: str) -> None:
     rng = np.random.default_rng(5)
     pop = DecayedPopularity(half_life_seconds=50.0)
     for step in range(60):
-        items = rng.zipf(1.3, size=40) % 3000
-        pop.learn(make_batch(items=items.tolist(), ts=[step * 10.0] * 40))
+        if spread == "zipf":
+            items = rng.zipf(1.3, size=40) % 3000
+        else:  # integer weights at one time per batch: many ties at the list's end
+            items = rng.integers(0, 3000, size=120)
+        pop.learn(make_batch(items=items.tolist(), ts=[step * 10.0] * items.shape[0]))
+        if step % 3 == 1:
+            continue  # several batches between reads: their touched items merge at once
         got = pop.top(1000)
         scores = pop.raw_scores()
         positive = np.flatnonzero(scores > 0)

@@ -16,6 +16,7 @@ import numpy as np
 from freshrec.eval.adapters import top_indices
 from freshrec.events import LoggedEvent
 from freshrec.state import IdMap
+from freshrec.state.arrays import member_of
 
 
 class Baseline(abc.ABC):
@@ -77,7 +78,7 @@ class Baseline(abc.ABC):
             top = top_indices(scores, k)
         else:
             if excluded is not None and excluded.size:
-                keep = ~np.isin(items, excluded)
+                keep = ~member_of(items, excluded)
                 items, scores = items[keep], scores[keep]
             top = items[top_indices(scores, k)]
         keys = self.items.keys()
