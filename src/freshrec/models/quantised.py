@@ -40,12 +40,11 @@ def _quantise_row(Q, r, q8, scale):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True, nogil=True)
-def _refresh(Q, q8, scale, dirty, n):  # pragma: no cover - compiled
-    """Re-quantise the dirty rows below ``n``."""
-    for i in range(n):
-        if dirty[i]:
-            _quantise_row(Q, i, q8, scale)
-            dirty[i] = False
+def _refresh(Q, q8, scale, dirty, rows):  # pragma: no cover - compiled
+    """Re-quantise ``rows`` (the dirty ones)."""
+    for i in rows:
+        _quantise_row(Q, i, q8, scale)
+        dirty[i] = False
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
@@ -103,7 +102,7 @@ class QuantisedRows:
         the learner changed are still in the CPU's caches (a scan later would fetch them from
         memory again)."""
         self._cover(n)
-        _refresh(Q, self.q8, self.scale, self.dirty, n)
+        _refresh(Q, self.q8, self.scale, self.dirty, np.flatnonzero(self.dirty[:n]))
 
     def top(self, Q: np.ndarray, p: np.ndarray, n: int, m: int) -> np.ndarray:
         """Up to ``m`` row indices of ``Q[:n]`` with the best approximate scores (unordered);

@@ -65,3 +65,17 @@ def test_mf_top_k_equals_brute_force_after_learning() -> None:
         assert got.tolist() == expected.tolist()
         np.testing.assert_allclose(scores, brute[expected], rtol=1e-5)
         mf.learn(make_batch(items=[int(got[0])], users=[u]))  # rows change between requests
+
+
+def test_learning_requantises_the_rows_it_changed() -> None:
+    """The learner refreshes the int8 copy while the rows are warm: a scan finds none dirty."""
+    rng = np.random.default_rng(4)
+    mf = OnlineMF(factors=16, seed=2)
+    for _ in range(3):
+        mf.learn(make_batch(items=rng.integers(0, 400, 500).tolist(), users=[1] * 500))
+        n = mf._n_items
+        assert not mf._q8.dirty[:n].any()
+        Q = mf._Q[:n]
+        scale = np.maximum(np.abs(Q).max(axis=1) / np.float32(127.0), 0)
+        scale[scale == 0] = 1.0
+        assert np.abs(mf._q8.q8[:n].astype(int) - np.rint(Q / scale[:, None])).max() <= 1
