@@ -7,8 +7,10 @@ score array), then the caller re-scores those ``m`` exactly in float32, so the f
 exact unless an item's int8 error moves it from the true top-k to below the ``m``-th place.
 
 Each row has its own scale (``max |q| / 127``): the error of one score is at most
-``scale * sum|p| / 2``. Rows the learner touched are marked dirty and re-quantised before the
-next scan, so the copy never serves stale factors.
+``scale * sum|p| / 2``. Rows the learner touched are marked dirty; the
+learner re-quantises them right after its micro-batch (``refresh``: the rows are still in the
+CPU's caches then), and a scan re-quantises any dirty row it meets, so the copy never serves stale
+factors.
 
 >>> Q = np.array([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7]], dtype=np.float32)
 >>> rows = QuantisedRows(2)
@@ -88,11 +90,11 @@ class QuantisedRows:
     def __init__(self, columns: int) -> None:
         self.q8 = np.zeros((0, columns), dtype=np.int8)
         self.scale = np.zeros(0, dtype=np.float32)
-        self.dirty = np.zeros(0, dtype=np.bool_)  # set by the learner, cleared by the scan
+        self.dirty = np.zeros(0, dtype=np.bool_)  # set by the learner, cleared by refresh/scan
         self._n = 0
 
     def ensure(self, n: int) -> None:
-        """Room for ``n`` rows; new rows are dirty (quantised by the next scan)."""
+        """Room for ``n`` rows; new rows are dirty (quantised by the next refresh or scan)."""
         self.q8 = grow(self.q8, n)
         self.scale = grow(self.scale, n)
         self.dirty = grow(self.dirty, n, fill=True)
