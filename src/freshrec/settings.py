@@ -160,6 +160,12 @@ class Settings(BaseSettings):
     scaleout_snapshot_seconds: float = Field(
         10.0, gt=0, description="How often workers save a partition's full snapshot (takeover)."
     )
+    scaleout_context_publish_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="How often workers publish a partition's cold-start table (context "
+        "and profile popularity, trending) for the replicas.",
+    )
     serving_poll_seconds: float = Field(
         0.25, gt=0, description="How often replicas look for newer model snapshots."
     )

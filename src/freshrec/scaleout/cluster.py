@@ -49,7 +49,7 @@ from freshrec.log.redis import RedisLog, partition_of, unavailable
 from freshrec.scaleout.feed import ChunkFeed
 from freshrec.scaleout.keys import Keys
 from freshrec.scaleout.partition import FRESHNESS_BUCKETS, UserEvents
-from freshrec.scaleout.serving import ServingStore
+from freshrec.scaleout.serving import ContextStore, ServingStore
 from freshrec.scaleout.shop import ReplicaCatalogue, ShopSync
 from freshrec.settings import Settings
 from freshrec.state import OnlineState, UserView
@@ -140,6 +140,10 @@ class ClusterEngine(LogIngest):
         self._stores = [
             ServingStore(self.redis, settings.redis_prefix, p) for p in range(self.log.partitions)
         ]
+        # each partition's cold-start table, published apart (``ContextPublisher``)
+        self._contexts = [
+            ContextStore(self.redis, settings.redis_prefix, p) for p in range(self.log.partitions)
+        ]
         # the shop, shared by every replica through Redis (freshrec.scaleout.shop)
         self.shop_store = RedisShopStore(self.redis, settings.redis_prefix)
         self.catalogue = ReplicaCatalogue(self.shop_store, self._seen_in_events)
@@ -210,16 +214,22 @@ class ClusterEngine(LogIngest):
             pipe = self.redis.pipeline(transaction=False)
             for store in self._stores:
                 pipe.hget(store.key, "version")
-            versions = [int(v or 0) for v in pipe.execute()]
+            for context in self._contexts:
+                pipe.hget(context.key, "version")
+            found = [int(v or 0) for v in pipe.execute()]
             self.reachable = True
         except redis.RedisError:
             self.reachable = False
             return 0
+        n = len(self._stores)
+        versions, context_versions = found[:n], found[n:]
         loaded = 0
         for p, version in enumerate(versions):
+            fresh_context = self._load_context(p, context_versions[p])
             if version and version != self.partition_versions[p]:
                 engine = self._load(p)
                 if engine is not None:
+                    self._apply_context(p, engine)
                     with self.lock:
                         old = self.partitions[p]
                         if old is not None:
@@ -227,7 +237,28 @@ class ClusterEngine(LogIngest):
                         self.partitions[p] = engine
                         self.partition_versions[p] = int(self._stores[p].loaded_meta["version"])
                     loaded += 1
+            elif fresh_context and (engine := self.partitions[p]) is not None:
+                self._apply_context(p, engine)
         return loaded
+
+    def _load_context(self, p: int, version: int) -> bool:
+        """Fetch partition ``p``'s cold-start table if ``version`` is new; whether it was."""
+        try:
+            return self._contexts[p].load(version)
+        except (redis.RedisError, StorageError) as exc:
+            log.warning("cannot load the cold-start table of partition %d: %s", p, exc)
+            return False
+
+    def _apply_context(self, p: int, engine: Engine) -> None:
+        """Give ``engine`` (partition ``p``'s) the partition's latest cold-start table, cut to
+        the items the engine knows (the table may be newer than its serving publication)."""
+        arrays = self._contexts[p].arrays
+        if arrays is None:
+            return
+        n = len(engine.state.items)
+        arrays = {**arrays, "counts": arrays["counts"][:, :n], "trend": arrays["trend"][:n]}
+        with engine.lock:
+            engine.context_popularity.load_state_dict(arrays)
 
     def _load(self, p: int) -> Engine | None:
         engine = self._engine()

@@ -37,11 +37,13 @@ from freshrec.errors import StorageError
 from freshrec.log.redis import Chunk, RedisLog
 from freshrec.scaleout.feed import ChunkFeed
 from freshrec.scaleout.keys import Keys
-from freshrec.scaleout.serving import ServingPublisher, serving_arrays
+from freshrec.scaleout.serving import ContextPublisher, ServingPublisher, serving_arrays
 from freshrec.scaleout.snapshots import RedisSnapshotStore
 from freshrec.settings import Settings
 from freshrec.state.arrays import grow
+from freshrec.state.profiles import UserProfiles
 from freshrec.state.redis import encode_records, user_key
+from freshrec.state.redis_shop import RedisShopStore
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +145,7 @@ class PartitionRunner:
         consumer: str,
         token: str,
         archiver: object | None = None,
+        shop: RedisShopStore | None = None,
     ) -> None:
         self.log = log_
         self.redis = log_.redis
@@ -157,15 +160,20 @@ class PartitionRunner:
         self.counter = UserEvents()
         self.store = RedisSnapshotStore(self.redis, log_.prefix, partition, background=True)
         e = self.engine
+        # cold start's table learns the shoppers' profiles: the deployment's, taken in from
+        # the shop store (``shop``: the worker's ``RedisShopStore``, polled by the worker)
+        if shop is not None:
+            e.profiles = UserProfiles(lambda: e.state.users, shop)  # type: ignore[arg-type]
+            e.context_popularity.user_keys = e.profiles.keys
+            e.context_popularity.vocabulary = e.profiles.vocabulary
         # the embedded engine's watchers (the drift monitor, when drift_detection is on) run
         # here too: detection and recalibration happen where the models learn. Not its model
-        # lifecycle (no versions are promoted in scale-out mode), nor the context popularity
-        # of cold start (not in the serving publication: docs/scale-out.md)
+        # lifecycle (no versions are promoted in scale-out mode)
         watchers = list(e.processor.watchers)
         self.processor = Processor(
             self.feed,
             e.state,
-            e.models,
+            [*e.models, e.context_popularity],
             e.lock,
             self.store,
             [e.quality, *watchers, self.counter],
@@ -183,6 +191,11 @@ class PartitionRunner:
         self.serving = ServingPublisher(
             self.redis, log_.prefix, partition, self.keys.lease(partition), token
         )
+        self.context = ContextPublisher(
+            self.redis, log_.prefix, partition, self.keys.lease(partition), token
+        )
+        self.context_at = 0.0  # cold-start table publication
+        self.context_offset = -1
         self._effects = self.redis.register_script(_EFFECTS)
         self._drift_sent: object | None = None  # the last drift event sent to the stream
 
@@ -340,6 +353,10 @@ class PartitionRunner:
             force or now - self.published_at >= self.settings.scaleout_publish_seconds
         ):
             self.publish_serving()
+        if offset != self.context_offset and (
+            force or now - self.context_at >= self.settings.scaleout_context_publish_seconds
+        ):
+            self.publish_context()
         if force:
             self.store.wait()
         elif self.store.busy:
@@ -373,6 +390,26 @@ class PartitionRunner:
         self.served_offset = self.processor.offset
         self.published_at = time.monotonic()
         return version
+
+    def publish_context(self) -> int:
+        """Write the partition's cold-start table as of now; returns its version."""
+        e = self.engine
+        with e.lock:
+            arrays = e.context_popularity.state_dict()  # only this thread changes it
+        offset = self.processor.offset
+        try:
+            version = self.context.publish(offset, arrays)
+        except redis.ResponseError as exc:
+            if "LEASE" in str(exc):
+                raise LeaseLost(f"partition {self.partition}: {exc}") from None
+            raise
+        self.context_offset = offset
+        self.context_at = time.monotonic()
+        return version
+
+    def close(self) -> None:
+        """The partition left this worker: stop taking in the shop's profile changes."""
+        self.engine.profiles.close()
 
     def trim(self) -> int:
         """Drop stream entries nobody needs any more: reflected in the published snapshot

@@ -63,6 +63,8 @@ USER_STATE = (
 # per-user arrays of model parts (sent with zero rows) and parts left out altogether
 USER_ROWS = ("mf/user_factors", "mf/user_events")
 USER_PARTS = ("user_events",)
+# parts with a publication of their own (``ContextPublisher``), left out of this one
+SEPARATE_PARTS = ("context_popularity",)
 SMALL_BYTES = 4096  # arrays smaller than this are always sent whole
 REBASE_FRACTION = 0.25  # a diff larger than this share of the base makes a new base
 
@@ -83,7 +85,7 @@ def serving_arrays(state: OnlineState, parts: list[Any]) -> dict[str, np.ndarray
     arrays["state/purchased_item"] = np.zeros(0, dtype=np.int32)
     arrays["state/max_ts"] = np.asarray([state.max_ts])
     for part in parts:
-        if part.name in USER_PARTS:
+        if part.name in USER_PARTS or part.name in SEPARATE_PARTS:
             continue
         for k, v in part.state_dict().items():
             name = f"{part.name}/{k}"
@@ -194,25 +196,32 @@ class ServingPublisher:
         return version
 
     def _write(self, mapping: dict[str, Any]) -> None:
-        """``HSET mapping`` only while the lease holds our token: WATCH the lease, check it,
-        write in MULTI/EXEC (aborted if the lease changed meanwhile). Not a Lua script: a base
-        of megabytes passed through Lua costs Redis about four times the CPU of a plain HSET."""
-        token = self.token.encode()
-        for _ in range(WATCH_TRIES):
-            with self.redis.pipeline() as pipe:
-                try:
-                    pipe.watch(self.lease)
-                    if pipe.get(self.lease) != token:
-                        raise redis.ResponseError(
-                            "LEASE the partition is no longer held by this worker"
-                        )
-                    pipe.multi()
-                    pipe.hset(self.key, mapping=mapping)
-                    pipe.execute()
-                    return
-                except redis.WatchError:
-                    continue  # renewed (or taken) between WATCH and EXEC: look again
-        raise StorageError(f"{self.key}: the lease kept changing; publication not written")
+        write_fenced(self.redis, self.lease, self.token, self.key, mapping)
+
+
+def write_fenced(
+    client: redis.Redis, lease: str, token: str, key: str, mapping: dict[str, Any]
+) -> None:
+    """``HSET key mapping`` only while ``lease`` holds ``token``: WATCH the lease, check it,
+    write in MULTI/EXEC (aborted if the lease changed meanwhile). Not a Lua script: a base of
+    megabytes passed through Lua costs Redis about four times the CPU of a plain HSET. Raises
+    ``redis.ResponseError`` (``LEASE ...``) when another worker holds the lease."""
+    held = token.encode()
+    for _ in range(WATCH_TRIES):
+        with client.pipeline() as pipe:
+            try:
+                pipe.watch(lease)
+                if pipe.get(lease) != held:
+                    raise redis.ResponseError(
+                        "LEASE the partition is no longer held by this worker"
+                    )
+                pipe.multi()
+                pipe.hset(key, mapping=mapping)
+                pipe.execute()
+                return
+            except redis.WatchError:
+                continue  # renewed (or taken) between WATCH and EXEC: look again
+    raise StorageError(f"{key}: the lease kept changing; publication not written")
 
 
 class ServingStore:
@@ -269,3 +278,51 @@ class ServingStore:
         meta["version"] = int(version)
         self.loaded_meta = meta
         return Snapshot(int(meta["offset"]), arrays, documents, meta)
+
+
+def context_key(prefix: str, partition: int) -> str:
+    return f"{prefix}serve:p{partition}:context"
+
+
+class ContextPublisher:
+    """Writes a partition's cold-start table (``ContextPopularity``: one row per context or
+    profile key x every item, and the trending counts) whole, on a slower cadence of its own
+    (``scaleout_context_publish_seconds``): most of its rows change with every second of
+    traffic, so in the serving publication it would make nearly every version a new base."""
+
+    def __init__(
+        self, client: redis.Redis, prefix: str, partition: int, lease: str, token: str
+    ) -> None:
+        self.redis = client
+        self.key = context_key(prefix, partition)
+        self.lease = lease
+        self.token = token
+
+    def publish(self, offset: int, arrays: dict[str, np.ndarray]) -> int:
+        """Write ``arrays`` (``ContextPopularity.state_dict``) as the next version."""
+        version = int(self.redis.hincrby(self.key, "counter", 1))
+        mapping = {"version": version, "offset": offset, "arrays": encode_arrays(arrays)}
+        write_fenced(self.redis, self.lease, self.token, self.key, mapping)
+        return version
+
+
+class ContextStore:
+    """A replica's reader of one partition's cold-start table publications."""
+
+    def __init__(self, client: redis.Redis, prefix: str, partition: int) -> None:
+        self.redis = client
+        self.key = context_key(prefix, partition)
+        self.version = 0  # of the arrays held
+        self.arrays: dict[str, np.ndarray] | None = None
+
+    def load(self, version: int) -> bool:
+        """Fetch the publication if ``version`` (read by the caller) is not the one held;
+        returns whether new arrays were loaded."""
+        if not version or version == self.version:
+            return False
+        found, blob = self.redis.hmget(self.key, ["version", "arrays"])
+        if found is None or blob is None:
+            return False
+        self.arrays = decode_arrays(blob)
+        self.version = int(found)
+        return True

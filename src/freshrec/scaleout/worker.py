@@ -20,10 +20,12 @@ import uuid
 
 import redis
 
+from freshrec.errors import StorageError
 from freshrec.log.redis import RedisLog
 from freshrec.scaleout.keys import Keys
 from freshrec.scaleout.partition import LeaseLost, PartitionRunner
 from freshrec.settings import Settings
+from freshrec.state.redis_shop import RedisShopStore
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,10 @@ class Worker:
         self._renew = self.redis.register_script(_RENEW)
         self._release = self.redis.register_script(_RELEASE)
         self._stop = threading.Event()
+        # the shop's user profiles (cold start's table learns them): taken in every
+        # ``shop_poll_seconds`` from the deployment's store, between two rounds of processing
+        self.shop = RedisShopStore(self.redis, settings.redis_prefix)
+        self._shop_polled = 0.0
         self.archiver = None
         if settings.archive and settings.data_dir is not None:
             from freshrec.archive import ArchiveWriter
@@ -109,7 +115,7 @@ class Worker:
         for p in sorted(wanted - set(self.runners)):
             if self.redis.set(self.keys.lease(p), self.id, nx=True, px=self.lease_ms):
                 runner = PartitionRunner(
-                    self.log, p, self.settings, self.id, self.id, self.archiver
+                    self.log, p, self.settings, self.id, self.id, self.archiver, self.shop
                 )
                 self.runners[p] = runner
                 try:  # building the engine may have taken a while: hold the lease anew
@@ -124,7 +130,9 @@ class Worker:
 
     def _drop(self, p: int) -> None:
         """Forget partition ``p`` without handing it over (its lease is lost or lapsing)."""
-        self.runners.pop(p, None)
+        runner = self.runners.pop(p, None)
+        if runner is not None:
+            runner.close()
         if self.archiver is not None:
             self.archiver.forget(p)  # its next owner archives again from the recorded mark
 
@@ -135,13 +143,15 @@ class Worker:
         if self.archiver is not None:
             self.archiver.flush()
         self._release(keys=[self.keys.lease(p)], args=[self.id])
-        self.runners.pop(p)
+        self.runners.pop(p).close()
         log.info("partition %d handed over", p)
 
     # -- the loop ----------------------------------------------------------------------------
     def step(self, block_ms: int = 50) -> int:
-        """One round: rebalance, read and process what is new, publish; returns events."""
+        """One round: rebalance, take in the shop's profile changes, read and process what
+        is new, publish; returns events."""
         self._rebalance()
+        self.sync_shop()
         if not self.runners:
             self._stop.wait(block_ms / 1000)
             return 0
@@ -179,6 +189,22 @@ class Worker:
             self._trimmed_at = time.monotonic()
         self.processed += total
         return total
+
+    def sync_shop(self, force: bool = False) -> int:
+        """Apply the profile changes written since the last poll, when one is due (in this
+        thread, between micro-batches: the models never see a profile change half-applied);
+        returns how many changes."""
+        now = time.monotonic()
+        if not force and now - self._shop_polled < self.settings.shop_poll_seconds:
+            return 0
+        self._shop_polled = now
+        try:
+            changes = self.shop.poll()
+        except StorageError as exc:
+            log.warning("cannot read the shop's changes: %s", exc)
+            return 0
+        self.shop.dispatch(changes)
+        return len(changes)
 
     def run(self) -> None:
         """Process until ``stop`` is called; Redis outages are waited out."""

@@ -74,6 +74,11 @@ class UserProfiles:
     def __len__(self) -> int:
         return len(self.profiles)
 
+    def close(self) -> None:
+        """Stop taking in the store's changes (the profiles of a dropped partition engine)."""
+        if self.store is not None:
+            self.store.unsubscribe("users", self.apply)
+
     @property
     def state_users(self) -> IdMap:
         users = self._users_of()

@@ -109,6 +109,12 @@ class RedisShopStore:
         writes (``doc`` None: deleted), from ``dispatch``."""
         self._subscribers[_table(kind)].append(apply)
 
+    def unsubscribe(self, kind: str, apply: Callable[[str, Any], None]) -> None:
+        """Stop calling ``apply`` (one subscribed with ``subscribe``)."""
+        subscribers = self._subscribers[_table(kind)]
+        if apply in subscribers:
+            subscribers.remove(apply)
+
     # -- experiment counters, summed over the replicas ---------------------------------------
     def _counts_key(self, exp_id: str) -> str:
         return f"{self.prefix}shop:counts:{exp_id}"

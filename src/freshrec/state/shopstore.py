@@ -86,6 +86,9 @@ class ShopStore:
         owns this file, so no one else's changes are ever reported."""
         _table(kind)
 
+    def unsubscribe(self, kind: str, apply: Callable[[str, Any], None]) -> None:
+        _table(kind)
+
     def poll(self) -> list[Change]:
         return []
 

@@ -12,11 +12,13 @@ import redis
 from freshrec.scaleout import ClusterEngine
 from freshrec.scaleout.partition import LeaseLost, PartitionRunner
 from freshrec.scaleout.serving import (
+    SEPARATE_PARTS,
     USER_PARTS,
     USER_ROWS,
     USER_STATE,
     ServingPublisher,
     ServingStore,
+    context_key,
     serving_key,
 )
 from freshrec.scaleout.snapshots import decode_arrays
@@ -119,7 +121,14 @@ def test_serving_publication_holds_no_per_user_state(
     for name in (*(f"state/{k}" for k in USER_STATE), *USER_ROWS):
         assert base[name].shape[0] == 0, name
     assert not [k for k in base if k.split("/")[0] in USER_PARTS]
-    assert set(base) == set(full) - {k for k in full if k.split("/")[0] in USER_PARTS}
+    apart = (*USER_PARTS, *SEPARATE_PARTS)  # the cold-start table has a publication of its own
+    assert set(base) == set(full) - {k for k in full if k.split("/")[0] in apart}
+    context = runner.redis.hgetall(context_key(settings.redis_prefix, 1))
+    assert set(decode_arrays(context[b"arrays"])) == {
+        k.split("/", 1)[1] for k in full if k.startswith("context_popularity/")
+    }
+    for user in users:
+        assert user.encode() not in context[b"arrays"], user
     # what the replica loaded has no user either, yet serves their fresh state from Redis
     engine = replica.partitions[1] if replica.refresh() or replica.partitions[1] else None
     assert engine is not None
