@@ -27,7 +27,7 @@ import numba
 import numpy as np
 
 from freshrec.features.context import DEVICES, country_code, country_id
-from freshrec.models.base import Model
+from freshrec.models.base import Model, best_first
 from freshrec.models.decay import ForwardDecay
 from freshrec.state import Batch, IdMap, UserView
 from freshrec.state.arrays import capacity_for
@@ -238,9 +238,8 @@ class ContextPopularity(Model):
         if counts.size == 0:
             return np.zeros(0, dtype=np.int32), 0.0
         m = min(max(n, 200), counts.shape[0])
-        part = np.argpartition(-counts, m - 1)[:m] if m < counts.shape[0] else np.arange(m)
-        part = part[counts[part] > 0]
-        order = part[np.lexsort((part, -counts[part]))].astype(np.int32)
+        part = np.flatnonzero(counts > 0)  # exact at the cut: ties to the lower index
+        order = part[best_first(part, counts[part], m)].astype(np.int32)
         found = (order, float(counts[order[0]]) if order.size else 0.0)
         self._top[row] = found
         return found

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from freshrec.models.base import Model
+from freshrec.models.base import Model, best_first
 from freshrec.state import UserView
 from freshrec.state.arrays import member_of, sorted_unique
 
@@ -168,6 +168,5 @@ class Ensemble:
             )
         scores = parts.sum(axis=1)
         n = min(k, candidates.shape[0])
-        top = np.argpartition(-scores, n - 1)[:n] if n < candidates.shape[0] else np.arange(n)
-        top = top[np.lexsort((candidates[top], -scores[top]))]
+        top = best_first(candidates, scores, n)  # exact at the cut: ties to the lower index
         return Ranked(candidates[top], scores[top], parts[top], names)

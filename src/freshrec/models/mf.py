@@ -481,9 +481,7 @@ def _select_from(pool: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarr
 
 def _select(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the ``k`` largest finite ``scores``, best first (ties: lower index)."""
-    n = scores.shape[0]
-    top = np.argpartition(scores, n - k)[n - k :] if k < n else np.arange(n)
-    top = top[np.lexsort((top, -scores[top]))]
+    top = best_first(np.arange(scores.shape[0]), scores, k)
     top = top[scores[top] > -np.inf]
     return top.astype(np.int32), scores[top].astype(np.float64)
 
