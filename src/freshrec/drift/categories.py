@@ -77,3 +77,17 @@ class CategoryNewItems:
             self._counts *= 0.5
             top = np.argsort(-self._counts, kind="stable")[: self.tracked]
             self._watched = {int(b) for b in top if self._counts[b] > 0}
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        return {
+            "counts": self._counts.copy(),
+            "names": self._names.copy(),
+            "watched": np.asarray(sorted(self._watched), dtype=np.int64),
+            "since": np.asarray([self._since], dtype=np.int64),
+        }
+
+    def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
+        self._counts = arrays["counts"].astype(np.float64, copy=True)
+        self._names = arrays["names"].astype(np.int64, copy=True)
+        self._watched = {int(b) for b in arrays["watched"].tolist()}
+        self._since = int(arrays["since"][0])

@@ -20,6 +20,12 @@ make their thresholds follow the signal's own variability:
 
 After an alarm both re-learn the signal from scratch (ADWIN drops the old sub-window itself).
 
+Snapshots hold no detector objects (they are numeric arrays, never pickles): each detector keeps
+the values it was fed since its last reset, the latest ``HISTORY`` of them, and a restored
+detector is a new one fed those again (``inputs`` / ``replay``). Page-Hinkley is then exactly
+where it was (it resets at every alarm, and its warm-up and drift build-up fit in the history);
+ADWIN holds about the same window (its own is at most ``HISTORY`` values long in practice).
+
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
 >>> det = PageHinkley(threshold=15.0, direction="down")
@@ -33,11 +39,14 @@ from __future__ import annotations
 
 import abc
 import math
+from collections import deque
 from typing import Literal
 
+import numpy as np
 from river import drift as river_drift
 
 Direction = Literal["up", "down", "both"]
+HISTORY = 4096  # values kept per detector for snapshots (see the module notes)
 
 
 class Detector(abc.ABC):
@@ -52,6 +61,22 @@ class Detector(abc.ABC):
     @abc.abstractmethod
     def reset(self) -> None:
         """Forget everything seen (after an alarm, or on demand)."""
+
+    _inputs: deque[float]
+
+    def _remember(self, value: float) -> None:
+        self._inputs.append(value)
+
+    def inputs(self) -> np.ndarray:
+        """The values fed since the last reset (the latest ``HISTORY``), oldest first."""
+        return np.asarray(self._inputs, dtype=np.float64)
+
+    def replay(self, values: np.ndarray) -> None:
+        """Start afresh and feed ``values`` (``inputs`` of a saved detector); alarms during the
+        replay are not reported (they were, when the values first came)."""
+        self.reset()
+        for value in values.tolist():
+            self.update(value)
 
 
 class Adwin(Detector):
@@ -80,8 +105,10 @@ class Adwin(Detector):
         self._adwin = river_drift.ADWIN(
             delta=self.delta, clock=self.clock, grace_period=self.grace_period
         )
+        self._inputs = deque(maxlen=HISTORY)
 
     def update(self, value: float) -> bool:
+        self._remember(value)
         before = self._adwin.estimation
         self._adwin.update(value)
         if not self._adwin.drift_detected:
@@ -134,6 +161,7 @@ class PageHinkley(Detector):
         self._mean = 0.0
         self._var = 0.0
         self._m = 0
+        self._inputs = deque(maxlen=HISTORY)
 
     @property
     def std(self) -> float:
@@ -141,6 +169,7 @@ class PageHinkley(Detector):
         return math.sqrt(self._var)
 
     def update(self, value: float) -> bool:
+        self._remember(value)
         self._n += 1
         d = value - self._mean
         if self._n <= self.warmup:  # learn the level and spread first (Welford)

@@ -22,9 +22,9 @@ signal                        value                                           de
 
 Chunks are ``chunk_events`` consecutive events by log offset, so a chunk's figures do not depend
 on how the log was cut into micro-batches (except ``popularity_hit``, which looks at the popular
-items as learned before the micro-batch the event is in). Detector state is not part of
-snapshots: after a restart the detectors learn the signals afresh (the record of past detections
-is kept).
+items as learned before the micro-batch the event is in). Snapshots keep every detector (as its
+recent inputs, replayed on restore: ``freshrec.drift.detectors``), the open chunk and the record
+of past detections, so a restart neither forgets a change building up nor re-learns the signals.
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 
 _CLICK = int(EventType.click)
 _BUCKETS = 64  # category ids are folded into this many histogram buckets
+_DETECTOR = "detector:"  # snapshot arrays "detector:<signal>": the detector's inputs
+_NOVELTY = "novelty:"  # ... "novelty:<name>": the busiest categories' tracker
 
 
 class DriftMonitor:
@@ -241,16 +243,39 @@ class DriftMonitor:
 
     def state_dict(self) -> dict[str, np.ndarray]:
         policy = {} if self.policy is None else self.policy.state_dict()
+        detectors = {_DETECTOR + s: det.inputs() for s, det in self.detectors.items()}
+        chunk = {"chunk": np.append(self._chunk, self._filled), "chunk_hist": self._hist.copy()}
+        chunk.update({_NOVELTY + k: v for k, v in self.novelty.state_dict().items()})
+        if self._reference is not None:
+            chunk["category_reference"] = self._reference.copy()
         return {
             **self.record.state_dict(),
             **policy,
+            **detectors,
+            **chunk,
             "known_items": np.asarray([self._known_items]),
         }
 
     def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
+        """The record, the policy, the open chunk, the category tracker and every detector as
+        saved (each replayed from its inputs since its last reset: ``Detector.replay``); a
+        snapshot from before detectors were saved leaves them to learn their signals afresh."""
         self.record.load_state_dict(arrays)
         if self.policy is not None:
             self.policy.load_state_dict(arrays)
         if "known_items" in arrays:
             self._known_items = int(arrays["known_items"][0])
+        self.detectors = {}
+        for key, values in arrays.items():
+            if key.startswith(_DETECTOR):
+                self._detector(key.removeprefix(_DETECTOR)).replay(values)
+        if "chunk" in arrays:
+            self._chunk = arrays["chunk"][:3].astype(np.float64, copy=True)
+            self._filled = int(arrays["chunk"][3])
+            self._hist = arrays["chunk_hist"].astype(np.float64, copy=True)
+        novelty = {k.removeprefix(_NOVELTY): v for k, v in arrays.items() if k.startswith(_NOVELTY)}
+        if novelty:
+            self.novelty.load_state_dict(novelty)
+        ref = arrays.get("category_reference")
+        self._reference = None if ref is None else ref.astype(np.float64, copy=True)
         self._tests_seen = self.quality.tests

@@ -74,3 +74,34 @@ def test_renamed_items_of_one_category_are_detected_within_2000_events() -> None
     assert found[0].signal.startswith("new_items:category="), found[0]
     assert "forget" in found[0].action and "user factors kept" in found[0].action
     engine.close()
+
+
+def test_a_restart_keeps_a_change_that_is_building_up(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Detectors are in the snapshot: an engine restarted just after a shift began detects it
+    where one that ran through does (a restarted detector that learned its signal afresh would
+    still be warming up)."""
+    cut, end = SHIFT + 500, SHIFT + 3000
+
+    def feed(engine: Engine, scenario: DriftScenario, upto: int, start: int) -> None:
+        for at in range(start, upto, 500):
+            engine.ingest(scenario.take(min(500, upto - at)))
+            engine.process()
+
+    def scenario() -> DriftScenario:
+        return DriftScenario("abrupt", seed=4, shift_at=SHIFT, span=10_000, n_shoppers=1000)
+
+    through = Engine.open(None, live_eval_every=100)
+    sim = scenario()
+    feed(through, sim, end, 0)
+    expected = [(e.at_event, e.signal) for e in through.drift_events()]
+    through.close()
+    assert expected and expected[0][0] > cut, expected  # the first detection is after the cut
+
+    sim = scenario()
+    with Engine.open(tmp_path, live_eval_every=100) as engine:
+        feed(engine, sim, cut, 0)
+        before = {s: d.inputs().tolist() for s, d in engine.drift.detectors.items()}
+    with Engine.open(tmp_path, live_eval_every=100) as engine:
+        assert {s: d.inputs().tolist() for s, d in engine.drift.detectors.items()} == before
+        feed(engine, sim, end, cut)
+        assert [(e.at_event, e.signal) for e in engine.drift_events()] == expected
