@@ -4,6 +4,17 @@ A snapshot is written into a temporary folder, every file fsync'd, its checksums
 ``meta.json`` (written last), and only then renamed into place, so a crash mid-write never leaves a
 half-written snapshot that looks complete. On load, a snapshot whose files do not match their
 checksums is skipped with a log line and the next older one is tried.
+
+A large array that is mostly one fill value (0, or -1 for signed integers) is stored as its other
+entries: flat positions and values (``<name>#sparse-index``, ``-values``, ``-shape``, ``-fill``),
+and loaded back dense. Co-visitation's neighbour tables are the case: a fixed row per item, 12 %
+filled after a million events over 100k items, 205 of a snapshot's 307 MB when written whole.
+
+>>> packed = _pack({"t": np.where(np.arange(4_000_000) % 10 == 0, 5, -1)})
+>>> sorted(packed), packed["t#sparse-index"].shape
+(['t#sparse-fill', 't#sparse-index', 't#sparse-shape', 't#sparse-values'], (400000,))
+>>> bool((_unpack(packed)["t"] == np.where(np.arange(4_000_000) % 10 == 0, 5, -1)).all())
+True
 """
 
 from __future__ import annotations
@@ -25,6 +36,57 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 _ARRAYS, _DOCS, _META = "arrays.npz", "documents.msgpack", "meta.json"
+_SPARSE = "#sparse-"
+SPARSE_MIN_BYTES = 8 << 20  # smaller arrays are always stored whole
+SPARSE_MAX_SHARE = 0.4  # ... and so are arrays with more entries than this off the fill value
+
+
+def _fill_of(array: np.ndarray) -> tuple[object, np.ndarray] | None:
+    """The fill value of a mostly-filled ``array`` and the mask of its other entries, if any."""
+    if array.nbytes < SPARSE_MIN_BYTES or array.dtype.kind not in "iuf":
+        return None
+    flat = array.reshape(-1)
+    if array.dtype.kind == "f":  # bit patterns: -0.0 is kept as itself, not filled as 0.0
+        flat = flat.view(f"u{array.dtype.itemsize}")
+    fills = (0, -1) if array.dtype.kind == "i" else (0,)
+    for fill in fills:
+        other = flat != fill
+        if np.count_nonzero(other) <= SPARSE_MAX_SHARE * flat.shape[0]:
+            return fill, other
+    return None
+
+
+def _pack(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``arrays`` as stored: mostly-filled large ones as their other entries."""
+    out: dict[str, np.ndarray] = {}
+    for name, array in arrays.items():
+        found = _fill_of(array)
+        if found is None:
+            out[name] = array
+            continue
+        fill, other = found
+        index = np.flatnonzero(other)
+        out[name + _SPARSE + "index"] = index.astype(
+            np.int32 if other.shape[0] < 2**31 else np.int64
+        )
+        out[name + _SPARSE + "values"] = array.reshape(-1)[index]
+        out[name + _SPARSE + "shape"] = np.asarray(array.shape, dtype=np.int64)
+        out[name + _SPARSE + "fill"] = np.asarray([fill], dtype=array.dtype)
+    return out
+
+
+def _unpack(stored: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The arrays ``_pack`` stored, dense again."""
+    out = {k: v for k, v in stored.items() if _SPARSE not in k}
+    for key in stored:
+        if key.endswith(_SPARSE + "index"):
+            name = key.removesuffix(_SPARSE + "index")
+            fill = stored[name + _SPARSE + "fill"]
+            shape = tuple(int(n) for n in stored[name + _SPARSE + "shape"])
+            dense = np.full(shape, fill[0], dtype=fill.dtype)
+            dense.reshape(-1)[stored[key]] = stored[name + _SPARSE + "values"]
+            out[name] = dense
+    return out
 
 
 @dataclass(slots=True)
@@ -101,7 +163,7 @@ class SnapshotStore:
         tmp.mkdir()
         try:
             with (tmp / _ARRAYS).open("wb") as f:
-                np.savez(f, **arrays)
+                np.savez(f, **_pack(arrays))
                 f.flush()
                 os.fsync(f.fileno())
             with (tmp / _DOCS).open("wb") as f:
@@ -142,7 +204,7 @@ class SnapshotStore:
             if _digest(folder / name) != expected:
                 raise ValueError(f"checksum mismatch in {name}")
         with np.load(folder / _ARRAYS, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
+            arrays = _unpack({key: data[key] for key in data.files})
         documents = msgspec.msgpack.decode((folder / _DOCS).read_bytes())
         return Snapshot(int(meta["offset"]), arrays, documents, meta)
 

@@ -39,3 +39,24 @@ def test_a_flipped_byte_is_caught(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="checksum"):
         store.load(folder)
     assert store.load_latest() is None
+
+
+def test_mostly_filled_large_arrays_are_stored_sparse_and_load_exactly(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    nbr = np.full((40_000, 64), -1, dtype=np.int32)  # 10 MB, 12 % set (co-visitation's rows)
+    set_ = rng.random(nbr.shape) < 0.12
+    nbr[set_] = rng.integers(0, 40_000, int(set_.sum()))
+    nbw = np.where(set_, rng.random(nbr.shape), 0.0).astype(np.float32)
+    nbw[0, 0] = -0.0  # kept bit for bit
+    dense = rng.normal(size=(40_000, 64)).astype(np.float32)  # stored whole
+    arrays = {"covisitation/nbr": nbr, "covisitation/nbw": nbw, "mf/item_factors": dense}
+    store = SnapshotStore(tmp_path)
+    folder = store.save(9, arrays, {}, {})
+    with np.load(folder / "arrays.npz") as stored:
+        names = set(stored.files)
+    assert "mf/item_factors" in names and "covisitation/nbr" not in names
+    assert (folder / "arrays.npz").stat().st_size < 0.6 * sum(a.nbytes for a in arrays.values())
+    snap = store.load(folder)
+    for key, value in arrays.items():
+        assert snap.arrays[key].dtype == value.dtype and snap.arrays[key].shape == value.shape
+        assert snap.arrays[key].tobytes() == value.tobytes(), key
