@@ -10,10 +10,10 @@ entries: flat positions and values (``<name>#sparse-index``, ``-values``, ``-sha
 and loaded back dense. Co-visitation's neighbour tables are the case: a fixed row per item, 12 %
 filled after a million events over 100k items, 205 of a snapshot's 307 MB when written whole.
 
->>> packed = _pack({"t": np.where(np.arange(4_000_000) % 10 == 0, 5, -1)})
+>>> packed = pack_sparse({"t": np.where(np.arange(4_000_000) % 10 == 0, 5, -1)})
 >>> sorted(packed), packed["t#sparse-index"].shape
 (['t#sparse-fill', 't#sparse-index', 't#sparse-shape', 't#sparse-values'], (400000,))
->>> bool((_unpack(packed)["t"] == np.where(np.arange(4_000_000) % 10 == 0, 5, -1)).all())
+>>> bool((unpack_sparse(packed)["t"] == np.where(np.arange(4_000_000) % 10 == 0, 5, -1)).all())
 True
 """
 
@@ -56,7 +56,7 @@ def _fill_of(array: np.ndarray) -> tuple[object, np.ndarray] | None:
     return None
 
 
-def _pack(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def pack_sparse(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """``arrays`` as stored: mostly-filled large ones as their other entries."""
     out: dict[str, np.ndarray] = {}
     for name, array in arrays.items():
@@ -75,8 +75,8 @@ def _pack(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
-def _unpack(stored: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The arrays ``_pack`` stored, dense again."""
+def unpack_sparse(stored: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The arrays ``pack_sparse`` stored, dense again."""
     out = {k: v for k, v in stored.items() if _SPARSE not in k}
     for key in stored:
         if key.endswith(_SPARSE + "index"):
@@ -163,7 +163,7 @@ class SnapshotStore:
         tmp.mkdir()
         try:
             with (tmp / _ARRAYS).open("wb") as f:
-                np.savez(f, **_pack(arrays))
+                np.savez(f, **pack_sparse(arrays))
                 f.flush()
                 os.fsync(f.fileno())
             with (tmp / _DOCS).open("wb") as f:
@@ -204,7 +204,7 @@ class SnapshotStore:
             if _digest(folder / name) != expected:
                 raise ValueError(f"checksum mismatch in {name}")
         with np.load(folder / _ARRAYS, allow_pickle=False) as data:
-            arrays = _unpack({key: data[key] for key in data.files})
+            arrays = unpack_sparse({key: data[key] for key in data.files})
         documents = msgspec.msgpack.decode((folder / _DOCS).read_bytes())
         return Snapshot(int(meta["offset"]), arrays, documents, meta)
 

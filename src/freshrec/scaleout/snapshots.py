@@ -6,7 +6,8 @@ Same interface as ``freshrec.registry.SnapshotStore`` (``save`` / ``load_latest`
 (raw bytes with dtype and shape, msgpack-framed: never pickles), the ids (msgpack), the
 metadata (JSON, with ``cursor``: the global first offset of the last chunk reflected, for
 replay after it) and a ``version`` that increases with every save, all written by one ``HSET``
-(atomic).
+(atomic). Mostly-empty large arrays go in as their entries, as on disk
+(``freshrec.registry.store.pack_sparse``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import msgspec
 import numpy as np
 import redis
 
-from freshrec.registry.store import Snapshot
+from freshrec.registry.store import Snapshot, pack_sparse, unpack_sparse
 
 
 def encode_arrays(arrays: dict[str, np.ndarray]) -> bytes:
@@ -121,7 +122,7 @@ class RedisSnapshotStore:
         meta: dict[str, Any],
         cursor: int,
     ) -> str:
-        packed = encode_arrays(arrays)
+        packed = encode_arrays(pack_sparse(arrays))  # mostly-empty tables as their entries
         full_meta = {**meta, "offset": offset, "cursor": cursor, "created_at": time.time()}
         version = int(self.redis.hincrby(self.key, "counter", 1))
         self.redis.hset(
@@ -144,7 +145,7 @@ class RedisSnapshotStore:
         found = self.redis.hmget(self.key, ["arrays", "documents", "meta", "version"])
         if found[0] is None:
             return None
-        arrays = decode_arrays(found[0])
+        arrays = unpack_sparse(decode_arrays(found[0]))
         meta = json.loads(found[2])
         meta["version"] = int(found[3])
         self.loaded_meta = meta

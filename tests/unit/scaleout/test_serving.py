@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import redis
 
+from freshrec.registry.store import unpack_sparse
 from freshrec.scaleout import ClusterEngine
 from freshrec.scaleout.partition import LeaseLost, PartitionRunner
 from freshrec.scaleout.serving import (
@@ -21,8 +22,9 @@ from freshrec.scaleout.serving import (
     context_key,
     serving_key,
 )
-from freshrec.scaleout.snapshots import decode_arrays
+from freshrec.scaleout.snapshots import RedisSnapshotStore, decode_arrays
 from freshrec.settings import Settings
+from tests.redis_helpers import REDIS_URL
 from tests.unit.scaleout.test_scaleout import held_runner, partition_users
 
 TYPES = ("view", "view", "view", "add_to_cart", "purchase")
@@ -116,7 +118,7 @@ def test_serving_publication_holds_no_per_user_state(
         for user in users:
             assert user.encode() not in blob, (field, user)  # no user id anywhere
     base = decode_arrays(stored[b"base"])
-    full = decode_arrays(runner.redis.hget(runner.store.key, "arrays"))
+    full = unpack_sparse(decode_arrays(runner.redis.hget(runner.store.key, "arrays")))
     assert full["mf/user_factors"].shape[0] == len(users)  # the takeover snapshot has them all
     for name in (*(f"state/{k}" for k in USER_STATE), *USER_ROWS):
         assert base[name].shape[0] == 0, name
@@ -203,3 +205,17 @@ def test_a_lease_renewed_during_a_publication_only_makes_it_try_again(redis_pref
     assert snap is not None and snap.offset == 1
     np.testing.assert_array_equal(snap.arrays["t"], table)
     client.close()
+
+
+def test_full_snapshots_store_mostly_empty_tables_as_their_entries(redis_prefix: str) -> None:
+    """As on disk: a large, mostly -1 table goes to Redis as its set entries, back bit for bit."""
+    rng = np.random.default_rng(2)
+    nbr = np.full((40_000, 64), -1, dtype=np.int32)  # 10 MB, 10 % set
+    set_ = rng.random(nbr.shape) < 0.1
+    nbr[set_] = rng.integers(0, 40_000, int(set_.sum()))
+    client = redis.Redis.from_url(REDIS_URL)
+    store = RedisSnapshotStore(client, redis_prefix, 0)
+    store.save(5, {"covisitation/nbr": nbr}, {"items": []}, {})
+    assert len(client.hget(store.key, "arrays")) < 0.3 * nbr.nbytes
+    snap = store.load_latest()
+    assert snap is not None and snap.arrays["covisitation/nbr"].tobytes() == nbr.tobytes()
