@@ -25,6 +25,7 @@ import logging
 import os
 import shutil
 import time
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,38 +42,99 @@ SPARSE_MIN_BYTES = 8 << 20  # smaller arrays are always stored whole
 SPARSE_MAX_SHARE = 0.4  # ... and so are arrays with more entries than this off the fill value
 
 
-def _fill_of(array: np.ndarray) -> tuple[object, np.ndarray] | None:
-    """The fill value of a mostly-filled ``array`` and the mask of its other entries, if any."""
+_BLOCK = 1 << 22  # elements per block of the sparse encoding's passes (bounded scratch)
+
+
+def _flat(array: np.ndarray) -> np.ndarray:
+    """``array`` flat, floats as their bit patterns (-0.0 kept as itself, not filled as 0.0)."""
+    flat = array.reshape(-1)
+    return flat.view(f"u{array.dtype.itemsize}") if array.dtype.kind == "f" else flat
+
+
+def _sparse_fill(array: np.ndarray) -> tuple[int, int] | None:
+    """``(fill, count of other entries)`` of a large, mostly-filled ``array``; else None.
+    Counted block by block: no scratch as large as the array."""
     if array.nbytes < SPARSE_MIN_BYTES or array.dtype.kind not in "iuf":
         return None
-    flat = array.reshape(-1)
-    if array.dtype.kind == "f":  # bit patterns: -0.0 is kept as itself, not filled as 0.0
-        flat = flat.view(f"u{array.dtype.itemsize}")
-    fills = (0, -1) if array.dtype.kind == "i" else (0,)
-    for fill in fills:
-        other = flat != fill
-        if np.count_nonzero(other) <= SPARSE_MAX_SHARE * flat.shape[0]:
-            return fill, other
+    flat = _flat(array)
+    for fill in (0, -1) if array.dtype.kind == "i" else (0,):
+        count = sum(
+            int(np.count_nonzero(flat[at : at + _BLOCK] != fill))
+            for at in range(0, flat.shape[0], _BLOCK)
+        )
+        if count <= SPARSE_MAX_SHARE * flat.shape[0]:
+            return fill, count
     return None
+
+
+def _sparse_blocks(array: np.ndarray, fill: int, values: bool):
+    """Block by block, the flat positions of ``array``'s other entries (int32 while they fit)
+    or, with ``values``, the entries themselves."""
+    flat, raw = _flat(array), array.reshape(-1)
+    wide = flat.shape[0] >= 2**31
+    for at in range(0, flat.shape[0], _BLOCK):
+        keep = np.flatnonzero(flat[at : at + _BLOCK] != fill)
+        if values:
+            yield raw[at : at + _BLOCK][keep]
+        else:
+            yield (keep + at).astype(np.int64 if wide else np.int32)
+
+
+def _sparse_members(array: np.ndarray, fill: int, count: int) -> dict[str, Any]:
+    """The stored members of a sparse ``array``: name suffix -> array, or (dtype, count, blocks)
+    for the two long ones (written or joined block by block)."""
+    wide = array.size >= 2**31
+    return {
+        "index": (
+            np.dtype(np.int64 if wide else np.int32),
+            count,
+            _sparse_blocks(array, fill, False),
+        ),
+        "values": (array.dtype, count, _sparse_blocks(array, fill, True)),
+        "shape": np.asarray(array.shape, dtype=np.int64),
+        "fill": np.asarray([fill], dtype=array.dtype),
+    }
 
 
 def pack_sparse(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """``arrays`` as stored: mostly-filled large ones as their other entries."""
     out: dict[str, np.ndarray] = {}
     for name, array in arrays.items():
-        found = _fill_of(array)
+        found = _sparse_fill(array)
         if found is None:
             out[name] = array
             continue
-        fill, other = found
-        index = np.flatnonzero(other)
-        out[name + _SPARSE + "index"] = index.astype(
-            np.int32 if other.shape[0] < 2**31 else np.int64
-        )
-        out[name + _SPARSE + "values"] = array.reshape(-1)[index]
-        out[name + _SPARSE + "shape"] = np.asarray(array.shape, dtype=np.int64)
-        out[name + _SPARSE + "fill"] = np.asarray([fill], dtype=array.dtype)
+        for part, member in _sparse_members(array, *found).items():
+            if isinstance(member, tuple):
+                dtype, _, blocks = member
+                member = np.concatenate([np.zeros(0, dtype), *blocks])
+            out[name + _SPARSE + part] = member
     return out
+
+
+def _write_npz(f: Any, arrays: dict[str, np.ndarray]) -> None:
+    """``np.savez`` of ``pack_sparse(arrays)``, with the sparse members streamed block by block
+    (the snapshot never holds a packed copy of a large array)."""
+    with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+
+        def put(name: str, member: Any) -> None:
+            with zf.open(name + ".npy", mode="w", force_zip64=True) as out:
+                if not isinstance(member, tuple):
+                    np.lib.format.write_array(out, np.asanyarray(member), allow_pickle=False)
+                    return
+                dtype, count, blocks = member
+                header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False}
+                np.lib.format.write_array_header_1_0(out, header | {"shape": (count,)})
+                for block in blocks:
+                    out.write(np.ascontiguousarray(block, dtype=dtype).tobytes())
+
+        for name, array in arrays.items():
+            found = _sparse_fill(array)
+            if found is None:
+                put(name, array)
+            else:
+                for part, member in _sparse_members(array, *found).items():
+                    put(name + _SPARSE + part, member)
 
 
 def unpack_sparse(stored: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -163,7 +225,7 @@ class SnapshotStore:
         tmp.mkdir()
         try:
             with (tmp / _ARRAYS).open("wb") as f:
-                np.savez(f, **pack_sparse(arrays))
+                _write_npz(f, arrays)
                 f.flush()
                 os.fsync(f.fileno())
             with (tmp / _DOCS).open("wb") as f:
