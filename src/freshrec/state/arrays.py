@@ -11,6 +11,8 @@ binary search do the same for the few hundred indices a request handles in a few
 (True, True, -1)
 >>> grow(b, 3) is b
 True
+>>> grow(np.ones((2, 3), dtype=np.float32), 5)[[1, 4]].tolist()  # the default fill: zeros
+[[1.0, 1.0, 1.0], [0.0, 0.0, 0.0]]
 >>> sorted_unique(np.array([5, 1, 5, 3])).tolist(), member_of(np.array([1, 2, 3]), [3, 1]).tolist()
 ([1, 3, 5], [True, False, True])
 """
@@ -30,7 +32,12 @@ def grow(array: np.ndarray, n: int, fill: float | int = 0) -> np.ndarray:
     if array.shape[0] >= n:
         return array
     rows = array.shape[0]
-    out = np.empty((capacity_for(n, rows), *array.shape[1:]), dtype=array.dtype)
+    shape = (capacity_for(n, rows), *array.shape[1:])
+    if fill == 0:  # zeroed by the OS on first touch: rows never used cost no memory
+        out = np.zeros(shape, dtype=array.dtype)
+        out[:rows] = array
+        return out
+    out = np.empty(shape, dtype=array.dtype)
     out[:rows] = array  # each byte written once: the old rows copied, only the new ones filled
     out[rows:] = fill
     return out
