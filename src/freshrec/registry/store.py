@@ -40,8 +40,6 @@ _ARRAYS, _DOCS, _META = "arrays.npz", "documents.msgpack", "meta.json"
 _SPARSE = "#sparse-"
 SPARSE_MIN_BYTES = 8 << 20  # smaller arrays are always stored whole
 SPARSE_MAX_SHARE = 0.4  # ... and so are arrays with more entries than this off the fill value
-
-
 _BLOCK = 1 << 22  # elements per block of the sparse encoding's passes (bounded scratch)
 
 
@@ -67,48 +65,39 @@ def _sparse_fill(array: np.ndarray) -> tuple[int, int] | None:
     return None
 
 
-def _sparse_blocks(array: np.ndarray, fill: int, values: bool):
-    """Block by block, the flat positions of ``array``'s other entries (int32 while they fit)
-    or, with ``values``, the entries themselves."""
+def _sparse_blocks(array: np.ndarray, fill: int, index: np.dtype | None):
+    """Block by block, the flat positions (as ``index``) of ``array``'s other entries or, with
+    ``index`` None, the entries themselves."""
     flat, raw = _flat(array), array.reshape(-1)
-    wide = flat.shape[0] >= 2**31
     for at in range(0, flat.shape[0], _BLOCK):
         keep = np.flatnonzero(flat[at : at + _BLOCK] != fill)
-        if values:
-            yield raw[at : at + _BLOCK][keep]
-        else:
-            yield (keep + at).astype(np.int64 if wide else np.int32)
+        yield raw[at : at + _BLOCK][keep] if index is None else (keep + at).astype(index)
 
 
-def _sparse_members(array: np.ndarray, fill: int, count: int) -> dict[str, Any]:
-    """The stored members of a sparse ``array``: name suffix -> array, or (dtype, count, blocks)
-    for the two long ones (written or joined block by block)."""
-    wide = array.size >= 2**31
-    return {
-        "index": (
-            np.dtype(np.int64 if wide else np.int32),
-            count,
-            _sparse_blocks(array, fill, False),
-        ),
-        "values": (array.dtype, count, _sparse_blocks(array, fill, True)),
-        "shape": np.asarray(array.shape, dtype=np.int64),
-        "fill": np.asarray([fill], dtype=array.dtype),
-    }
+def _members(arrays: dict[str, np.ndarray]):
+    """``(name, member)`` of everything stored for ``arrays``: an array, or for the two long
+    members of a sparse one ``(dtype, count, blocks)``, written or joined block by block."""
+    for name, array in arrays.items():
+        found = _sparse_fill(array)
+        if found is None:
+            yield name, array
+            continue
+        fill, count = found
+        index = np.dtype(np.int64 if array.size >= 2**31 else np.int32)
+        yield name + _SPARSE + "index", (index, count, _sparse_blocks(array, fill, index))
+        yield name + _SPARSE + "values", (array.dtype, count, _sparse_blocks(array, fill, None))
+        yield name + _SPARSE + "shape", np.asarray(array.shape, dtype=np.int64)
+        yield name + _SPARSE + "fill", np.asarray([fill], dtype=array.dtype)
 
 
 def pack_sparse(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """``arrays`` as stored: mostly-filled large ones as their other entries."""
     out: dict[str, np.ndarray] = {}
-    for name, array in arrays.items():
-        found = _sparse_fill(array)
-        if found is None:
-            out[name] = array
-            continue
-        for part, member in _sparse_members(array, *found).items():
-            if isinstance(member, tuple):
-                dtype, _, blocks = member
-                member = np.concatenate([np.zeros(0, dtype), *blocks])
-            out[name + _SPARSE + part] = member
+    for name, member in _members(arrays):
+        if isinstance(member, tuple):
+            dtype, _, blocks = member
+            member = np.concatenate([np.zeros(0, dtype), *blocks])
+        out[name] = member
     return out
 
 
@@ -116,25 +105,16 @@ def _write_npz(f: Any, arrays: dict[str, np.ndarray]) -> None:
     """``np.savez`` of ``pack_sparse(arrays)``, with the sparse members streamed block by block
     (the snapshot never holds a packed copy of a large array)."""
     with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-
-        def put(name: str, member: Any) -> None:
+        for name, member in _members(arrays):
             with zf.open(name + ".npy", mode="w", force_zip64=True) as out:
                 if not isinstance(member, tuple):
                     np.lib.format.write_array(out, np.asanyarray(member), allow_pickle=False)
-                    return
+                    continue
                 dtype, count, blocks = member
                 header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False}
                 np.lib.format.write_array_header_1_0(out, header | {"shape": (count,)})
                 for block in blocks:
                     out.write(np.ascontiguousarray(block, dtype=dtype).tobytes())
-
-        for name, array in arrays.items():
-            found = _sparse_fill(array)
-            if found is None:
-                put(name, array)
-            else:
-                for part, member in _sparse_members(array, *found).items():
-                    put(name + _SPARSE + part, member)
 
 
 def unpack_sparse(stored: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
