@@ -33,7 +33,7 @@ from freshrec.engine.coldstart import ColdStart
 from freshrec.engine.datadir import DataDirLock
 from freshrec.engine.filters import Filters
 from freshrec.engine.ingest import LogIngest
-from freshrec.engine.lifecycle import Lifecycle
+from freshrec.engine.lifecycle import Lifecycle, VersionStore
 from freshrec.engine.processor import Processor
 from freshrec.engine.quality import LiveQuality, model_top_k
 from freshrec.engine.recommender import Recommendation, Recommender, Served
@@ -180,24 +180,7 @@ class Engine(LogIngest):
             None if data is None else Path(data) / "registry.json",
             settings.registry_keep_promoted,
         )
-        self.lifecycle = Lifecycle(
-            snapshots,
-            book,
-            self.state,
-            self.models,
-            self.ensemble,
-            self.quality,
-            self.recommender,
-            self.covisitation,
-            k=settings.live_eval_k,
-            gate_events=settings.registry_gate_events,
-            gate_every=settings.registry_gate_every,
-            tolerance=settings.registry_gate_tolerance,
-            min_tests=settings.registry_gate_min_tests,
-            watch_events=settings.registry_watch_events,
-            rollback_drop=settings.registry_rollback_drop,
-            drift_count=lambda: sum(self.drift.record.counts().values()),
-        )
+        self.lifecycle = self.make_lifecycle(snapshots, book)
         self.processor = Processor(
             self.log,
             self.state,
@@ -231,6 +214,29 @@ class Engine(LogIngest):
             if self._dir_lock is not None:
                 self._dir_lock.release()
             raise
+
+    def make_lifecycle(self, store: VersionStore | None, book: VersionBook) -> Lifecycle:
+        """The model lifecycle of this engine's models over ``store``'s versions (a scale-out
+        partition builds one over its Redis store)."""
+        s = self.settings
+        return Lifecycle(
+            store,
+            book,
+            self.state,
+            self.models,
+            self.ensemble,
+            self.quality,
+            self.recommender,
+            self.covisitation,
+            k=s.live_eval_k,
+            gate_events=s.registry_gate_events,
+            gate_every=s.registry_gate_every,
+            tolerance=s.registry_gate_tolerance,
+            min_tests=s.registry_gate_min_tests,
+            watch_events=s.registry_watch_events,
+            rollback_drop=s.registry_rollback_drop,
+            drift_count=lambda: sum(self.drift.record.counts().values()),
+        )
 
     @classmethod
     def open(cls, path: str | Path | None = None, **settings: Any) -> Engine:

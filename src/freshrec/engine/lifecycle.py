@@ -34,7 +34,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -44,7 +44,6 @@ from freshrec.errors import Conflict, NotFound, StorageError
 from freshrec.events import LoggedEvent
 from freshrec.models import CoVisitation, Model, ModelError
 from freshrec.models.ensemble import Ensemble
-from freshrec.registry import SnapshotStore
 from freshrec.registry.store import Snapshot
 from freshrec.registry.versions import VersionBook, version_folder, version_name
 from freshrec.state import OnlineState, UserView
@@ -73,6 +72,19 @@ def _section(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray
     return {k[len(start) :]: v for k, v in arrays.items() if k.startswith(start)}
 
 
+class VersionStore(Protocol):
+    """Where versions are kept: ``freshrec.registry.SnapshotStore`` (files) or the scale-out
+    partition's ``freshrec.scaleout.snapshots.RedisSnapshotStore``."""
+
+    pinned: set[str]  # snapshot folder names never pruned
+    unwanted: Callable[[str], str | None]
+
+    def has(self, version: str) -> bool: ...
+    def load_version(self, version: str) -> Snapshot: ...
+    def listing(self) -> list[tuple[str, dict[str, Any] | None]]: ...
+    def prune(self) -> None: ...
+
+
 class Lifecycle:
     """Versions, gate, watch, promote and rollback over one engine's models."""
 
@@ -80,7 +92,7 @@ class Lifecycle:
 
     def __init__(
         self,
-        store: SnapshotStore | None,
+        store: VersionStore | None,
         book: VersionBook,
         state: OnlineState,
         models: Sequence[Model],
@@ -115,6 +127,9 @@ class Lifecycle:
         self.rollback_drop = rollback_drop
         self.drift_count = drift_count
         self.processor: Processor | None = None  # set once the engine has built it
+        # set by an owner that must choose when the snapshot of restored parameters is written
+        # (a scale-out partition: between chunks, never inside one); else it is written at once
+        self.snapshot_soon: Callable[[], None] | None = None
         self.active = True  # False while closing: the final snapshot starts no gate
         self.gate: _Trial | None = None
         self.watch: _Trial | None = None
@@ -141,10 +156,12 @@ class Lifecycle:
             "weights": dict(self.ensemble.weights),
         }
 
-    def on_snapshot(self, folder: Path) -> None:
-        """The processor wrote snapshot ``folder``: a new version (a candidate)."""
-        version = version_name(folder.name)
-        offset = int(folder.name.partition("-")[0])
+    def on_snapshot(self, saved: Path | str) -> None:
+        """The processor wrote a snapshot (its folder, or the scale-out store's folder name):
+        a new version (a candidate)."""
+        name = saved.name if isinstance(saved, Path) else saved
+        version = version_name(name)
+        offset = int(name.partition("-")[0])
         restoring, self._restoring = self._restoring, None
         if restoring is not None:
             self.book.replace_current(version, restored_from=restoring)
@@ -265,11 +282,10 @@ class Lifecycle:
 
     # -- promote and rollback ----------------------------------------------------------------
     def _load(self, version: str) -> Snapshot:
-        name = version_folder(version)
-        if self.store is None or name is None or not (self.store.root / name).is_dir():
+        if self.store is None or not self.store.has(version):
             raise NotFound(f"version: unknown model version {version!r}")
         try:
-            return self.store.load(self.store.root / name)
+            return self.store.load_version(version)
         except (OSError, ValueError) as exc:
             log.warning("skipping damaged version %s: %s", version, exc)
             self.book.mark(version, "damaged", error=str(exc))
@@ -328,10 +344,12 @@ class Lifecycle:
     def _put_back(self, version: str, snap: Snapshot) -> None:
         self._apply(snap)
         self.gate = self.watch = None
-        processor = self.processor
-        if processor is not None:
+        if self.snapshot_soon is not None:  # the owner writes it where that is safe
             self._restoring = version
-            processor.snapshot()  # a restart resumes from the restored parameters
+            self.snapshot_soon()
+        elif self.processor is not None:
+            self._restoring = version
+            self.processor.snapshot()  # a restart resumes from the restored parameters
 
     def promote(self, version: str) -> dict[str, Any]:
         """Serve ``version``'s parameters from now on (call under the engine lock)."""
@@ -357,13 +375,12 @@ class Lifecycle:
         return {"model_version": self.model_version, "restored": target, "rolled_back": dropped}
 
     def versions(self) -> list[dict[str, Any]]:
-        """Every version on disk, newest first, with its metadata and status."""
+        """Every version stored, newest first, with its metadata and status."""
         if self.store is None:
             return []
         out = []
-        for folder in self.store.versions():
-            meta = self.store.read_meta(folder) or {}
-            version = version_name(folder.name)
+        for version, found in self.store.listing():
+            meta = found or {}
             entry = self.book.status.get(version, {})
             out.append(
                 {

@@ -34,6 +34,8 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from freshrec.registry.versions import version_folder, version_name
+
 log = logging.getLogger(__name__)
 
 _ARRAYS, _DOCS, _META = "arrays.npz", "documents.msgpack", "meta.json"
@@ -264,6 +266,20 @@ class SnapshotStore:
             return json.loads((folder / _META).read_text())
         except (OSError, ValueError):
             return None
+
+    # -- by version name (``freshrec.engine.lifecycle``; the scale-out store has the same) ------
+    def has(self, version: str) -> bool:
+        """Whether ``version`` (``v<offset>[-n]``) has a snapshot here."""
+        name = version_folder(version)
+        return name is not None and (self.root / name).is_dir()
+
+    def load_version(self, version: str) -> Snapshot:
+        """``version``'s snapshot, checksums verified (see ``load``)."""
+        return self.load(self.root / (version_folder(version) or version))
+
+    def listing(self) -> list[tuple[str, dict[str, Any] | None]]:
+        """Every version here with its metadata (None if unreadable), newest first."""
+        return [(version_name(f.name), self.read_meta(f)) for f in self.versions()]
 
     def load_latest(self) -> Snapshot | None:
         """The newest intact snapshot, or None when there is none."""

@@ -42,12 +42,13 @@ from freshrec.engine.filters import Filters
 from freshrec.engine.ingest import LogIngest
 from freshrec.engine.processor import Processor
 from freshrec.engine.recommender import Recommendation, Recommender, Served
-from freshrec.errors import Conflict, StorageError, ValidationError
+from freshrec.errors import StorageError, ValidationError
 from freshrec.events import EventValidator, LoggedEvent
 from freshrec.features.context import Context
 from freshrec.log.redis import RedisLog, partition_of, unavailable
 from freshrec.scaleout.feed import ChunkFeed
 from freshrec.scaleout.keys import Keys
+from freshrec.scaleout.lifecycle import ClusterLifecycle
 from freshrec.scaleout.partition import FRESHNESS_BUCKETS, UserEvents
 from freshrec.scaleout.serving import ContextStore, ServingStore
 from freshrec.scaleout.shop import ReplicaCatalogue, ShopSync
@@ -61,12 +62,6 @@ from freshrec.state.redis_feedback import RedisFeedback
 from freshrec.state.redis_shop import RedisShopStore
 
 log = logging.getLogger(__name__)
-
-
-_LIFECYCLE_ON_WORKERS = (
-    "model versions are promoted and rolled back where the models learn (the workers' partition "
-    "engines); a scale-out replica only serves what they publish"
-)
 
 
 class _SnapshotOnly(ChunkFeed):
@@ -131,6 +126,12 @@ class ClusterEngine(LogIngest):
         )
         self.redis = self.log.redis
         self.keys = Keys(settings.redis_prefix)
+        self.lifecycle = ClusterLifecycle(
+            self.redis,
+            settings.redis_prefix,
+            self.log.partitions,
+            settings.registry_keep_promoted,
+        )
         self.validator = EventValidator()
         self.rejected = 0
         self._ingest_lock = threading.Lock()
@@ -166,10 +167,10 @@ class ClusterEngine(LogIngest):
 
     @property
     def model_version(self) -> str:
-        """ "live", as an embedded engine says before any promotion: a replica serves the
-        models the workers are learning (no version is promoted in scale-out mode). The
-        partitions' publication versions, which move every second, are in ``models_info`` and
-        ``versions`` -- not here, where attribution would count each one apart."""
+        """ "live": a replica serves what the workers publish -- the models as they learn,
+        from whichever version each partition last promoted (listed by ``versions``). One name
+        for the deployment keeps attribution to one pair of counters per strategy, where the
+        partitions' versions, each moving on its own, would split it."""
         return "live"
 
     @property
@@ -362,8 +363,9 @@ class ClusterEngine(LogIngest):
         return (rec.events, rec.last_ts, revision)
 
     # Drift detection and the model lifecycle run where the models learn: in each partition's
-    # engine on the workers. A replica has no detectors and no versions of its own to promote;
-    # it lists the detections the workers wrote to the cluster's drift stream.
+    # engine on the workers. A replica has no detectors and no versions of its own: it lists
+    # the detections the workers wrote to the cluster's drift stream, and the partitions'
+    # versions, and sends promote / rollback to their owners (``ClusterLifecycle``).
     drift = None
 
     def drift_events(self) -> list[dict[str, Any]]:
@@ -396,17 +398,25 @@ class ClusterEngine(LogIngest):
         return out[-self.settings.drift_events_kept :]
 
     def versions(self) -> list[dict[str, Any]]:
-        """The published snapshot version of each partition (replicas load, never promote)."""
-        return [
-            {"version": f"p{p}-{v}", "partition": p, "status": "serving" if v else "none"}
-            for p, v in enumerate(self.partition_versions)
-        ]
+        """Every partition's model versions (``freshrec.scaleout.lifecycle``), newest first."""
+        try:
+            return self.lifecycle.versions()
+        except redis.RedisError as exc:
+            raise StorageError(f"model versions: Redis unreachable ({exc})") from None
 
     def promote(self, version: str) -> dict[str, Any]:
-        raise Conflict(_LIFECYCLE_ON_WORKERS)
+        """Have the partition's worker serve ``p<N>-v<offset>``'s exact parameters."""
+        try:
+            return self.lifecycle.promote(version)
+        except redis.RedisError as exc:
+            raise StorageError(f"promote: Redis unreachable ({exc})") from None
 
     def rollback(self) -> dict[str, Any]:
-        raise Conflict(_LIFECYCLE_ON_WORKERS)
+        """Every partition back to the version it promoted before its current one."""
+        try:
+            return self.lifecycle.rollback()
+        except redis.RedisError as exc:
+            raise StorageError(f"rollback: Redis unreachable ({exc})") from None
 
     def has_pending(self) -> bool:
         """Replicas apply no events (workers do): a ranking never waits for a micro-batch."""

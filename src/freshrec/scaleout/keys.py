@@ -38,3 +38,11 @@ class Keys:
     def drift(self) -> str:
         """Stream: the drift detections of every partition (workers write, replicas list)."""
         return f"{self.prefix}drift"
+
+    def commands(self, partition: int) -> str:
+        """List: lifecycle commands (promote, rollback) for the partition's owner (JSON)."""
+        return f"{self.prefix}lifecycle:p{partition}"
+
+    def reply(self, command_id: str) -> str:
+        """List: the owner's answer to one lifecycle command (expires)."""
+        return f"{self.prefix}lifecycle:reply:{command_id}"

@@ -24,8 +24,10 @@ effects) and only acknowledged: nothing is applied twice.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from typing import Any
 
 import numpy as np
 import redis
@@ -33,12 +35,12 @@ import redis
 from freshrec.drift.events import DriftEvent
 from freshrec.engine import Engine
 from freshrec.engine.processor import Processor
-from freshrec.errors import StorageError
+from freshrec.errors import BadRequest, FreshrecError, StorageError
 from freshrec.log.redis import Chunk, RedisLog
 from freshrec.scaleout.feed import ChunkFeed
 from freshrec.scaleout.keys import Keys
 from freshrec.scaleout.serving import ContextPublisher, ServingPublisher, serving_arrays
-from freshrec.scaleout.snapshots import RedisSnapshotStore
+from freshrec.scaleout.snapshots import RedisSnapshotStore, RedisVersionBook, book_key
 from freshrec.settings import Settings
 from freshrec.state.arrays import grow
 from freshrec.state.profiles import UserProfiles
@@ -47,6 +49,7 @@ from freshrec.state.redis_shop import RedisShopStore
 
 log = logging.getLogger(__name__)
 
+REPLY_TTL_SECONDS = 60  # a lifecycle command's answer waits this long for its replica
 FRESHNESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 # KEYS: lease, parts hash, items set, freshness hash, user keys...
@@ -158,7 +161,9 @@ class PartitionRunner:
         self.engine = Engine(settings.model_copy(update={"data_dir": None, "redis_url": None}))
         self.feed = ChunkFeed()
         self.counter = UserEvents()
-        self.store = RedisSnapshotStore(self.redis, log_.prefix, partition, background=True)
+        self.store = RedisSnapshotStore(
+            self.redis, log_.prefix, partition, background=True, keep=settings.snapshots_kept
+        )
         e = self.engine
         # cold start's table learns the shoppers' profiles: the deployment's, taken in from
         # the shop store (``shop``: the worker's ``RedisShopStore``, polled by the worker)
@@ -166,23 +171,34 @@ class PartitionRunner:
             e.profiles = UserProfiles(lambda: e.state.users, shop)  # type: ignore[arg-type]
             e.context_popularity.user_keys = e.profiles.keys
             e.context_popularity.vocabulary = e.profiles.vocabulary
-        # the embedded engine's watchers (the drift monitor, when drift_detection is on) run
-        # here too: detection and recalibration happen where the models learn. Not its model
-        # lifecycle (no versions are promoted in scale-out mode)
+        # the embedded engine's watchers (the drift monitor, when drift_detection is on) and
+        # its model lifecycle run here too, where the models learn: each full snapshot is a
+        # version of the partition, gated, promoted and rolled back as in embedded mode, with
+        # its versions and book in Redis (replicas list them and send promote/rollback here)
         watchers = list(e.processor.watchers)
+        book = RedisVersionBook(
+            self.redis, book_key(log_.prefix, partition), settings.registry_keep_promoted
+        )
+        lifecycle = e.lifecycle = e.make_lifecycle(self.store, book)
+        lifecycle.snapshot_soon = self._restored
+        lifecycle.active = False  # no gates while the stream is replayed in ``takeover``
+        self._restore_due = False
         self.processor = Processor(
             self.feed,
             e.state,
             [*e.models, e.context_popularity],
             e.lock,
             self.store,
-            [e.quality, *watchers, self.counter],
+            [e.quality, *watchers, lifecycle, self.counter],
             settings.processor_batch_events,
             snapshot_every_events=2**62,  # snapshots are published by ``publish``, after effects
             snapshot_every_seconds=float("inf"),
             on_model_error=e.ensemble.disable,
             watchers=watchers,
+            snapshot_meta=lifecycle.snapshot_meta,
+            on_snapshot=lifecycle.on_snapshot,
         )
+        lifecycle.processor = self.processor
         self.lease_ms = int(settings.worker_lease_seconds * 1000)
         self.done = -1  # global first offset of the last chunk whose effects are in Redis
         self.published_at = 0.0  # serving publication
@@ -231,6 +247,7 @@ class PartitionRunner:
         self.store.cursor = max(cursor, self.done)
         pending = self.log.claim_pending(p, self.consumer, 0)
         self.process(pending)
+        self.engine.lifecycle.active = True
         log.info(
             "partition %d taken over at offset %d (%d events replayed, %d chunks reclaimed)",
             p,
@@ -286,6 +303,7 @@ class PartitionRunner:
         if self.archiver is not None:
             for chunk in fresh:
                 self.archiver.put(self.partition, chunk)  # type: ignore[attr-defined]
+        self._write_restored()
         return events
 
     def _write_effects(self, chunks: list[Chunk], users: np.ndarray) -> None:
@@ -340,6 +358,55 @@ class PartitionRunner:
         pipe.execute()
         self._drift_sent = new[-1]
         return len(new)
+
+    # -- model lifecycle ---------------------------------------------------------------------
+    def _restored(self) -> None:
+        """The lifecycle put a version's parameters back (maybe in the middle of a chunk):
+        its snapshot is written once the chunk's effects are (``_write_restored``)."""
+        self._restore_due = True
+
+    def _write_restored(self) -> None:
+        """Snapshot and publish restored parameters: a new owner resumes from them, and the
+        replicas serve them at their next refresh."""
+        if not self._restore_due:
+            return
+        self._restore_due = False
+        self.store.cursor = self.done
+        self.processor.snapshot()
+        self.snapshot_at = time.monotonic()
+        self.publish_serving()
+
+    def handle_commands(self, raw: list[bytes]) -> int:
+        """Run the promote / rollback commands replicas sent this partition (``raw``: taken
+        from its command list by the worker, between chunks: what a version puts back is
+        snapshotted and published at once); each answer goes to the command's reply list.
+        Returns how many ran."""
+        pipe = self.redis.pipeline(transaction=False)
+        for item in raw:
+            command = json.loads(item)
+            if command.get("expires_at", float("inf")) < time.time():
+                log.warning("partition %d: dropping expired command %s", self.partition, command)
+                continue
+            answer = self._run_command(command)
+            reply = self.keys.reply(command["id"])
+            pipe.rpush(reply, json.dumps(answer))
+            pipe.expire(reply, REPLY_TTL_SECONDS)
+        pipe.execute()
+        return len(raw)
+
+    def _run_command(self, command: dict[str, Any]) -> dict[str, Any]:
+        e = self.engine
+        try:
+            if command["op"] == "promote":
+                result = e.promote(command["version"])
+            elif command["op"] == "rollback":
+                result = e.rollback()
+            else:
+                raise BadRequest(f"unknown lifecycle command {command['op']!r}")
+            self._write_restored()
+        except FreshrecError as exc:
+            return {"status": exc.status_code, "error": str(exc)}
+        return {"status": 200, "result": {"partition": self.partition, **result}}
 
     # -- publishing --------------------------------------------------------------------------
     def publish(self, force: bool = False) -> bool:

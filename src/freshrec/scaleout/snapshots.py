@@ -8,13 +8,22 @@ metadata (JSON, with ``cursor``: the global first offset of the last chunk refle
 replay after it) and a ``version`` that increases with every save, all written by one ``HSET``
 (atomic). Mostly-empty large arrays go in as their entries, as on disk
 (``freshrec.registry.store.pack_sparse``).
+
+Each save is also a model *version* of the partition (``freshrec.engine.lifecycle``: gate,
+promotion, rollback, as in embedded mode): the parameters of every model and monitor -- not the
+online state, which a version never puts back -- under ``<prefix>ver:p<N>:<folder>`` (``arrays``
+with their SHA-256 in ``meta``, checked on load), indexed by the sorted set ``<prefix>vers:p<N>``
+(folder -> offset). The newest ``keep`` are kept, and every version the partition's version book
+(``RedisVersionBook``, ``<prefix>book:p<N>``) may roll back to.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -22,6 +31,7 @@ import numpy as np
 import redis
 
 from freshrec.registry.store import Snapshot, pack_sparse, unpack_sparse
+from freshrec.registry.versions import VersionBook, version_folder, version_name
 
 
 def encode_arrays(arrays: dict[str, np.ndarray]) -> bytes:
@@ -54,6 +64,87 @@ def snapshot_key(prefix: str, partition: int) -> str:
     return f"{prefix}snap:p{partition}"
 
 
+def versions_key(prefix: str, partition: int) -> str:
+    """Sorted set: the partition's stored versions (snapshot folder names) by log offset."""
+    return f"{prefix}vers:p{partition}"
+
+
+def book_key(prefix: str, partition: int) -> str:
+    """The partition's version book (JSON: promotion history and each version's status)."""
+    return f"{prefix}book:p{partition}"
+
+
+class RedisVersionBook(VersionBook):
+    """``VersionBook`` kept in Redis (one ``SET`` of its JSON per change): any worker that
+    takes the partition over, and every replica, reads the same book."""
+
+    def __init__(self, client: redis.Redis, key: str, keep_promoted: int = 3) -> None:
+        super().__init__(None, keep_promoted)
+        self.redis = client
+        self.key = key
+        raw = client.get(key)
+        if raw is not None:
+            doc = json.loads(raw)
+            self.history = list(doc["history"])
+            self.status = dict(doc["status"])
+
+    def _save(self) -> None:
+        self.redis.set(self.key, json.dumps({"history": self.history, "status": self.status}))
+
+
+class RedisVersions:
+    """The stored versions of one partition (read side: replicas list them; the partition's
+    ``RedisSnapshotStore`` writes them)."""
+
+    def __init__(self, client: redis.Redis, prefix: str, partition: int) -> None:
+        self.redis = client
+        self.prefix = prefix
+        self.partition = partition
+        self.index = versions_key(prefix, partition)
+
+    def key(self, folder: str) -> str:
+        return f"{self.prefix}ver:p{self.partition}:{folder}"
+
+    def folders(self) -> list[str]:
+        """Stored snapshot folder names, newest first."""
+        return [f.decode() for f in self.redis.zrevrange(self.index, 0, -1)]
+
+    def has(self, version: str) -> bool:
+        folder = version_folder(version)
+        return folder is not None and self.redis.zscore(self.index, folder) is not None
+
+    def listing(self) -> list[tuple[str, dict[str, Any] | None]]:
+        """Every stored version with its metadata (None if unreadable), newest first."""
+        folders = self.folders()
+        pipe = self.redis.pipeline(transaction=False)
+        for folder in folders:
+            pipe.hget(self.key(folder), "meta")
+        out: list[tuple[str, dict[str, Any] | None]] = []
+        for folder, raw in zip(folders, pipe.execute(), strict=True):
+            try:
+                meta = json.loads(raw) if raw is not None else None
+            except ValueError:
+                meta = None
+            out.append((version_name(folder), meta))
+        return out
+
+    def load_version(self, version: str) -> Snapshot:
+        """``version``'s parameters, checksum verified (``ValueError`` if missing or damaged)."""
+        folder = version_folder(version)
+        raw, meta_raw = self.redis.hmget(self.key(folder or version), ["arrays", "meta"])
+        if raw is None or meta_raw is None:
+            raise ValueError(f"version {version} of partition {self.partition} is not stored")
+        try:
+            meta = json.loads(meta_raw)
+            if hashlib.sha256(raw).hexdigest() != meta["sha256"]:
+                raise ValueError("checksum mismatch")
+            arrays = unpack_sparse(decode_arrays(raw))
+        except (ValueError, KeyError, TypeError, msgspec.DecodeError) as exc:
+            damaged = f"damaged version {version} of partition {self.partition}: {exc}"
+            raise ValueError(damaged) from exc
+        return Snapshot(int(meta["offset"]), arrays, {}, meta)
+
+
 class RedisSnapshotStore:
     """Snapshots of one partition under ``<prefix>snap:p<partition>``.
 
@@ -64,16 +155,26 @@ class RedisSnapshotStore:
     """
 
     def __init__(
-        self, client: redis.Redis, prefix: str, partition: int, background: bool = False
+        self,
+        client: redis.Redis,
+        prefix: str,
+        partition: int,
+        background: bool = False,
+        keep: int = 2,
     ) -> None:
         self.redis = client
         self.key = snapshot_key(prefix, partition)
+        self.stored = RedisVersions(client, prefix, partition)
+        self.keep = keep
+        self.pinned: set[str] = set()  # folders never pruned (versions a rollback may need)
+        self.unwanted: Callable[[str], str | None] = lambda name: None  # the lifecycle's
         self.cursor = -1  # set by the owner before each save
         self.saved_cursor = -1  # cursor of the latest snapshot stored in Redis
         self.loaded_meta: dict[str, Any] = {}
         self.background = background
         self.error: BaseException | None = None
         self._writer: threading.Thread | None = None
+        self._writing = ""  # the folder the background writer is storing
 
     @property
     def busy(self) -> bool:
@@ -95,18 +196,27 @@ class RedisSnapshotStore:
         documents: dict[str, Any],
         meta: dict[str, Any],
     ) -> str:
+        """Write a snapshot (in the background if so built); returns its version's folder
+        name, decided here: a second save at the same offset is ``<offset>-1``..."""
+        self.wait()  # also orders the names: the one being written is in the index
+        folder = base = f"{offset:015d}"
+        n = 0
+        while self.redis.zscore(self.stored.index, folder) is not None:
+            n += 1
+            folder = f"{base}-{n}"
         if not self.background:
-            return self._write(offset, arrays, documents, meta, self.cursor)
-        self.wait()
+            self._write(offset, arrays, documents, meta, self.cursor, folder)
+            return folder
         copies = {k: np.array(v, copy=True) for k, v in arrays.items()}
+        self._writing = folder
         self._writer = threading.Thread(
             target=self._write_logged,
-            args=(offset, copies, documents, meta, self.cursor),
+            args=(offset, copies, documents, meta, self.cursor, folder),
             name=f"freshrec-{self.key}",
             daemon=True,
         )
         self._writer.start()
-        return self.key
+        return folder
 
     def _write_logged(self, *args: Any) -> None:
         try:
@@ -121,11 +231,15 @@ class RedisSnapshotStore:
         documents: dict[str, Any],
         meta: dict[str, Any],
         cursor: int,
-    ) -> str:
-        packed = encode_arrays(pack_sparse(arrays))  # mostly-empty tables as their entries
+        folder: str,
+    ) -> None:
+        sparse = pack_sparse(arrays)  # mostly-empty tables as their entries
+        packed = encode_arrays(sparse)
         full_meta = {**meta, "offset": offset, "cursor": cursor, "created_at": time.time()}
         version = int(self.redis.hincrby(self.key, "counter", 1))
-        self.redis.hset(
+        params = encode_arrays({k: v for k, v in sparse.items() if not k.startswith("state/")})
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(
             self.key,
             mapping={
                 "arrays": packed,
@@ -134,8 +248,35 @@ class RedisSnapshotStore:
                 "version": version,
             },
         )
+        digest = hashlib.sha256(params).hexdigest()
+        version_meta = json.dumps({**full_meta, "sha256": digest})
+        pipe.hset(self.stored.key(folder), mapping={"arrays": params, "meta": version_meta})
+        pipe.zadd(self.stored.index, {folder: offset})
+        pipe.execute()
         self.saved_cursor = cursor
-        return f"{self.key}@{version}"
+        self.prune()
+
+    # -- versions (``freshrec.engine.lifecycle.VersionStore``) -------------------------------
+    def has(self, version: str) -> bool:
+        if self.busy and version_folder(version) == self._writing:
+            return True
+        return self.stored.has(version)
+
+    def load_version(self, version: str) -> Snapshot:
+        self.wait()  # it may be the one being written
+        return self.stored.load_version(version)
+
+    def listing(self) -> list[tuple[str, dict[str, Any] | None]]:
+        return self.stored.listing()
+
+    def prune(self) -> None:
+        """Drop the versions beyond the newest ``keep``, except pinned ones."""
+        old = [f for f in self.stored.folders()[self.keep :] if f not in self.pinned]
+        if old:
+            pipe = self.redis.pipeline(transaction=True)
+            pipe.zrem(self.stored.index, *old)
+            pipe.delete(*(self.stored.key(f) for f in old))
+            pipe.execute()
 
     def version(self) -> int:
         """The version of the stored snapshot (0 = none)."""

@@ -29,6 +29,8 @@ from freshrec.state.redis_shop import RedisShopStore
 
 log = logging.getLogger(__name__)
 
+COMMANDS_PER_ROUND = 16  # lifecycle commands a partition runs between two reads at most
+
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
@@ -139,6 +141,7 @@ class Worker:
     def _hand_over(self, p: int) -> None:
         """Give partition ``p`` to its new owner: publish a snapshot, then free the lease."""
         runner = self.runners[p]
+        runner.engine.lifecycle.active = False  # the hand-over snapshot starts no gate
         runner.publish(force=True)
         if self.archiver is not None:
             self.archiver.flush()
@@ -174,6 +177,7 @@ class Worker:
             except LeaseLost as exc:
                 log.warning("%s", exc)
                 self._drop(p)
+        self._run_commands()
         # one partition publishes per round at most (the most overdue), so events arriving
         # meanwhile wait for one publication at most
         if self.runners:
@@ -189,6 +193,22 @@ class Worker:
             self._trimmed_at = time.monotonic()
         self.processed += total
         return total
+
+    def _run_commands(self) -> None:
+        """The promote / rollback commands replicas sent the partitions held here (one round
+        trip for all of them)."""
+        held = list(self.runners)
+        pipe = self.redis.pipeline(transaction=False)
+        for p in held:
+            pipe.lpop(self.keys.commands(p), COMMANDS_PER_ROUND)
+        for p, raw in zip(held, pipe.execute(), strict=True):
+            if not raw or p not in self.runners:
+                continue
+            try:
+                self.runners[p].handle_commands(raw)
+            except LeaseLost as exc:
+                log.warning("%s", exc)
+                self._drop(p)
 
     def sync_shop(self, force: bool = False) -> int:
         """Apply the profile changes written since the last poll, when one is due (in this

@@ -160,15 +160,20 @@ def test_profiles_experiments_and_the_cache_across_replicas(
 def test_replicas_answer_the_lifecycle_and_drift_routes(
     replicas: tuple[TestClient, TestClient],
 ) -> None:
-    """Drift and versions live on the workers: a replica lists its partitions' published
-    versions, refuses promote/rollback with a 409 that says why, lists the workers'
-    detections (none yet), and /metrics still works."""
+    """Drift and versions live on the workers: a replica lists the partitions' versions,
+    answers a rollback with nothing to go back to with a 409 and a promotion of a name that is
+    not a partition's version with a 404 that says how they are named, lists the workers'
+    detections (none yet), and /metrics still works (the lifecycle itself:
+    ``test_lifecycle``)."""
     a, _ = replicas
     models = a.get("/v1/models")
     assert models.status_code == 200
-    assert {v["partition"] for v in models.json()["versions"]} == set(range(2))
-    for response in (a.post("/v1/models/rollback"), a.post("/v1/models/p0-1/promote")):
-        assert response.status_code == 409
-        assert "workers" in response.json()["error"]
+    assert all(v["version"].startswith(f"p{v['partition']}-v") for v in models.json()["versions"])
+    response = a.post("/v1/models/rollback")
+    assert response.status_code == 409
+    assert "no earlier promoted version" in response.json()["error"]
+    response = a.post("/v1/models/p0-1/promote")
+    assert response.status_code == 404
+    assert "p<partition>-v<offset>" in response.json()["error"]
     assert a.get("/v1/drift/events").json() == []
     assert a.get("/metrics").status_code == 200

@@ -1,0 +1,205 @@
+"""The model lifecycle of a scale-out deployment (real Redis): each partition's worker keeps
+versions of its models in Redis; a replica lists them, promotes one and rolls back, and what the
+replicas serve afterwards is exactly what that version served; a new owner of the partition
+keeps the promotion; a damaged version is refused and marked."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from freshrec.log.redis import partition_of
+from freshrec.registry.versions import version_folder
+from freshrec.scaleout import ClusterEngine, Worker
+from freshrec.scaleout.snapshots import RedisVersions
+from freshrec.serving import create_app
+from freshrec.settings import Settings
+from freshrec.sim import ShopSimulator
+from tests.unit.scaleout.test_scaleout import held_runner, run_worker, scaleout_settings
+from tests.unit.scaleout.test_serving import drain
+from tests.unit.scaleout.test_shop import within
+
+CONTEXT = {"timestamp": 1_700_100_000}
+
+
+@pytest.fixture
+def settings(redis_prefix: str) -> Settings:
+    return scaleout_settings(
+        redis_prefix,
+        registry_gate_events=0,  # every snapshot is promoted unchecked (the gate: embedded tests)
+        scaleout_snapshot_seconds=0.1,
+        recommend_budget_ms=1000.0,
+        cache_max_entries=0,
+        mf_factors=8,
+        ranker_hash_bits=12,
+        drift_detection=False,
+    )
+
+
+@pytest.fixture
+def replica(settings: Settings) -> Iterator[tuple[ClusterEngine, TestClient]]:
+    engine = ClusterEngine(settings)
+    try:
+        with TestClient(create_app(engine)) as client:
+            yield engine, client
+    finally:
+        engine.close()
+
+
+def current(client: TestClient, partition: int) -> dict[str, Any] | None:
+    found = [
+        v
+        for v in client.get("/v1/models").json()["versions"]
+        if v["partition"] == partition and v["current"]
+    ]
+    return found[0] if found else None
+
+
+def settled(engine: ClusterEngine, client: TestClient, events_seen: int) -> str:
+    """The current version of partition 0 once it holds ``events_seen`` events, after the
+    replica loaded what the worker published since."""
+    within(20.0, lambda: (current(client, 0) or {}).get("events_seen") == events_seen)
+    time.sleep(0.3)  # the worker publishes every 0.05 s
+    while engine.refresh():
+        pass
+    return current(client, 0)["version"]  # type: ignore[index]
+
+
+def recs(client: TestClient, users: list[str]) -> list[list[tuple[str, float]]]:
+    out = []
+    for user in users:
+        body = client.get("/v1/recommendations", params={"user_id": user, **CONTEXT}).json()
+        out.append([(r["item_id"], r["score"]) for r in body["items"]])
+    return out
+
+
+def refreshed_recs(
+    engine: ClusterEngine, client: TestClient, users: list[str], expected: list
+) -> list:
+    """Recommendations once the replica has loaded the publication of a put-back version."""
+    deadline = time.monotonic() + 10.0
+    while True:
+        engine.refresh()
+        got = recs(client, users)
+        if got == expected or time.monotonic() > deadline:
+            return got
+        time.sleep(0.05)
+
+
+def test_promote_rollback_and_takeover_through_a_replica(
+    settings: Settings, replica: tuple[ClusterEngine, TestClient]
+) -> None:
+    engine, client = replica
+    sim = ShopSimulator(n_items=300, n_shoppers=120, seed=5, mean_gap_seconds=1.0)
+    first = sim.take(3000)
+    p0 = sorted({e["user_id"] for e in first if partition_of(e["user_id"], 2) == 0})
+    watched = p0[:6]
+    second = [e for e in sim.take(3000) if e["user_id"] not in watched]
+    in_p0 = [sum(partition_of(e["user_id"], 2) == 0 for e in batch) for batch in (first, second)]
+    worker = Worker(settings)
+    thread = run_worker(worker)
+    try:
+        assert client.post("/v1/events", json={"events": first}).status_code == 202
+        v1 = settled(engine, client, in_p0[0])
+        served_v1 = recs(client, watched)
+        assert all(served_v1)
+
+        assert client.post("/v1/events", json={"events": second}).status_code == 202
+        v2 = settled(engine, client, in_p0[0] + in_p0[1])
+        served_v2 = recs(client, watched)
+        assert v2 != v1 and served_v2 != served_v1  # the models moved on
+
+        # one call rolls every partition back to the version it promoted before
+        body = client.post("/v1/models/rollback").json()
+        p0_result = next(r for r in body["partitions"] if r["partition"] == 0)
+        assert (p0_result["restored"], p0_result["rolled_back"]) == (v1, v2)
+        assert refreshed_recs(engine, client, watched, served_v1) == served_v1  # exactly
+        statuses = {v["version"]: v for v in client.get("/v1/models").json()["versions"]}
+        assert statuses[v2]["status"] == "rolled_back"
+        restored = current(client, 0)
+        assert restored is not None and restored["status"] == "restored"
+        assert restored["restored_from"] == v1.partition("-")[2]
+
+        response = client.post(f"/v1/models/{v2}/promote")
+        assert response.status_code == 200, response.json()
+        assert response.json()["restored"] == v2
+        assert refreshed_recs(engine, client, watched, served_v2) == served_v2
+        promoted = current(client, 0)["version"]  # type: ignore[index]
+        runner = worker.runners[0]
+        stored = RedisVersions(runner.redis, settings.redis_prefix, 0)
+        # the restored copy of v2 (written at once, so a new owner resumes from it)
+        params = stored.load_version(promoted.partition("-")[2]).arrays
+        mf = runner.engine.mf.state_dict()["item_factors"]
+        assert np.array_equal(params["mf/item_factors"], mf)
+    finally:
+        worker.stop()
+        thread.join(10)
+
+    # the next owner restores the promoted parameters and keeps the book
+    worker = Worker(settings)
+    thread = run_worker(worker)
+    try:
+        within(20.0, lambda: 0 in worker.runners and worker.runners[0].engine.lifecycle.active)
+        assert current(client, 0)["version"] == promoted  # type: ignore[index]
+        mf = worker.runners[0].engine.mf.state_dict()["item_factors"]
+        assert np.array_equal(params["mf/item_factors"], mf)
+    finally:
+        worker.stop()
+        thread.join(10)
+
+
+def test_a_damaged_version_is_refused_and_marked(
+    settings: Settings, replica: tuple[ClusterEngine, TestClient]
+) -> None:
+    engine, client = replica
+    sim = ShopSimulator(n_items=200, n_shoppers=60, seed=3, mean_gap_seconds=1.0)
+    batches = [sim.take(800), sim.take(800)]
+    worker = Worker(settings)
+    thread = run_worker(worker)
+    try:
+        seen = 0
+        names = []
+        for batch in batches:
+            assert client.post("/v1/events", json={"events": batch}).status_code == 202
+            seen += sum(partition_of(e["user_id"], 2) == 0 for e in batch)
+            names.append(settled(engine, client, seen))
+        older = names[0].partition("-")[2]
+        stored = RedisVersions(worker.runners[0].redis, settings.redis_prefix, 0)
+        stored.redis.hset(stored.key(version_folder(older)), "arrays", b"\x00garbage")  # type: ignore[arg-type]
+        response = client.post(f"/v1/models/{names[0]}/promote")
+        assert response.status_code == 503
+        assert "damaged" in response.json()["error"]
+        statuses = {v["version"]: v["status"] for v in client.get("/v1/models").json()["versions"]}
+        assert statuses[names[0]] == "damaged"
+        assert current(client, 0)["version"] == names[1]  # type: ignore[index]  # still serving
+        missing = client.post("/v1/models/p0-v999999/promote")
+        assert missing.status_code == 404 and "p0-v999999" in missing.json()["error"]
+    finally:
+        worker.stop()
+        thread.join(10)
+
+
+def test_a_partition_nobody_holds_answers_503(
+    settings: Settings, replica: tuple[ClusterEngine, TestClient]
+) -> None:
+    """A version is stored but no worker holds its partition now: the replica says so at once
+    instead of waiting for an answer that cannot come; the command is never left queued."""
+    _, client = replica
+    sim = ShopSimulator(n_items=100, n_shoppers=30, seed=2, mean_gap_seconds=1.0)
+    assert client.post("/v1/events", json={"events": sim.take(300)}).status_code == 202
+    runner = held_runner(settings, 0, "worker-gone")
+    drain(runner)
+    runner.engine.lifecycle.active = True
+    runner.publish(force=True)  # a snapshot: a version of partition 0
+    version = current(client, 0)
+    assert version is not None and version["status"] == "promoted"
+    runner.redis.delete(runner.keys.lease(0))  # the worker is gone, its lease lapsed
+    response = client.post(f"/v1/models/{version['version']}/promote")
+    assert response.status_code == 503
+    assert "no worker holds it" in response.json()["error"]
+    assert runner.redis.llen(runner.keys.commands(0)) == 0
