@@ -5,6 +5,7 @@ keeps the promotion; a damaged version is refused and marked."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +21,7 @@ from freshrec.scaleout.snapshots import RedisVersions
 from freshrec.serving import create_app
 from freshrec.settings import Settings
 from freshrec.sim import ShopSimulator
+from tests.unit.registry.test_lifecycle import WATCHED, sabotage
 from tests.unit.scaleout.test_scaleout import held_runner, run_worker, scaleout_settings
 from tests.unit.scaleout.test_serving import drain
 from tests.unit.scaleout.test_shop import within
@@ -203,3 +205,60 @@ def test_a_partition_nobody_holds_answers_503(
     assert response.status_code == 503
     assert "no worker holds it" in response.json()["error"]
     assert runner.redis.llen(runner.keys.commands(0)) == 0
+
+
+def test_a_partition_rolls_back_on_its_own_between_chunks(
+    redis_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The watch after a promotion sees the live hit rate fall and rolls the partition back in
+    the middle of processing; the restored parameters are snapshotted once the chunks' effects
+    are written, so the next owner restores and replays from there without a gap."""
+    settings = scaleout_settings(
+        redis_prefix,
+        registry_gate_events=0,
+        registry_gate_every=3,
+        registry_watch_events=1500,
+        registry_rollback_drop=0.05,
+        mf_factors=8,
+        ranker_hash_bits=12,
+        drift_detection=False,
+    )
+    sim = ShopSimulator(n_items=300, n_shoppers=120, seed=7, mean_gap_seconds=1.0)
+    replica = ClusterEngine(settings)
+    try:
+
+        def feed(events: list[dict[str, Any]]) -> None:
+            """Partition 0's events; the last one alone (the lifecycle decides at the start
+            of a micro-batch)."""
+            mine = [e for e in events if partition_of(e["user_id"], 2) == 0]
+            for part in (mine[:-1], mine[-1:]):
+                replica.ingest(part)
+                drain(runner)
+
+        runner = held_runner(settings, 0, "worker-a")
+        feed(sim.take(10_000))
+        runner.publish(force=True)
+        before = runner.engine.model_version
+        feed(sim.take(4000))  # the first version's watch ends quietly
+        runner.publish(force=True)
+        promoted = runner.engine.model_version
+        assert promoted != before
+        sabotage(runner.engine, seed=1)  # goes bad after its promotion, while watched
+        with caplog.at_level(logging.WARNING):
+            feed([e for e in sim.take(4000) if e["user_id"] not in WATCHED])
+        assert "rolling back" in caplog.text
+        runner.store.wait()
+        versions = {v["version"]: v for v in replica.versions()}
+        now = next(v for v in versions.values() if v["current"])
+        assert now["status"] == "restored" and now["restored_from"] == before
+        assert versions[f"p0-{promoted}"]["status"] == "rolled_back"
+        assert runner.store.saved_cursor == runner.done  # the snapshot is as of the last chunk
+
+        runner.redis.delete(runner.keys.lease(0))
+        successor = held_runner(settings, 0, "worker-b")  # restores, replays: no gap
+        assert successor.processor.offset == runner.processor.offset
+        assert successor.engine.model_version == now["version"].partition("-")[2]
+        for name, array in runner.engine.mf.state_dict().items():
+            assert np.array_equal(array, successor.engine.mf.state_dict()[name]), name
+    finally:
+        replica.close()
