@@ -88,12 +88,29 @@ class ClusterLifecycle:
         return self._wait(p, self._send(p, {"op": "promote", "version": local}))
 
     def rollback(self) -> dict[str, Any]:
-        """Every partition with an earlier promoted version goes back to it."""
+        """Every partition with an earlier promoted version goes back to it. A partition that
+        cannot (no owner, no answer, every earlier version damaged) is listed under ``errors``
+        while the others roll back; if none could, its error is raised."""
         targets = [p for p in range(self.partitions) if self.book(p).previous() is not None]
         if not targets:
             raise Conflict("no earlier promoted version to roll back to in any partition")
-        sent = [(p, self._send(p, {"op": "rollback"})) for p in targets]
-        return {"partitions": [self._wait(p, command_id) for p, command_id in sent]}
+        done: list[dict[str, Any]] = []
+        failed: list[tuple[int, FreshrecError]] = []
+        sent: list[tuple[int, str]] = []
+        for p in targets:
+            try:
+                sent.append((p, self._send(p, {"op": "rollback"})))
+            except FreshrecError as exc:
+                failed.append((p, exc))
+        for p, command_id in sent:
+            try:
+                done.append(self._wait(p, command_id))
+            except FreshrecError as exc:
+                failed.append((p, exc))
+        if not done:
+            raise failed[0][1]
+        errors = [{"partition": p, "status": e.status_code, "error": str(e)} for p, e in failed]
+        return {"partitions": done, "errors": errors}
 
     def _send(self, partition: int, command: dict[str, Any]) -> str:
         if not self.redis.exists(self.keys.lease(partition)):

@@ -6,6 +6,7 @@ keeps the promotion; a damaged version is refused and marked."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -262,3 +263,29 @@ def test_a_partition_rolls_back_on_its_own_between_chunks(
             assert np.array_equal(array, successor.engine.mf.state_dict()[name]), name
     finally:
         replica.close()
+
+
+def test_a_rollback_goes_on_where_it_can(
+    settings: Settings, replica: tuple[ClusterEngine, TestClient]
+) -> None:
+    """Both partitions have an earlier version; one has no owner now: the other rolls back and
+    the answer lists the one that could not."""
+    engine, client = replica
+    sim = ShopSimulator(n_items=100, n_shoppers=40, seed=4, mean_gap_seconds=1.0)
+    runners = {p: held_runner(settings, p, f"worker-{p}") for p in range(2)}
+    for _ in range(2):  # two versions per partition, each promoted (no gate)
+        assert client.post("/v1/events", json={"events": sim.take(400)}).status_code == 202
+        for runner in runners.values():
+            drain(runner)
+            runner.publish(force=True)
+    runners[1].redis.delete(runners[1].keys.lease(1))  # partition 1's worker is gone
+    done: dict[str, Any] = {}
+    thread = threading.Thread(target=lambda: done.update(client.post("/v1/models/rollback").json()))
+    thread.start()
+    within(5.0, lambda: runners[0].redis.llen(runners[0].keys.commands(0)) == 1)
+    raw = runners[0].redis.lpop(runners[0].keys.commands(0), 16)
+    runners[0].handle_commands(raw)  # what partition 0's worker does in its loop
+    thread.join(15)
+    assert [r["partition"] for r in done["partitions"]] == [0]
+    assert [(e["partition"], e["status"]) for e in done["errors"]] == [(1, 503)]
+    assert current(client, 0)["status"] == "restored"  # type: ignore[index]
