@@ -270,7 +270,7 @@ def test_a_rollback_goes_on_where_it_can(
 ) -> None:
     """Both partitions have an earlier version; one has no owner now: the other rolls back and
     the answer lists the one that could not."""
-    engine, client = replica
+    _, client = replica
     sim = ShopSimulator(n_items=100, n_shoppers=40, seed=4, mean_gap_seconds=1.0)
     runners = {p: held_runner(settings, p, f"worker-{p}") for p in range(2)}
     for _ in range(2):  # two versions per partition, each promoted (no gate)
