@@ -40,7 +40,13 @@ from freshrec.log.redis import Chunk, RedisLog
 from freshrec.scaleout.feed import ChunkFeed
 from freshrec.scaleout.keys import Keys
 from freshrec.scaleout.serving import ContextPublisher, ServingPublisher, serving_arrays
-from freshrec.scaleout.snapshots import RedisSnapshotStore, RedisVersionBook, book_key
+from freshrec.scaleout.snapshots import (
+    Fence,
+    LeaseLost,
+    RedisSnapshotStore,
+    RedisVersionBook,
+    book_key,
+)
 from freshrec.settings import Settings
 from freshrec.state.arrays import grow
 from freshrec.state.profiles import UserProfiles
@@ -105,10 +111,6 @@ def drift_fields(event: DriftEvent) -> dict[str, str]:
     }
 
 
-class LeaseLost(StorageError):
-    """Another worker owns the partition now: this runner must stop."""
-
-
 class UserEvents:
     """Events processed per user of the partition; rides in snapshots as a processor part."""
 
@@ -161,8 +163,14 @@ class PartitionRunner:
         self.engine = Engine(settings.model_copy(update={"data_dir": None, "redis_url": None}))
         self.feed = ChunkFeed()
         self.counter = UserEvents()
+        fence = Fence(self.redis, self.keys.lease(partition), token)
         self.store = RedisSnapshotStore(
-            self.redis, log_.prefix, partition, background=True, keep=settings.snapshots_kept
+            self.redis,
+            log_.prefix,
+            partition,
+            background=True,
+            keep=settings.snapshots_kept,
+            fence=fence,
         )
         e = self.engine
         # cold start's table learns the shoppers' profiles: the deployment's, taken in from
@@ -177,7 +185,7 @@ class PartitionRunner:
         # its versions and book in Redis (replicas list them and send promote/rollback here)
         watchers = list(e.processor.watchers)
         book = RedisVersionBook(
-            self.redis, book_key(log_.prefix, partition), settings.registry_keep_promoted
+            self.redis, book_key(log_.prefix, partition), settings.registry_keep_promoted, fence
         )
         lifecycle = e.lifecycle = e.make_lifecycle(self.store, book)
         lifecycle.snapshot_soon = self._restored

@@ -44,7 +44,7 @@ import redis
 
 from freshrec.errors import StorageError
 from freshrec.registry.store import Snapshot
-from freshrec.scaleout.snapshots import decode_arrays, encode_arrays
+from freshrec.scaleout.snapshots import decode_arrays, encode_arrays, write_fenced
 from freshrec.state import OnlineState
 
 # item-side arrays of ``OnlineState.arrays()``; its per-user arrays go out with zero rows
@@ -67,8 +67,6 @@ USER_PARTS = ("user_events",)
 SEPARATE_PARTS = ("context_popularity",)
 SMALL_BYTES = 4096  # arrays smaller than this are always sent whole
 REBASE_FRACTION = 0.25  # a diff larger than this share of the base makes a new base
-
-WATCH_TRIES = 20  # a lease renewed between WATCH and EXEC makes the write try again
 
 
 def serving_key(prefix: str, partition: int) -> str:
@@ -197,31 +195,6 @@ class ServingPublisher:
 
     def _write(self, mapping: dict[str, Any]) -> None:
         write_fenced(self.redis, self.lease, self.token, self.key, mapping)
-
-
-def write_fenced(
-    client: redis.Redis, lease: str, token: str, key: str, mapping: dict[str, Any]
-) -> None:
-    """``HSET key mapping`` only while ``lease`` holds ``token``: WATCH the lease, check it,
-    write in MULTI/EXEC (aborted if the lease changed meanwhile). Not a Lua script: a base of
-    megabytes passed through Lua costs Redis about four times the CPU of a plain HSET. Raises
-    ``redis.ResponseError`` (``LEASE ...``) when another worker holds the lease."""
-    held = token.encode()
-    for _ in range(WATCH_TRIES):
-        with client.pipeline() as pipe:
-            try:
-                pipe.watch(lease)
-                if pipe.get(lease) != held:
-                    raise redis.ResponseError(
-                        "LEASE the partition is no longer held by this worker"
-                    )
-                pipe.multi()
-                pipe.hset(key, mapping=mapping)
-                pipe.execute()
-                return
-            except redis.WatchError:
-                continue  # renewed (or taken) between WATCH and EXEC: look again
-    raise StorageError(f"{key}: the lease kept changing; publication not written")
 
 
 class ServingStore:

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from freshrec.log.redis import partition_of
 from freshrec.registry.versions import version_folder
 from freshrec.scaleout import ClusterEngine, Worker
-from freshrec.scaleout.snapshots import RedisVersions
+from freshrec.scaleout.snapshots import LeaseLost, RedisVersions
 from freshrec.serving import create_app
 from freshrec.settings import Settings
 from freshrec.sim import ShopSimulator
@@ -289,3 +289,26 @@ def test_a_rollback_goes_on_where_it_can(
     assert [r["partition"] for r in done["partitions"]] == [0]
     assert [(e["partition"], e["status"]) for e in done["errors"]] == [(1, 503)]
     assert current(client, 0)["status"] == "restored"  # type: ignore[index]
+
+
+def test_a_worker_that_lost_the_partition_writes_no_snapshot_and_no_book(
+    settings: Settings, replica: tuple[ClusterEngine, TestClient]
+) -> None:
+    """Fencing: once another worker holds the lease, the old owner's full snapshot (and the
+    version in it) and its version book changes are refused (``LeaseLost``), so a late writer
+    never replaces what the new owner restores from or records."""
+    _, client = replica
+    sim = ShopSimulator(n_items=100, n_shoppers=30, seed=6, mean_gap_seconds=1.0)
+    assert client.post("/v1/events", json={"events": sim.take(300)}).status_code == 202
+    old = held_runner(settings, 0, "worker-old")
+    drain(old)
+    old.publish(force=True)
+    before = client.get("/v1/models").json()["versions"]
+    old.redis.set(old.keys.lease(0), "worker-new")  # the lease went elsewhere
+    with pytest.raises(LeaseLost):
+        old.processor.snapshot()  # the new version's entry in the book is refused ...
+    with pytest.raises(LeaseLost):
+        old.store.wait()  # ... and so is the snapshot, written in the background
+    with pytest.raises(LeaseLost):
+        old.engine.lifecycle.book.mark("v1", "candidate")
+    assert client.get("/v1/models").json()["versions"] == before
