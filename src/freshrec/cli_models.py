@@ -57,9 +57,8 @@ def list_versions(url: Url = None, data_dir: DataDir = None) -> None:
         shown = "-" if rate is None else f"{rate:.3f}"
         extra = f" (from {v['restored_from']})" if v.get("restored_from") else ""
         mark = "*" if v["current"] else ""
-        typer.echo(
-            f"{mark:1} {v['version']:>14} {v['events_seen']:>12} {shown:>8}  {v['status']}{extra}"
-        )
+        seen = "-" if v.get("events_seen") is None else v["events_seen"]  # unreadable metadata
+        typer.echo(f"{mark:1} {v['version']:>14} {seen:>12} {shown:>8}  {v['status']}{extra}")
 
 
 @models_app.command()

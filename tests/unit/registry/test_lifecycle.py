@@ -231,6 +231,12 @@ def test_http_and_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert out.exit_code == 0, out.output
     out = runner.invoke(cli_app, ["models", "promote", "v1", "--data-dir", str(tmp_path)])
     assert out.exit_code == 1 and "404" in out.output
+    for folder in (tmp_path / "snapshots").iterdir():
+        (folder / "meta.json").write_text("{")  # unreadable metadata: still listed
+    out = runner.invoke(cli_app, ["models", "list", "--data-dir", str(tmp_path)])
+    assert out.exit_code == 0, out.output
+    rows = [line.lstrip("* ").split() for line in out.output.splitlines()[1:]]
+    assert rows and all(row[1:3] == ["-", "-"] for row in rows), out.output
 
 
 def test_in_memory_engine_has_no_versions() -> None:
