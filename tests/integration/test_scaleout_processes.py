@@ -16,8 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from typer.testing import CliRunner
 
 from freshrec.archive import query
+from freshrec.cli import app as cli_app
 from freshrec.state.redis import decode_record, user_key
 from tests.processes import Child, free_port, start_child
 from tests.redis_helpers import REDIS_URL
@@ -40,6 +42,8 @@ def scaleout_env(prefix: str) -> dict[str, str]:
         "FRESHREC_WORKER_TRIM_SECONDS": "0.5",
         "FRESHREC_ARCHIVE_FLUSH_SECONDS": "0.5",
         "FRESHREC_WORKER_READ_CHUNKS": "4",
+        "FRESHREC_SCALEOUT_SNAPSHOT_SECONDS": "1",  # versions while the traffic runs
+        "FRESHREC_REGISTRY_GATE_EVENTS": "0",  # each one promoted: something to roll back to
     }
 
 
@@ -175,6 +179,21 @@ def test_two_replicas_two_workers_survive_kill_9(
         assert rec["items"] and rec["model_version"] == "live"
         metrics = http.get(f"{a.url}/metrics").text
         assert "freshrec_freshness_seconds_bucket" in metrics
+
+        # the model lifecycle across processes: the partitions' versions (the killed worker's
+        # and the survivor's) on any replica, one call rolls every partition back
+        def earlier_promoted() -> bool:
+            listed = http.get(f"{a.url}/v1/models").json()["versions"]
+            return any(v["status"] == "promoted" and not v["current"] for v in listed)
+
+        wait_for(earlier_promoted, 30, "a partition with an earlier promoted version")
+        r = http.post(f"{b.url}/v1/models/rollback", timeout=30.0)
+        assert r.status_code == 200, r.text
+        rolled = r.json()["partitions"]
+        assert rolled and all(x["restored"].startswith(f"p{x['partition']}-v") for x in rolled)
+        listed = CliRunner().invoke(cli_app, ["models", "list", "--url", a.url])
+        assert listed.exit_code == 0, listed.output
+        assert "rolled_back" in listed.output and "restored" in listed.output
     survivor_log = workers[1].log()
     if killed_with_pending:  # its pending batches were reclaimed, not lost
         assert re.search(r"\(\d+ events replayed, [1-9]\d* chunks reclaimed\)", survivor_log)

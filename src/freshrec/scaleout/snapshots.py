@@ -23,6 +23,7 @@ import hashlib
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -64,18 +65,37 @@ def decode_arrays(data: bytes) -> dict[str, np.ndarray]:
 WATCH_TRIES = 20  # a lease renewed between WATCH and EXEC makes the write try again
 
 
+_SET = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('LEASE the partition is no longer held by this worker')
+end
+return redis.call('SET', KEYS[2], ARGV[2])
+"""
+# KEYS: lease, staging hash, snapshot key, version key, versions index
+# ARGV: token, offset, folder
+_COMMIT = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  redis.call('DEL', KEYS[2], KEYS[4])
+  return redis.error_reply('LEASE the partition is no longer held by this worker')
+end
+redis.call('RENAME', KEYS[2], KEYS[3])
+redis.call('ZADD', KEYS[5], ARGV[2], ARGV[3])
+return 1
+"""
+
+
 class LeaseLost(StorageError):
     """Another worker owns the partition now: this runner must stop."""
 
 
-def fenced(
-    client: redis.Redis, lease: str, token: str, what: str, queue: Callable[[Any], object]
+def write_fenced(
+    client: redis.Redis, lease: str, token: str, key: str, mapping: dict[str, Any]
 ) -> None:
-    """Run the writes ``queue`` puts on a pipeline only while ``lease`` holds ``token``: WATCH
-    the lease, check it, write in MULTI/EXEC (aborted if the lease changed meanwhile). Not a Lua
-    script: a base of megabytes passed through Lua costs Redis about four times the CPU of a
-    plain HSET. Raises ``redis.ResponseError`` (``LEASE ...``) when another worker holds the
-    lease."""
+    """``HSET key mapping`` only while ``lease`` holds ``token``: WATCH the lease, check it,
+    write in MULTI/EXEC (aborted if the lease changed meanwhile; for the worker's own thread,
+    which renews the lease between its writes). Not a Lua script: a base of megabytes passed
+    through Lua costs Redis about four times the CPU of a plain HSET. Raises
+    ``redis.ResponseError`` (``LEASE ...``) when another worker holds the lease."""
     held = token.encode()
     for _ in range(WATCH_TRIES):
         with client.pipeline() as pipe:
@@ -86,36 +106,32 @@ def fenced(
                         "LEASE the partition is no longer held by this worker"
                     )
                 pipe.multi()
-                queue(pipe)
+                pipe.hset(key, mapping=mapping)
                 pipe.execute()
                 return
             except redis.WatchError:
                 continue  # renewed (or taken) between WATCH and EXEC: look again
-    raise StorageError(f"{what}: the lease kept changing; not written")
-
-
-def write_fenced(
-    client: redis.Redis, lease: str, token: str, key: str, mapping: dict[str, Any]
-) -> None:
-    """``HSET key mapping`` only while ``lease`` holds ``token`` (``fenced``)."""
-    fenced(client, lease, token, key, lambda pipe: pipe.hset(key, mapping=mapping))
+    raise StorageError(f"{key}: the lease kept changing; publication not written")
 
 
 class Fence:
-    """The lease a partition's owner writes under (its key and this owner's token); writes
-    through it raise ``LeaseLost`` once another worker holds the partition."""
+    """The lease a partition's owner writes under (its key and this owner's token): a worker
+    that lost the partition gets ``LeaseLost`` instead of writing. Small values only (``set``:
+    checked and written by one script, whoever renews the lease meanwhile); the snapshot writer
+    commits its large arrays with a script of its own (``RedisSnapshotStore``)."""
 
     def __init__(self, client: redis.Redis, lease: str, token: str) -> None:
         self.redis = client
         self.lease = lease
         self.token = token
 
-    def write(self, what: str, queue: Callable[[Any], object]) -> None:
+    def set(self, key: str, value: str) -> None:
+        """``SET key value`` while the lease is this owner's."""
         try:
-            fenced(self.redis, self.lease, self.token, what, queue)
+            self.redis.eval(_SET, 2, self.lease, key, self.token, value)
         except redis.ResponseError as exc:
             if "LEASE" in str(exc):
-                raise LeaseLost(f"{what}: {exc}") from None
+                raise LeaseLost(f"{key}: {exc}") from None
             raise
 
 
@@ -155,7 +171,7 @@ class RedisVersionBook(VersionBook):
         if self.fence is None:
             self.redis.set(self.key, doc)
         else:
-            self.fence.write(self.key, lambda pipe: pipe.set(self.key, doc))
+            self.fence.set(self.key, doc)
 
 
 class RedisVersions:
@@ -311,23 +327,57 @@ class RedisSnapshotStore:
             "documents": msgspec.msgpack.encode(documents),
             "meta": json.dumps(full_meta),
             "version": version,
+            "counter": version,  # a fenced write replaces the whole hash
         }
         digest = hashlib.sha256(params).hexdigest()
         stored = {"arrays": params, "meta": json.dumps({**full_meta, "sha256": digest})}
 
-        def queue(pipe: Any) -> None:
+        if self.fence is None:
+            pipe = self.redis.pipeline(transaction=True)
             pipe.hset(self.key, mapping=latest)
             pipe.hset(self.stored.key(folder), mapping=stored)
             pipe.zadd(self.stored.index, {folder: offset})
-
-        if self.fence is None:
-            pipe = self.redis.pipeline(transaction=True)
-            queue(pipe)
             pipe.execute()
         else:
-            self.fence.write(self.key, queue)
+            self._commit_fenced(latest, stored, folder, offset)
         self.saved_cursor = cursor
         self.prune()
+
+    def _commit_fenced(
+        self, latest: dict[str, Any], stored: dict[str, Any], folder: str, offset: int
+    ) -> None:
+        """Write under the owner's lease. This runs in the writer thread while the worker's
+        thread renews the lease every round, so a WATCH of the lease would abort nearly every
+        time; and tens of megabytes passed through a Lua script cost Redis several times a plain
+        HSET. So the arrays go to keys nobody reads yet (a staging hash, the version's own key),
+        and a small script checks the lease and makes them current: ``RENAME`` of the staging
+        hash onto the snapshot key and the version into the index; a worker that lost the
+        partition has both deleted instead (``LeaseLost``)."""
+        fence = self.fence
+        assert fence is not None
+        staging = f"{self.key}:staging:{uuid.uuid4().hex}"
+        version_key = self.stored.key(folder)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(staging, mapping=latest)
+        pipe.hset(version_key, mapping=stored)
+        pipe.execute()
+        try:
+            self.redis.eval(
+                _COMMIT,
+                5,
+                fence.lease,
+                staging,
+                self.key,
+                version_key,
+                self.stored.index,
+                fence.token,
+                offset,
+                folder,
+            )
+        except redis.ResponseError as exc:
+            if "LEASE" in str(exc):
+                raise LeaseLost(f"{self.key}: {exc}") from None
+            raise
 
     # -- versions (``freshrec.engine.lifecycle.VersionStore``) -------------------------------
     def has(self, version: str) -> bool:

@@ -312,3 +312,33 @@ def test_a_worker_that_lost_the_partition_writes_no_snapshot_and_no_book(
     with pytest.raises(LeaseLost):
         old.engine.lifecycle.book.mark("v1", "candidate")
     assert client.get("/v1/models").json()["versions"] == before
+
+
+def test_a_snapshot_is_written_while_the_worker_renews_its_lease(
+    settings: Settings, replica: tuple[ClusterEngine, TestClient]
+) -> None:
+    """The full snapshot is written by a background thread while the worker's thread keeps
+    renewing the lease (every round, under load): the fenced write must not depend on the lease
+    key staying untouched meanwhile (a WATCH of it aborted every try and stopped the worker)."""
+    _, client = replica
+    sim = ShopSimulator(n_items=100, n_shoppers=30, seed=8, mean_gap_seconds=1.0)
+    assert client.post("/v1/events", json={"events": sim.take(300)}).status_code == 202
+    runner = held_runner(settings, 0, "worker-busy")
+    drain(runner)
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.is_set():
+            runner.redis.pexpire(runner.keys.lease(0), 60_000)
+
+    renewer = threading.Thread(target=renew, daemon=True)
+    renewer.start()
+    try:
+        for _ in range(5):
+            runner.processor.snapshot()
+            runner.store.wait()
+    finally:
+        stop.set()
+        renewer.join(5)
+    listed = RedisVersions(runner.redis, settings.redis_prefix, 0).listing()
+    assert listed and listed[0][1] is not None and runner.store.saved_cursor == runner.done
