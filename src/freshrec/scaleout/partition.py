@@ -381,6 +381,8 @@ class PartitionRunner:
         self._restore_due = False
         self.store.cursor = self.done
         self.processor.snapshot()
+        # in Redis before the replica is answered: listed at once, restored by a new owner
+        self.store.wait()
         self.snapshot_at = time.monotonic()
         self.publish_serving()
 
