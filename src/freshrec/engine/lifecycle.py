@@ -176,6 +176,9 @@ class Lifecycle:
         if self.store is not None:
             self.store.pinned = self._pinned()
             self.store.prune()
+            # the book keeps the fate of stored versions only: a snapshot every few seconds
+            # (scale-out) must not grow it, and rewriting it, without end
+            self.book.forget_all_but({version, *(v for v, _ in self.store.listing())})
 
     def _pinned(self) -> set[str]:
         names = [*self.book.history, *([self.gate.version] if self.gate else [])]

@@ -95,6 +95,16 @@ class VersionBook:
         self.mark(dropped, "rolled_back")
         return self.history[-1]
 
+    def forget_all_but(self, stored: set[str]) -> None:
+        """Drop the status of every version neither in ``stored`` nor in the history (pruned
+        versions: nothing can be served, restored or listed from them any more)."""
+        keep = stored | set(self.history)
+        gone = [v for v in self.status if v not in keep]
+        if gone:
+            for version in gone:
+                del self.status[version]
+            self._save()
+
     def _save(self) -> None:
         if self.path is None:
             return
