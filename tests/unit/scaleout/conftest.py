@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from fastapi.testclient import TestClient
 
 from freshrec.scaleout import ClusterEngine
+from freshrec.serving import create_app
 from freshrec.settings import Settings
 from tests.unit.scaleout.test_scaleout import scaleout_settings
 
@@ -22,3 +24,14 @@ def replica(settings: Settings) -> Iterator[ClusterEngine]:
     engine = ClusterEngine(settings)
     yield engine
     engine.close()
+
+
+@pytest.fixture
+def replica_client(settings: Settings) -> Iterator[tuple[ClusterEngine, TestClient]]:
+    """A replica behind its HTTP app (lifespan run: the shop's poller and the service)."""
+    engine = ClusterEngine(settings)
+    try:
+        with TestClient(create_app(engine)) as client:
+            yield engine, client
+    finally:
+        engine.close()

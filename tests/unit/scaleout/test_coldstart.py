@@ -5,14 +5,12 @@ serve a newcomer what is popular in their country or with shoppers like them."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
 from freshrec.scaleout import ClusterEngine
 from freshrec.scaleout.worker import Worker
-from freshrec.serving import create_app
 from freshrec.settings import Settings
 from tests.unit.scaleout.test_scaleout import partition_users, run_worker, scaleout_settings
 from tests.unit.scaleout.test_shop import within
@@ -31,25 +29,15 @@ def settings(redis_prefix: str) -> Settings:
     )
 
 
-@pytest.fixture
-def replica(settings: Settings) -> Iterator[tuple[ClusterEngine, TestClient]]:
-    engine = ClusterEngine(settings)
-    try:
-        with TestClient(create_app(engine)) as client:
-            yield engine, client
-    finally:
-        engine.close()
-
-
 def view(kind: str, user: str, item: str, t: float, **context: str) -> dict:
     event = {"type": kind, "user_id": user, "item_id": item, "timestamp": t}
     return event | ({"context": context} if context else {})
 
 
 def test_newcomers_get_what_their_country_and_similar_shoppers_liked(
-    settings: Settings, replica: tuple[ClusterEngine, TestClient]
+    settings: Settings, replica_client: tuple[ClusterEngine, TestClient]
 ) -> None:
-    engine, client = replica
+    engine, client = replica_client
     users = partition_users(30, 0)  # one partition: its models learn from its own users
     vips, germans, others = users[:5], users[5:11], users[11:26]
     newcomer, late = users[26], users[27]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,6 @@ from freshrec.log.redis import partition_of
 from freshrec.registry.versions import version_folder
 from freshrec.scaleout import ClusterEngine, Worker
 from freshrec.scaleout.snapshots import LeaseLost, RedisVersions
-from freshrec.serving import create_app
 from freshrec.settings import Settings
 from freshrec.sim import ShopSimulator
 from tests.unit.registry.test_lifecycle import WATCHED, sabotage
@@ -42,16 +40,6 @@ def settings(redis_prefix: str) -> Settings:
         ranker_hash_bits=12,
         drift_detection=False,
     )
-
-
-@pytest.fixture
-def replica(settings: Settings) -> Iterator[tuple[ClusterEngine, TestClient]]:
-    engine = ClusterEngine(settings)
-    try:
-        with TestClient(create_app(engine)) as client:
-            yield engine, client
-    finally:
-        engine.close()
 
 
 def current(client: TestClient, partition: int) -> dict[str, Any] | None:
@@ -95,9 +83,9 @@ def refreshed_recs(
 
 
 def test_promote_rollback_and_takeover_through_a_replica(
-    settings: Settings, replica: tuple[ClusterEngine, TestClient]
+    settings: Settings, replica_client: tuple[ClusterEngine, TestClient]
 ) -> None:
-    engine, client = replica
+    engine, client = replica_client
     sim = ShopSimulator(n_items=300, n_shoppers=120, seed=5, mean_gap_seconds=1.0)
     first = sim.take(3000)
     p0 = sorted({e["user_id"] for e in first if partition_of(e["user_id"], 2) == 0})
@@ -157,9 +145,9 @@ def test_promote_rollback_and_takeover_through_a_replica(
 
 
 def test_a_damaged_version_is_refused_and_marked(
-    settings: Settings, replica: tuple[ClusterEngine, TestClient]
+    settings: Settings, replica_client: tuple[ClusterEngine, TestClient]
 ) -> None:
-    engine, client = replica
+    engine, client = replica_client
     sim = ShopSimulator(n_items=200, n_shoppers=60, seed=3, mean_gap_seconds=1.0)
     batches = [sim.take(800), sim.take(800)]
     worker = Worker(settings)
@@ -188,11 +176,11 @@ def test_a_damaged_version_is_refused_and_marked(
 
 
 def test_a_partition_nobody_holds_answers_503(
-    settings: Settings, replica: tuple[ClusterEngine, TestClient]
+    settings: Settings, replica_client: tuple[ClusterEngine, TestClient]
 ) -> None:
     """A version is stored but no worker holds its partition now: the replica says so at once
     instead of waiting for an answer that cannot come; the command is never left queued."""
-    _, client = replica
+    _, client = replica_client
     sim = ShopSimulator(n_items=100, n_shoppers=30, seed=2, mean_gap_seconds=1.0)
     assert client.post("/v1/events", json={"events": sim.take(300)}).status_code == 202
     runner = held_runner(settings, 0, "worker-gone")
@@ -266,11 +254,11 @@ def test_a_partition_rolls_back_on_its_own_between_chunks(
 
 
 def test_a_rollback_goes_on_where_it_can(
-    settings: Settings, replica: tuple[ClusterEngine, TestClient]
+    settings: Settings, replica_client: tuple[ClusterEngine, TestClient]
 ) -> None:
     """Both partitions have an earlier version; one has no owner now: the other rolls back and
     the answer lists the one that could not."""
-    _, client = replica
+    _, client = replica_client
     sim = ShopSimulator(n_items=100, n_shoppers=40, seed=4, mean_gap_seconds=1.0)
     runners = {p: held_runner(settings, p, f"worker-{p}") for p in range(2)}
     for _ in range(2):  # two versions per partition, each promoted (no gate)
@@ -292,12 +280,12 @@ def test_a_rollback_goes_on_where_it_can(
 
 
 def test_a_worker_that_lost_the_partition_writes_no_snapshot_and_no_book(
-    settings: Settings, replica: tuple[ClusterEngine, TestClient]
+    settings: Settings, replica_client: tuple[ClusterEngine, TestClient]
 ) -> None:
     """Fencing: once another worker holds the lease, the old owner's full snapshot (and the
     version in it) and its version book changes are refused (``LeaseLost``), so a late writer
     never replaces what the new owner restores from or records."""
-    _, client = replica
+    _, client = replica_client
     sim = ShopSimulator(n_items=100, n_shoppers=30, seed=6, mean_gap_seconds=1.0)
     assert client.post("/v1/events", json={"events": sim.take(300)}).status_code == 202
     old = held_runner(settings, 0, "worker-old")
@@ -315,12 +303,12 @@ def test_a_worker_that_lost_the_partition_writes_no_snapshot_and_no_book(
 
 
 def test_a_snapshot_is_written_while_the_worker_renews_its_lease(
-    settings: Settings, replica: tuple[ClusterEngine, TestClient]
+    settings: Settings, replica_client: tuple[ClusterEngine, TestClient]
 ) -> None:
     """The full snapshot is written by a background thread while the worker's thread keeps
     renewing the lease (every round, under load): the fenced write must not depend on the lease
     key staying untouched meanwhile (a WATCH of it aborted every try and stopped the worker)."""
-    _, client = replica
+    _, client = replica_client
     sim = ShopSimulator(n_items=100, n_shoppers=30, seed=8, mean_gap_seconds=1.0)
     assert client.post("/v1/events", json={"events": sim.take(300)}).status_code == 202
     runner = held_runner(settings, 0, "worker-busy")
