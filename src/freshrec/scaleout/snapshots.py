@@ -127,11 +127,16 @@ class Fence:
 
     def set(self, key: str, value: str) -> None:
         """``SET key value`` while the lease is this owner's."""
+        self.run(_SET, key, [key], [value])
+
+    def run(self, script: str, what: str, keys: list[str], args: list[object]) -> None:
+        """``script`` with the lease as ``KEYS[1]`` and this owner's token as ``ARGV[1]``
+        (it answers ``LEASE ...`` when they differ: ``LeaseLost``)."""
         try:
-            self.redis.eval(_SET, 2, self.lease, key, self.token, value)
+            self.redis.eval(script, 1 + len(keys), self.lease, *keys, self.token, *args)
         except redis.ResponseError as exc:
             if "LEASE" in str(exc):
-                raise LeaseLost(f"{key}: {exc}") from None
+                raise LeaseLost(f"{what}: {exc}") from None
             raise
 
 
@@ -361,23 +366,8 @@ class RedisSnapshotStore:
         pipe.hset(staging, mapping=latest)
         pipe.hset(version_key, mapping=stored)
         pipe.execute()
-        try:
-            self.redis.eval(
-                _COMMIT,
-                5,
-                fence.lease,
-                staging,
-                self.key,
-                version_key,
-                self.stored.index,
-                fence.token,
-                offset,
-                folder,
-            )
-        except redis.ResponseError as exc:
-            if "LEASE" in str(exc):
-                raise LeaseLost(f"{self.key}: {exc}") from None
-            raise
+        keys = [staging, self.key, version_key, self.stored.index]
+        fence.run(_COMMIT, self.key, keys, [offset, folder])
 
     # -- versions (``freshrec.engine.lifecycle.VersionStore``) -------------------------------
     def has(self, version: str) -> bool:
