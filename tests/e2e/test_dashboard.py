@@ -118,3 +118,22 @@ def test_text_from_the_server_is_not_markup(page: Page) -> None:
     expect(page.locator("#lookup-list li").first).to_be_visible(timeout=10_000)
     assert page.locator("#lookup img, #lookup b").count() == 0
     assert page.evaluate("() => window.__pwned === undefined")
+
+
+def test_models_panel_shows_members_versions_and_drift(page: Page) -> None:
+    rows = page.locator("#models-body tr")
+    expect(rows.first).to_be_visible(timeout=15_000)
+    names = rows.locator("td:first-child").all_text_contents()
+    assert {"covisitation", "mf", "popularity"} <= set(names), names
+    weights = rows.locator("td:nth-child(2)").all_text_contents()
+    assert all(re.fullmatch(r"\d+\.\d %", w) for w in weights), weights
+    total = sum(float(w.split()[0]) for w in weights)
+    assert 99.0 <= total <= 101.0, weights  # the ensemble's weights sum to one
+    # versions: a table once the first snapshot is written, a message before (read at once:
+    # the panel refreshes every 5 s); drift detections likewise
+    for body, empty in (("#versions-body tr", "versions-empty"), ("#drift-list li", "drift-empty")):
+        shown, hidden = page.evaluate(
+            f"() => [document.querySelectorAll('{body}').length,"
+            f" document.getElementById('{empty}').hidden]"
+        )
+        assert hidden == (shown > 0), (body, shown, hidden)

@@ -1,4 +1,5 @@
-// freshrec live dashboard: counters from /v1/stats, a few shoppers' recommendations, look-ups.
+// freshrec live dashboard: counters from /v1/stats, a few shoppers' recommendations, look-ups,
+// the models (weights, versions, drift detections).
 // No build step, no dependencies. Text from the server is only ever set with textContent.
 "use strict";
 
@@ -250,9 +251,51 @@
     if (id) lookUp("item", id);
   });
 
+  // -- models: weights and live hit rates, versions, drift detections ---------------------------
+  const MODELS_EVERY_MS = 5000;  // versions are read from disk (or Redis): not every second
+  let modelsAt = -Infinity;
+
+  function percent(x) {
+    return typeof x === "number" ? `${(x * 100).toFixed(1)} %` : "–";
+  }
+
+  function row(values, className) {
+    const tr = el("tr", className);
+    for (const value of values) tr.append(el("td", null, value));
+    return tr;
+  }
+
+  async function refreshModels() {
+    const now = performance.now();
+    if (now - modelsAt < MODELS_EVERY_MS) return;
+    modelsAt = now;
+    let info, drift;
+    try {
+      [info, drift] = await Promise.all([getJSON("/v1/models"), getJSON("/v1/drift/events")]);
+    } catch (_) {
+      modelsAt = -Infinity;  // try again at the next tick
+      return;
+    }
+    const models = Array.isArray(info.models) ? info.models : [];
+    $("models-body").replaceChildren(
+      ...models.map((m) => row([m.name, percent(m.weight), percent(m.hit_rate)], m.disabled ? "disabled" : "")));
+    const versions = (Array.isArray(info.versions) ? info.versions : []).slice(0, 8);
+    $("versions-body").replaceChildren(...versions.map((v) => {
+      const rate = v.metrics && v.metrics.hit_rate ? v.metrics.hit_rate.ensemble : undefined;
+      const seen = typeof v.events_seen === "number" ? number.format(v.events_seen) : "–";
+      return row([v.version, seen, percent(rate), v.status], v.current ? "current" : "");
+    }));
+    $("versions-empty").hidden = versions.length > 0;
+    const recent = (Array.isArray(drift) ? drift : []).slice(-5).reverse();
+    $("drift-list").replaceChildren(...recent.map((d) => el(
+      "li", null, `event ${number.format(d.at_event)} · ${d.detector} on ${d.signal} → ${d.action}`)));
+    $("drift-empty").hidden = recent.length > 0;
+  }
+
   // -- the refresh loop --------------------------------------------------------------------------
   async function tick() {
-    await Promise.allSettled([refreshStats(), ...shoppers.map(refreshShopper), refreshLookup()]);
+    await Promise.allSettled(
+      [refreshStats(), ...shoppers.map(refreshShopper), refreshLookup(), refreshModels()]);
     window.setTimeout(tick, REFRESH_MS);
   }
   tick();
