@@ -397,6 +397,19 @@ class ClusterEngine(LogIngest):
         out.sort(key=lambda e: (e["at_time"], e["partition"], e["at_event"]))
         return out[-self.settings.drift_events_kept :]
 
+    def drift_counts(self) -> dict[tuple[str, str], int]:
+        """Detections so far in the deployment by ``(detector, signal)``, each counted once
+        (for ``/metrics``); empty when Redis is unreachable."""
+        try:
+            raw = self.redis.hgetall(self.keys.drift_counts)
+        except redis.RedisError:
+            return {}
+        out = {}
+        for key, n in raw.items():
+            detector, _, signal = key.decode().partition("|")
+            out[(detector, signal)] = int(n)
+        return out
+
     def versions(self) -> list[dict[str, Any]]:
         """Every partition's model versions (``freshrec.scaleout.lifecycle``), newest first."""
         try:

@@ -39,6 +39,17 @@ class Keys:
         """Stream: the drift detections of every partition (workers write, replicas list)."""
         return f"{self.prefix}drift"
 
+    @property
+    def drift_counts(self) -> str:
+        """Hash: detections so far by ``<detector>|<signal>`` (replicas' ``/metrics``)."""
+        return f"{self.prefix}drift:counts"
+
+    @property
+    def drift_seen(self) -> str:
+        """Hash: every detection counted (``<partition>:<at_event>:<detector>:<signal>``), so
+        one that a new owner replays is counted once."""
+        return f"{self.prefix}drift:seen"
+
     def commands(self, partition: int) -> str:
         """List: lifecycle commands (promote, rollback) for the partition's owner (JSON)."""
         return f"{self.prefix}lifecycle:p{partition}"

@@ -100,6 +100,15 @@ return 1
 )
 
 
+# KEYS: drift seen hash, drift counts hash; ARGV: the detection's key, "<detector>|<signal>"
+_COUNT_DRIFT = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], 1) == 1 then
+  redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+end
+return 1
+"""
+
+
 def drift_fields(event: DriftEvent) -> dict[str, str]:
     """A drift detection as the fields of a stream entry."""
     return {
@@ -221,6 +230,7 @@ class PartitionRunner:
         self.context_at = 0.0  # cold-start table publication
         self.context_offset = -1
         self._effects = self.redis.register_script(_EFFECTS)
+        self._count_drift = self.redis.register_script(_COUNT_DRIFT)
         self._drift_sent: object | None = None  # the last drift event sent to the stream
 
     # -- start -------------------------------------------------------------------------------
@@ -362,6 +372,12 @@ class PartitionRunner:
                 {"partition": self.partition, **drift_fields(event)},
                 maxlen=self.settings.drift_events_kept * self.log.partitions,
                 approximate=True,
+            )
+            seen = f"{self.partition}:{event.at_event}:{event.detector}:{event.signal}"
+            self._count_drift(
+                keys=[self.keys.drift_seen, self.keys.drift_counts],
+                args=[seen, f"{event.detector}|{event.signal}"],
+                client=pipe,
             )
         pipe.execute()
         self._drift_sent = new[-1]

@@ -15,21 +15,18 @@ class DriftCollector(Collector):
         self.engine = engine
 
     def collect(self) -> Iterator[Metric]:
-        if getattr(self.engine, "drift", None) is None:  # a scale-out replica: no detectors
+        if getattr(self.engine, "drift", None) is None:
+            # a scale-out replica: the detectors run on the workers, which count their
+            # detections in Redis (each once, replays by a new owner included)
+            counts = getattr(self.engine, "drift_counts", dict)()
+            yield _detections(counts)
             return
         with self.engine.lock:
             counts = self.engine.drift.record.counts()
             values = dict(self.engine.drift.last_values)
             alerts = dict(self.engine.alerts.counts)
             firing = dict(self.engine.alerts.firing)
-        detections = CounterMetricFamily(
-            "freshrec_drift_detections",
-            "Drift detections by detector and signal.",
-            labels=["detector", "signal"],
-        )
-        for (detector, signal), n in sorted(counts.items()):
-            detections.add_metric([detector, signal], n)
-        yield detections
+        yield _detections(counts)
         signal = GaugeMetricFamily(
             "freshrec_drift_signal", "Latest value of each drift signal.", labels=["signal"]
         )
@@ -46,3 +43,14 @@ class DriftCollector(Collector):
         for metric, on in sorted(firing.items()):
             active.add_metric([metric], int(on))
         yield active
+
+
+def _detections(counts: dict[tuple[str, str], int]) -> Metric:
+    detections = CounterMetricFamily(
+        "freshrec_drift_detections",
+        "Drift detections by detector and signal.",
+        labels=["detector", "signal"],
+    )
+    for (detector, signal), n in sorted(counts.items()):
+        detections.add_metric([detector, signal], n)
+    return detections

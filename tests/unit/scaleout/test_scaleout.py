@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from freshrec.archive import backfill, query
@@ -18,6 +19,7 @@ from freshrec.log.redis import partition_of
 from freshrec.scaleout import ClusterEngine, Worker
 from freshrec.scaleout.keys import Keys
 from freshrec.scaleout.partition import LeaseLost, PartitionRunner
+from freshrec.serving import create_app
 from freshrec.settings import Settings
 from freshrec.state.redis import decode_record, user_key
 from tests.conftest import make_checkerboard, view
@@ -159,6 +161,12 @@ def test_drift_detected_on_a_worker_is_listed_by_every_replica(
     replica.ingest(events[20:])
     b.process(b.log.read_group(0, "worker-b", count=10))  # sends what it holds once more
     assert replica.drift_events() == listed
+    # /metrics of a replica counts it once too (the alert rules read this counter)
+    assert replica.drift_counts() == {("adwin", "hit_rate/covisitation"): 1}
+    with TestClient(create_app(replica)) as client:
+        text = client.get("/metrics").text
+    line = 'freshrec_drift_detections_total{detector="adwin",signal="hit_rate/covisitation"} 1.0'
+    assert line in text
 
 
 def test_a_worker_that_lost_its_lease_cannot_write(
