@@ -156,12 +156,26 @@ class Lifecycle:
             "weights": dict(self.ensemble.weights),
         }
 
-    def on_snapshot(self, saved: Path | str) -> None:
-        """The processor wrote a snapshot (its folder, or the scale-out store's folder name):
-        a new version (a candidate)."""
+    def on_snapshot(self, saved: Path | str, *, stale: bool = False) -> None:
+        """A snapshot is stored (its folder, or the scale-out store's folder name): a new
+        version (a candidate). ``stale``: one taken before parameters were put back that
+        reached the store only after (scale-out writes in the background): ``superseded``,
+        never gated."""
         name = saved.name if isinstance(saved, Path) else saved
         version = version_name(name)
         offset = int(name.partition("-")[0])
+        if stale:
+            self.book.mark(version, "superseded", by=f"{self._restoring} put back")
+        else:
+            self._add_version(version, offset)
+        if self.store is not None:
+            self.store.pinned = self._pinned()
+            self.store.prune()
+            # the book keeps the fate of stored versions only: a snapshot every few seconds
+            # (scale-out) must not grow it, and rewriting it, without end
+            self.book.forget_all_but({version, *(v for v, _ in self.store.listing())})
+
+    def _add_version(self, version: str, offset: int) -> None:
         restoring, self._restoring = self._restoring, None
         if restoring is not None:
             self.book.replace_current(version, restored_from=restoring)
@@ -173,12 +187,6 @@ class Lifecycle:
             self._start_watch(version, offset, self.quality.hit_rates()["ensemble"])
         else:
             self._start_gate(version, offset)
-        if self.store is not None:
-            self.store.pinned = self._pinned()
-            self.store.prune()
-            # the book keeps the fate of stored versions only: a snapshot every few seconds
-            # (scale-out) must not grow it, and rewriting it, without end
-            self.book.forget_all_but({version, *(v for v, _ in self.store.listing())})
 
     def _pinned(self) -> set[str]:
         names = [*self.book.history, *([self.gate.version] if self.gate else [])]

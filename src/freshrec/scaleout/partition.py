@@ -212,8 +212,7 @@ class PartitionRunner:
             snapshot_every_seconds=float("inf"),
             on_model_error=e.ensemble.disable,
             watchers=watchers,
-            snapshot_meta=lifecycle.snapshot_meta,
-            on_snapshot=lifecycle.on_snapshot,
+            snapshot_meta=lifecycle.snapshot_meta,  # versions: ``_versions_written``
         )
         lifecycle.processor = self.processor
         self.lease_ms = int(settings.worker_lease_seconds * 1000)
@@ -309,6 +308,7 @@ class PartitionRunner:
         returns the number of events applied."""
         if not chunks:
             return 0
+        self._versions_written()
         chunks = sorted(chunks, key=lambda c: c.first)
         fresh = [c for c in chunks if c.first > self.done]
         events = 0
@@ -399,8 +399,23 @@ class PartitionRunner:
         self.processor.snapshot()
         # in Redis before the replica is answered: listed at once, restored by a new owner
         self.store.wait()
+        self._versions_written(restored=self.store.last_folder)
         self.snapshot_at = time.monotonic()
         self.publish_serving()
+
+    def _versions_written(self, restored: str | None = None) -> None:
+        """Hand the snapshots stored in Redis since the last call to the lifecycle, as new
+        versions (here, between chunks, under the engine lock): a version exists for it once
+        it is stored, never while a background write may still fail or be cut short.
+        ``restored``: the snapshot holding parameters just put back; one taken before the put
+        back that was stored meanwhile is stale (superseded, never gated)."""
+        written = self.store.take_written()
+        if not written:
+            return
+        lifecycle = self.engine.lifecycle
+        with self.engine.lock:
+            for folder in written:
+                lifecycle.on_snapshot(folder, stale=restored is not None and folder != restored)
 
     def handle_commands(self, raw: list[bytes]) -> int:
         """Run the promote / rollback commands replicas sent this partition (``raw``: taken
@@ -422,6 +437,8 @@ class PartitionRunner:
 
     def _run_command(self, command: dict[str, Any]) -> dict[str, Any]:
         e = self.engine
+        self.store.wait()  # every version stored so far is known before one is put back
+        self._versions_written()
         try:
             if command["op"] == "promote":
                 result = e.promote(command["version"])
@@ -456,6 +473,7 @@ class PartitionRunner:
             return False
         else:
             self.store.wait()  # re-raise what went wrong with the previous one, if anything
+        self._versions_written()
         due = now - self.snapshot_at >= self.settings.scaleout_snapshot_seconds
         changed = offset != self.processor._snapshot_offset
         if (changed and due) or (force and self.store.saved_cursor != self.done):
@@ -464,6 +482,7 @@ class PartitionRunner:
             self.snapshot_at = now
         if force:
             self.store.wait()
+            self._versions_written()
         return True
 
     def publish_serving(self) -> int:

@@ -24,6 +24,7 @@ import json
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -263,7 +264,8 @@ class RedisSnapshotStore:
         self.background = background
         self.error: BaseException | None = None
         self._writer: threading.Thread | None = None
-        self._writing = ""  # the folder the background writer is storing
+        self._written: deque[str] = deque()  # folders stored, not yet taken (``take_written``)
+        self.last_folder = ""  # the folder of the latest save
 
     @property
     def busy(self) -> bool:
@@ -293,11 +295,11 @@ class RedisSnapshotStore:
         while self.redis.zscore(self.stored.index, folder) is not None:
             n += 1
             folder = f"{base}-{n}"
+        self.last_folder = folder
         if not self.background:
             self._write(offset, arrays, documents, meta, self.cursor, folder)
             return folder
         copies = {k: np.array(v, copy=True) for k, v in arrays.items()}
-        self._writing = folder
         self._writer = threading.Thread(
             target=self._write_logged,
             args=(offset, copies, documents, meta, self.cursor, folder),
@@ -346,6 +348,7 @@ class RedisSnapshotStore:
         else:
             self._commit_fenced(latest, stored, folder, offset)
         self.saved_cursor = cursor
+        self._written.append(folder)
         self.prune()
 
     def _commit_fenced(
@@ -371,13 +374,18 @@ class RedisSnapshotStore:
 
     # -- versions (``freshrec.engine.lifecycle.VersionStore``) -------------------------------
     def has(self, version: str) -> bool:
-        if self.busy and version_folder(version) == self._writing:
-            return True
         return self.stored.has(version)
 
     def load_version(self, version: str) -> Snapshot:
-        self.wait()  # it may be the one being written
         return self.stored.load_version(version)
+
+    def take_written(self) -> list[str]:
+        """The folders stored since the last call, oldest first (the owner hands them to its
+        lifecycle: a version exists for it once it is in Redis, not when it is asked for)."""
+        out = []
+        while self._written:
+            out.append(self._written.popleft())
+        return out
 
     def listing(self) -> list[tuple[str, dict[str, Any] | None]]:
         return self.stored.listing()

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from freshrec.log.redis import partition_of
-from freshrec.registry.versions import version_folder
+from freshrec.registry.versions import version_folder, version_name
 from freshrec.scaleout import ClusterEngine, Worker
 from freshrec.scaleout.snapshots import LeaseLost, RedisVersions
 from freshrec.settings import Settings
@@ -293,10 +293,10 @@ def test_a_worker_that_lost_the_partition_writes_no_snapshot_and_no_book(
     old.publish(force=True)
     before = client.get("/v1/models").json()["versions"]
     old.redis.set(old.keys.lease(0), "worker-new")  # the lease went elsewhere
+    old.processor.snapshot()
     with pytest.raises(LeaseLost):
-        old.processor.snapshot()  # the new version's entry in the book is refused ...
-    with pytest.raises(LeaseLost):
-        old.store.wait()  # ... and so is the snapshot, written in the background
+        old.store.wait()  # the snapshot, written in the background, is refused ...
+    assert old.store.take_written() == []  # ... so it never becomes a version
     with pytest.raises(LeaseLost):
         old.engine.lifecycle.book.mark("v1", "candidate")
     assert client.get("/v1/models").json()["versions"] == before
@@ -330,3 +330,36 @@ def test_a_snapshot_is_written_while_the_worker_renews_its_lease(
         renewer.join(5)
     listed = RedisVersions(runner.redis, settings.redis_prefix, 0).listing()
     assert listed and listed[0][1] is not None and runner.store.saved_cursor == runner.done
+
+
+def test_versions_enter_the_book_once_stored_and_a_stale_one_is_superseded(
+    settings: Settings, replica_client: tuple[ClusterEngine, TestClient]
+) -> None:
+    """The lifecycle learns of a version when its background write is in Redis, between
+    chunks. A snapshot taken before parameters were put back and stored after (an automatic
+    rollback in the middle of a batch) is recorded as superseded, not gated or promoted."""
+    _, client = replica_client
+    sim = ShopSimulator(n_items=100, n_shoppers=30, seed=9, mean_gap_seconds=1.0)
+    runner = held_runner(settings, 0, "worker-a")
+    names = []
+    for _ in range(2):
+        assert client.post("/v1/events", json={"events": sim.take(300)}).status_code == 202
+        drain(runner)
+        runner.publish(force=True)
+        names.append(runner.engine.model_version)
+    assert runner.engine.lifecycle.book.history == names
+    assert client.post("/v1/events", json={"events": sim.take(300)}).status_code == 202
+    drain(runner)
+    runner.store.cursor = runner.done
+    runner.processor.snapshot()  # stored, but not handed to the lifecycle yet ...
+    runner.store.wait()
+    stale = runner.store.last_folder
+    assert version_name(stale) not in runner.engine.lifecycle.book.status
+    with runner.engine.lock:
+        runner.engine.lifecycle.rollback()  # ... when the watch puts the previous one back
+    runner._write_restored()  # what ``process`` does once the batch's effects are written
+    book = runner.engine.lifecycle.book
+    assert book.status[version_name(stale)]["status"] == "superseded"
+    assert book.status[book.current]["status"] == "restored"  # type: ignore[index]
+    assert book.status[book.current]["restored_from"] == names[0]  # type: ignore[index]
+    assert version_name(stale) not in book.history
