@@ -80,9 +80,12 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return redis.error_reply('LEASE the partition is no longer held by this worker')
 end
 redis.call('RENAME', KEYS[2], KEYS[3])
+redis.call('PERSIST', KEYS[3])
+redis.call('PERSIST', KEYS[4])
 redis.call('ZADD', KEYS[5], ARGV[2], ARGV[3])
 return 1
 """
+UNCOMMITTED_TTL_SECONDS = 3600  # what a writer that died before its commit left expires
 
 
 class LeaseLost(StorageError):
@@ -360,7 +363,8 @@ class RedisSnapshotStore:
         HSET. So the arrays go to keys nobody reads yet (a staging hash, the version's own key),
         and a small script checks the lease and makes them current: ``RENAME`` of the staging
         hash onto the snapshot key and the version into the index; a worker that lost the
-        partition has both deleted instead (``LeaseLost``)."""
+        partition has both deleted instead (``LeaseLost``). Until the commit both expire, so a
+        writer killed in between leaves nothing behind for long."""
         fence = self.fence
         assert fence is not None
         staging = f"{self.key}:staging:{uuid.uuid4().hex}"
@@ -368,6 +372,8 @@ class RedisSnapshotStore:
         pipe = self.redis.pipeline(transaction=False)
         pipe.hset(staging, mapping=latest)
         pipe.hset(version_key, mapping=stored)
+        for key in (staging, version_key):  # the commit removes these; a crash before it not
+            pipe.expire(key, UNCOMMITTED_TTL_SECONDS)
         pipe.execute()
         keys = [staging, self.key, version_key, self.stored.index]
         fence.run(_COMMIT, self.key, keys, [offset, folder])

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from freshrec.log.redis import partition_of
 from freshrec.registry.versions import version_folder, version_name
 from freshrec.scaleout import ClusterEngine, Worker
-from freshrec.scaleout.snapshots import LeaseLost, RedisVersions
+from freshrec.scaleout.snapshots import UNCOMMITTED_TTL_SECONDS, LeaseLost, RedisVersions
 from freshrec.settings import Settings
 from freshrec.sim import ShopSimulator
 from tests.unit.registry.test_lifecycle import WATCHED, sabotage
@@ -363,3 +363,45 @@ def test_versions_enter_the_book_once_stored_and_a_stale_one_is_superseded(
     assert book.status[book.current]["status"] == "restored"  # type: ignore[index]
     assert book.status[book.current]["restored_from"] == names[0]  # type: ignore[index]
     assert version_name(stale) not in book.history
+
+
+def test_what_a_snapshot_write_leaves_before_its_commit_expires(
+    settings: Settings, replica_client: tuple[ClusterEngine, TestClient]
+) -> None:
+    """The arrays are written before the lease-checked commit makes them current: written
+    keys carry a TTL until then (a writer killed in between leaks nothing for long), and the
+    committed snapshot and version carry none."""
+    _, client = replica_client
+    sim = ShopSimulator(n_items=100, n_shoppers=30, seed=10, mean_gap_seconds=1.0)
+    assert client.post("/v1/events", json={"events": sim.take(300)}).status_code == 202
+    runner = held_runner(settings, 0, "worker-a")
+    drain(runner)
+    runner.publish(force=True)
+    r = runner.redis
+    folder = runner.store.last_folder
+    assert r.ttl(runner.store.key) == -1 and r.ttl(runner.store.stored.key(folder)) == -1
+    assert not list(r.scan_iter(f"{runner.store.key}:staging:*"))
+
+    def killed(*args: object) -> None:
+        raise RuntimeError("the worker died before its commit")
+
+    fence, runner.store.fence.run = runner.store.fence.run, killed  # type: ignore[method-assign]
+    runner.processor.snapshot()
+    with pytest.raises(RuntimeError):
+        runner.store.wait()
+    runner.store.fence.run = fence  # type: ignore[method-assign]
+    left = [
+        *r.scan_iter(f"{runner.store.key}:staging:*"),
+        runner.store.stored.key(runner.store.last_folder),
+    ]
+    assert len(left) == 2 and all(0 < r.ttl(k) <= UNCOMMITTED_TTL_SECONDS for k in left), left
+    assert runner.store.take_written() == []  # never a version
+    for key in left:
+        r.delete(key)
+    r.set(runner.keys.lease(0), "worker-b")  # the lease is lost: the commit is refused ...
+    runner.processor.snapshot()
+    with pytest.raises(LeaseLost):
+        runner.store.wait()
+    refused = runner.store.last_folder  # ... and what it wrote is deleted
+    assert not r.exists(runner.store.stored.key(refused))
+    assert not list(r.scan_iter(f"{runner.store.key}:staging:*"))
