@@ -389,19 +389,4 @@ class Lifecycle:
         """Every version stored, newest first, with its metadata and status."""
         if self.store is None:
             return []
-        out = []
-        for version, found in self.store.listing():
-            meta = found or {}
-            entry = self.book.status.get(version, {})
-            out.append(
-                {
-                    "version": version,
-                    "created_at": meta.get("created_at"),
-                    "events_seen": meta.get("offset"),
-                    "metrics": meta.get("metrics"),
-                    "status": entry.get("status", "candidate" if meta else "damaged"),
-                    "current": version == self.book.current,
-                    **{k: v for k, v in entry.items() if k not in ("status", "at")},
-                }
-            )
-        return out
+        return [self.book.entry(version, meta) for version, meta in self.store.listing()]

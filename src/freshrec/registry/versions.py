@@ -95,6 +95,21 @@ class VersionBook:
         self.mark(dropped, "rolled_back")
         return self.history[-1]
 
+    def entry(self, version: str, meta: dict[str, Any] | None) -> dict[str, Any]:
+        """How a stored ``version`` is listed (``GET /v1/models``): its snapshot's metadata
+        (None: unreadable, so ``damaged`` unless the book knows better) and its fate here."""
+        found = meta or {}
+        fate = self.status.get(version, {})
+        return {
+            "version": version,
+            "created_at": found.get("created_at"),
+            "events_seen": found.get("offset"),
+            "metrics": found.get("metrics"),
+            "status": fate.get("status", "candidate" if meta else "damaged"),
+            "current": version == self.current,
+            **{k: v for k, v in fate.items() if k not in ("status", "at")},
+        }
+
     def forget_all_but(self, stored: set[str]) -> None:
         """Drop the status of every version neither in ``stored`` nor in the history (pruned
         versions: nothing can be served, restored or listed from them any more)."""

@@ -56,20 +56,9 @@ class ClusterLifecycle:
         out = []
         for p in range(self.partitions):
             book = self.book(p)
-            for version, found in RedisVersions(self.redis, self.prefix, p).listing():
-                meta = found or {}
-                entry = book.status.get(version, {})
+            for version, meta in RedisVersions(self.redis, self.prefix, p).listing():
                 out.append(
-                    {
-                        "version": f"p{p}-{version}",
-                        "partition": p,
-                        "created_at": meta.get("created_at"),
-                        "events_seen": meta.get("offset"),
-                        "metrics": meta.get("metrics"),
-                        "status": entry.get("status", "candidate" if meta else "damaged"),
-                        "current": version == book.current,
-                        **{k: v for k, v in entry.items() if k not in ("status", "at")},
-                    }
+                    {**book.entry(version, meta), "version": f"p{p}-{version}", "partition": p}
                 )
         out.sort(key=lambda v: v["created_at"] or 0.0, reverse=True)
         return out
