@@ -62,6 +62,7 @@ _USER_SALT, _ITEM_SALT = 1, 2
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 _RESCORE = 512  # approximate candidates re-scored exactly, at least: a model's own top-k and the
 # ensemble's 100 candidates per member (a live test asks for both) then share one scan
+_EXACT_ITEMS = 50_000  # up to this many items, one exact float32 pass instead of the int8 scan
 
 
 @numba.njit(cache=True, nogil=True)
@@ -390,7 +391,11 @@ class OnlineMF(Model):
         out = np.zeros(candidates.shape[0])
         known = (candidates >= 0) & (candidates < self._n_items)
         if known.any():
-            out[known] = self._Q[candidates[known]] @ self.user_vector(user)
+            p = self.user_vector(user)
+            if self._n_items <= _EXACT_ITEMS and candidates.shape[0] > 64:
+                out[known] = self._exact_scores(user, p)[candidates[known]]
+            else:
+                out[known] = self._Q[candidates[known]] @ p
         return out
 
     def top_k(
@@ -398,9 +403,12 @@ class OnlineMF(Model):
     ) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` best items for ``user`` and their scores, best first, never in ``exclude``.
 
-        One pass over an int8 copy of the item factors keeps the best ``m`` approximate scores
-        (``m`` = max(4k, 256) plus the excluded count); those are re-scored exactly in float32.
-        The scan is shared by every caller within one request (``user.memo``).
+        Up to ``_EXACT_ITEMS`` items, every item is scored exactly in one float32 matrix-vector
+        product (BLAS; the factors of such a catalogue stay in the CPU's caches). A larger
+        catalogue is scanned in its int8 copy, a quarter of the memory traffic, keeping the best
+        ``m`` approximate scores (``m`` = max(4k, ``_RESCORE``) plus the excluded count); those
+        are re-scored exactly in float32. Either pass is shared by every caller within one
+        request (``user.memo``).
         """
         n = self._n_items
         if n == 0 or k <= 0:
@@ -409,6 +417,12 @@ class OnlineMF(Model):
         if not p.any():  # nothing known about the user: no opinion, let others answer
             return np.zeros(0, dtype=np.int32), np.zeros(0)
         excluded = np.zeros(0, dtype=np.int64) if exclude is None else np.asarray(exclude)
+        if n <= _EXACT_ITEMS:
+            exact = self._exact_scores(user, p)
+            if excluded.size:
+                exact = exact.copy()  # the memo's scores serve the next caller as they were
+                exact[excluded[(excluded >= 0) & (excluded < n)]] = -np.inf
+            return _select(exact, k)
         m = min(n, max(4 * k, _RESCORE) + excluded.shape[0])
         found = user.memo.get(self.name)
         if found is None or (found[0] < m and found[0] < n):
@@ -419,7 +433,27 @@ class OnlineMF(Model):
         return _select_from(pool, self._Q[pool] @ p, k)
 
     def candidates(self, user: UserView, n: int) -> np.ndarray:
-        return self.top_k(user, n)[0]
+        """The ``n`` best items (``top_k``'s), in no particular order when every item was
+        scored exactly: the ensemble merges the members' candidates into a sorted set anyway,
+        so ordering them (a sort with ties to the lower index) would be wasted."""
+        count = self._n_items
+        if not 0 < count <= _EXACT_ITEMS or n >= count:
+            return self.top_k(user, n)[0]
+        p = self.user_vector(user)
+        if not p.any():
+            return np.zeros(0, dtype=np.int32)
+        exact = self._exact_scores(user, p)
+        cut = count - n
+        kth = np.partition(exact, cut)[cut]
+        return np.flatnonzero(exact >= kth).astype(np.int32)  # ties at the cut all compete
+
+    def _exact_scores(self, user: UserView, p: np.ndarray) -> np.ndarray:
+        """Every item's exact score for ``user`` (query vector ``p``), once per request."""
+        key = self.name + "/exact"
+        exact = user.memo.get(key)
+        if exact is None or exact.shape[0] != self._n_items:  # type: ignore[union-attr]
+            exact = user.memo[key] = self._Q[: self._n_items] @ p
+        return exact  # type: ignore[return-value]
 
     def similar(self, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` items with the most similar factors (cosine), ``item`` itself excluded."""

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+import freshrec.models.mf as mf_module
 from freshrec.models import OnlineMF
 from freshrec.models.quantised import QuantisedRows
 from freshrec.state import UserView
@@ -47,7 +49,13 @@ def test_quantised_rows_match_their_definition() -> None:
     assert (rows.q8[:300] == q8).mean() > 0.999
 
 
-def test_mf_top_k_equals_brute_force_after_learning() -> None:
+@pytest.mark.parametrize("exact_items", [0, 50_000], ids=["int8-scan", "exact-pass"])
+def test_mf_top_k_equals_brute_force_after_learning(
+    exact_items: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both ways of finding MF's top-k (the int8 scan of a large catalogue, the exact pass of
+    a small one) give the brute-force answer, scores included."""
+    monkeypatch.setattr(mf_module, "_EXACT_ITEMS", exact_items)
     rng = np.random.default_rng(1)
     mf = OnlineMF(factors=16, seed=2)
     items = rng.integers(0, 3000, size=20_000)
@@ -79,3 +87,24 @@ def test_learning_requantises_the_rows_it_changed() -> None:
         scale = np.maximum(np.abs(Q).max(axis=1) / np.float32(127.0), 0)
         scale[scale == 0] = 1.0
         assert np.abs(mf._q8.q8[:n].astype(int) - np.rint(Q / scale[:, None])).max() <= 1
+
+
+def test_mf_scores_from_the_exact_pass_equal_the_gathered_ones() -> None:
+    """``score`` reuses the request's exact pass for many candidates: the same scores as
+    the factors' dot products, excluded items out of ``top_k`` but still scored."""
+    rng = np.random.default_rng(5)
+    mf = OnlineMF(factors=16, seed=3)
+    mf.learn(make_batch(items=rng.integers(0, 2000, 8000).tolist(), users=[1, 2] * 4000))
+    user = UserView(
+        1, np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int8), np.zeros(0, dtype=bool)
+    )
+    top, _ = mf.top_k(user, 20, np.array([5, 6], dtype=np.int32))
+    assert not {5, 6} & set(top.tolist())
+    # the ensemble's candidates: the same items as the top-k, unordered (no ties here)
+    assert sorted(mf.candidates(user, 30).tolist()) == sorted(mf.top_k(user, 30)[0].tolist())
+    candidates = np.arange(0, 2000, 7)
+    expected = mf._Q[candidates] @ mf.user_vector(user)
+    np.testing.assert_allclose(mf.score(user, candidates), expected, rtol=1e-5, atol=1e-6)
+    assert mf.score(user, np.array([5]))[0] == pytest.approx(
+        float(mf._Q[5] @ mf.user_vector(user)), rel=1e-5
+    )
