@@ -2,15 +2,29 @@
 
 Scoring every item costs one pass over the item factors; at 100k items x 64 float32 factors
 that is 25.6 MB of memory traffic per request, most of the recommendation budget. The int8 copy
-is a quarter of that. A scan keeps the ``m`` best approximate scores in a heap (one pass, no
-score array), then the caller re-scores those ``m`` exactly in float32, so the final top-k is
-exact unless an item's int8 error moves it from the true top-k to below the ``m``-th place.
+is a quarter of that. A scan keeps the ``m`` best approximate scores in a heap, then the caller
+re-scores those ``m`` exactly in float32, so the final top-k is exact unless an item's int8
+error moves it from the true top-k to below the ``m``-th place.
 
 Each row has its own scale (``max |q| / 127``): the error of one score is at most
-``scale * sum|p| / 2``. Rows the learner touched are marked dirty; the
-learner re-quantises them right after its micro-batch (``refresh``: the rows are still in the
-CPU's caches then), and a scan re-quantises any dirty row it meets, so the copy never serves stale
-factors.
+``scale * sum|p| / 2``. Rows the learner touched are marked dirty; the learner re-quantises them
+right after its micro-batch (``refresh``: the rows are still in the CPU's caches then), and a
+scan first re-quantises any row still dirty, so the copy never serves stale factors.
+
+**Most of a scan stops early.** The copy is laid out by decreasing row norm, and ``bound[k]``
+is at least the norm of every row from position ``k`` on. No row from ``k`` on can score more
+than ``bound[k] * |p|`` (Cauchy-Schwarz), so once the heap holds ``m`` rows and its worst score
+beats that, the rest of the copy is skipped: the result is the same as a full scan's. On the
+100k-item benchmark catalogue (1M events) a scan for the 512 best reads 11 % of the rows on
+average (half of the scans under 1.4 %; a user whose best scores are near zero still reads
+every row). A catalogue of few items gains nothing (the 512 best are a large share of it):
+there MF scores every item exactly instead (``OnlineMF.top_k``).
+
+Keeping the order: a re-quantised row stays where it is, and if its norm grew past the bounds
+before it, those are raised (a short walk back: the bounds never increase along the copy). The
+copy is re-sorted once the rows changed since the last sort reach an eighth of it (at 100k
+items a few milliseconds, against the learner's thousands of events in between), which makes
+the bounds tight again. New rows are appended at the end until then.
 
 >>> Q = np.array([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7]], dtype=np.float32)
 >>> rows = QuantisedRows(2)
@@ -25,10 +39,14 @@ import numpy as np
 
 from freshrec.state.arrays import grow
 
+RESORT_SHARE = 8  # re-sort once 1 / RESORT_SHARE of the rows changed since the last sort
+_CHECK_EVERY = 16  # positions between two looks at the bound during a scan
+
 
 @numba.njit(cache=True, nogil=True)
-def _quantise_row(Q, r, q8, scale):  # pragma: no cover - compiled
-    """``q8[r] = rint(Q[r] / scale[r])``, ``scale[r] = max |Q[r]| / 127`` (1 for a zero row)."""
+def _quantise(Q, r, q8, scale, norm, k):  # pragma: no cover - compiled
+    """``q8[k] = rint(Q[r] / s)``, ``scale[k] = s = max |Q[r]| / 127`` (1 for a zero row),
+    ``norm[k]`` = the norm of the quantised row (``s * |q8[k]|``)."""
     f = Q.shape[1]
     top = np.float32(0.0)
     for j in range(f):
@@ -36,67 +54,95 @@ def _quantise_row(Q, r, q8, scale):  # pragma: no cover - compiled
     s = top / np.float32(127.0)
     if s == 0:
         s = np.float32(1.0)
+    total = 0.0
     for j in range(f):
-        q8[r, j] = np.int8(np.rint(Q[r, j] / s))
-    scale[r] = s
+        v = np.rint(Q[r, j] / s)
+        q8[k, j] = np.int8(v)
+        total += v * v
+    scale[k] = s
+    norm[k] = np.float32(s * np.sqrt(total))
 
 
 @numba.njit(cache=True, nogil=True)
-def _refresh(Q, q8, scale, dirty, rows):  # pragma: no cover - compiled
-    """Re-quantise ``rows`` (the dirty ones)."""
-    for i in rows:
-        _quantise_row(Q, i, q8, scale)
-        dirty[i] = False
+def _refresh(Q, q8, scale, norm, bound, pos, dirty, rows):  # pragma: no cover - compiled
+    """Re-quantise ``rows`` (the dirty ones) in place, raising the bounds before each one its
+    new norm exceeds."""
+    for r in rows:
+        k = pos[r]
+        _quantise(Q, r, q8, scale, norm, k)
+        dirty[r] = False
+        j = k
+        while j >= 0 and bound[j] < norm[k]:
+            bound[j] = norm[k]
+            j -= 1
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _scan(Q, Q8, scale, dirty, p, n, m):  # pragma: no cover - compiled
-    """Indices of the ``m`` best ``scale[i] * Q8[i] . p`` over rows < n; a dirty row is
-    re-quantised from ``Q`` on the way (one sequential pass instead of a gather of the dirty
-    rows before the scan)."""
+def _scan(q8, scale, bound, p, n, m):  # pragma: no cover - compiled
+    """Positions of the ``m`` best ``scale[k] * q8[k] . p`` over positions < n, stopping where
+    ``bound`` says no later row can enter."""
     heap_s = np.full(m, -np.inf, dtype=np.float32)  # min-heap of the best m
-    heap_i = np.full(m, -1, dtype=np.int64)
-    f = Q8.shape[1]
-    for i in range(n):
-        if dirty[i]:
-            _quantise_row(Q, i, Q8, scale)
-            dirty[i] = False
+    heap_k = np.full(m, -1, dtype=np.int64)
+    f = q8.shape[1]
+    p_norm = np.float32(0.0)
+    for j in range(f):
+        p_norm += p[j] * p[j]
+    # a little slack: the scores are float32 sums, the bound is exact arithmetic
+    reach = np.float32(np.sqrt(p_norm) * 1.001 + 1e-6)
+    filled = 0
+    for k in range(n):
+        if filled >= m and k % _CHECK_EVERY == 0 and bound[k] * reach < heap_s[0]:
+            break
         acc = np.float32(0.0)
         for j in range(f):
-            acc += np.float32(Q8[i, j]) * p[j]
-        s = acc * scale[i]
+            acc += np.float32(q8[k, j]) * p[j]
+        s = acc * scale[k]
         if s > heap_s[0]:
+            if heap_k[0] < 0:
+                filled += 1
             heap_s[0] = s
-            heap_i[0] = i
-            k = 0  # sift down
+            heap_k[0] = k
+            i = 0  # sift down
             while True:
-                left = 2 * k + 1
+                left = 2 * i + 1
                 if left >= m:
                     break
                 child = left
                 if left + 1 < m and heap_s[left + 1] < heap_s[left]:
                     child = left + 1
-                if heap_s[child] >= heap_s[k]:
+                if heap_s[child] >= heap_s[i]:
                     break
-                heap_s[k], heap_s[child] = heap_s[child], heap_s[k]
-                heap_i[k], heap_i[child] = heap_i[child], heap_i[k]
-                k = child
-    return heap_i[heap_i >= 0]
+                heap_s[i], heap_s[child] = heap_s[child], heap_s[i]
+                heap_k[i], heap_k[child] = heap_k[child], heap_k[i]
+                i = child
+    return heap_k[heap_k >= 0]
 
 
 class QuantisedRows:
-    """int8 rows with per-row scales mirroring a float32 matrix, refreshed where dirty."""
+    """int8 rows with per-row scales mirroring a float32 matrix, in decreasing norm order,
+    refreshed where dirty."""
 
     def __init__(self, columns: int) -> None:
+        # by position in the copy (decreasing norm, up to the rows changed since the sort)
         self.q8 = np.zeros((0, columns), dtype=np.int8)
         self.scale = np.zeros(0, dtype=np.float32)
-        self.dirty = np.zeros(0, dtype=np.bool_)  # set by the learner, cleared by refresh/scan
+        self.norm = np.zeros(0, dtype=np.float32)
+        self.bound = np.zeros(0, dtype=np.float32)  # >= every norm from this position on
+        self.row_at = np.zeros(0, dtype=np.int64)
+        # by row of the mirrored matrix
+        self.pos = np.zeros(0, dtype=np.int64)
+        self.dirty = np.zeros(0, dtype=np.bool_)  # set by the learner, cleared by refresh
         self._n = 0
+        self._changed = 0  # rows re-quantised since the last sort
 
     def ensure(self, n: int) -> None:
         """Room for ``n`` rows; new rows are dirty (quantised by the next refresh or scan)."""
         self.q8 = grow(self.q8, n)
         self.scale = grow(self.scale, n)
+        self.norm = grow(self.norm, n)
+        self.bound = grow(self.bound, n)
+        self.row_at = grow(self.row_at, n)
+        self.pos = grow(self.pos, n)
         self.dirty = grow(self.dirty, n, fill=True)
 
     def refresh(self, Q: np.ndarray, n: int) -> None:
@@ -104,16 +150,48 @@ class QuantisedRows:
         the learner changed are still in the CPU's caches (a scan later would fetch them from
         memory again)."""
         self._cover(n)
-        _refresh(Q, self.q8, self.scale, self.dirty, np.flatnonzero(self.dirty[:n]))
+        rows = np.flatnonzero(self.dirty[:n])
+        if rows.size == 0:
+            return
+        _refresh(Q, self.q8, self.scale, self.norm, self.bound, self.pos, self.dirty, rows)
+        self._changed += rows.size
+        if self._changed * RESORT_SHARE >= n:
+            self._sort(n)
 
     def top(self, Q: np.ndarray, p: np.ndarray, n: int, m: int) -> np.ndarray:
         """Up to ``m`` row indices of ``Q[:n]`` with the best approximate scores (unordered);
-        dirty rows are re-quantised by the scan itself."""
-        self._cover(n)
-        return _scan(Q, self.q8, self.scale, self.dirty, p, n, m)
+        rows still dirty are re-quantised first."""
+        if self._n != n or self.dirty[:n].any():
+            self.refresh(Q, n)
+        if m <= 0:
+            return np.zeros(0, dtype=np.int64)
+        return self.row_at[_scan(self.q8, self.scale, self.bound, p, n, m)]
+
+    def row(self, r: int) -> tuple[np.ndarray, float]:
+        """Row ``r``'s int8 values and scale."""
+        k = int(self.pos[r])
+        return self.q8[k], float(self.scale[k])
 
     def _cover(self, n: int) -> None:
-        """Mirror ``n`` rows: rows not mirrored before are dirty."""
+        """Mirror ``n`` rows: rows not mirrored before go at the end of the copy, dirty."""
+        if n <= self._n:
+            return
         self.ensure(n)
-        self.dirty[self._n : n] = True
+        new = np.arange(self._n, n)
+        self.pos[new] = new
+        self.row_at[new] = new
+        self.norm[new] = 0.0
+        self.bound[new] = 0.0  # raised by their refresh
+        self.dirty[new] = True
         self._n = n
+
+    def _sort(self, n: int) -> None:
+        """Lay the copy out by decreasing norm again: the bounds become the norms themselves."""
+        order = np.argsort(-self.norm[:n], kind="stable")
+        self.q8[:n] = self.q8[order]
+        self.scale[:n] = self.scale[order]
+        self.norm[:n] = self.norm[order]
+        self.bound[:n] = self.norm[:n]
+        self.row_at[:n] = self.row_at[order]
+        self.pos[self.row_at[:n]] = np.arange(n)
+        self._changed = 0

@@ -5,7 +5,7 @@ import pytest
 
 import freshrec.models.mf as mf_module
 from freshrec.models import OnlineMF
-from freshrec.models.quantised import QuantisedRows
+from freshrec.models.quantised import RESORT_SHARE, QuantisedRows
 from freshrec.state import UserView
 from freshrec.testing import make_batch
 
@@ -42,11 +42,14 @@ def test_quantised_rows_match_their_definition() -> None:
     rows.top(Q, rng.normal(size=16).astype(np.float32), 300, 5)
     scale = np.abs(Q).max(axis=1) / np.float32(127.0)
     scale[scale == 0] = 1.0
-    # compiled with fastmath (the scan's reductions): the same up to float32 rounding
-    np.testing.assert_allclose(rows.scale[:300], scale, rtol=1e-6)
+    at = rows.pos[:300]  # the copy is laid out by decreasing norm
+    np.testing.assert_allclose(rows.scale[at], scale, rtol=1e-6)
     q8 = np.rint(Q / scale[:, None]).astype(np.int8)
-    assert np.abs(rows.q8[:300].astype(int) - q8).max() <= 1
-    assert (rows.q8[:300] == q8).mean() > 0.999
+    assert np.abs(rows.q8[at].astype(int) - q8).max() <= 1
+    assert (rows.q8[at] == q8).mean() > 0.999
+    assert (rows.row_at[at] == np.arange(300)).all()
+    norms = rows.scale[at] * np.linalg.norm(rows.q8[at].astype(np.float64), axis=1)
+    np.testing.assert_allclose(rows.norm[at], norms, rtol=1e-5)
 
 
 @pytest.mark.parametrize("exact_items", [0, 50_000], ids=["int8-scan", "exact-pass"])
@@ -86,7 +89,8 @@ def test_learning_requantises_the_rows_it_changed() -> None:
         Q = mf._Q[:n]
         scale = np.maximum(np.abs(Q).max(axis=1) / np.float32(127.0), 0)
         scale[scale == 0] = 1.0
-        assert np.abs(mf._q8.q8[:n].astype(int) - np.rint(Q / scale[:, None])).max() <= 1
+        q8 = mf._q8.q8[mf._q8.pos[:n]]
+        assert np.abs(q8.astype(int) - np.rint(Q / scale[:, None])).max() <= 1
 
 
 def test_mf_scores_from_the_exact_pass_equal_the_gathered_ones() -> None:
@@ -108,3 +112,68 @@ def test_mf_scores_from_the_exact_pass_equal_the_gathered_ones() -> None:
     assert mf.score(user, np.array([5]))[0] == pytest.approx(
         float(mf._Q[5] @ mf.user_vector(user)), rel=1e-5
     )
+
+
+def _full_scan(rows: QuantisedRows, p: np.ndarray, n: int, m: int) -> set[int]:
+    """The m best approximate scores by brute force over the whole copy (no ties here)."""
+    at = rows.pos[:n]
+    approx = rows.scale[at] * (rows.q8[at].astype(np.float32) @ p)
+    return set(np.argsort(-approx, kind="stable")[:m].tolist())
+
+
+def _bounds_hold(rows: QuantisedRows, n: int) -> bool:
+    suffix_max = np.maximum.accumulate(rows.norm[:n][::-1])[::-1]
+    return bool((rows.bound[:n] >= suffix_max).all())
+
+
+def test_a_scan_that_stops_early_finds_what_a_full_scan_finds() -> None:
+    """Rows of very different norms (most scans stop early), then rows changed without a
+    re-sort (some grow past the bounds before them): always the full scan's answer."""
+    rng = np.random.default_rng(11)
+    n = 20_000
+    Q = (rng.normal(size=(n, 32)) * rng.lognormal(0, 0.6, size=(n, 1))).astype(np.float32)
+    rows = QuantisedRows(32)
+    rows.refresh(Q, n)
+    assert (np.diff(rows.norm[:n]) <= 0).all()  # sorted: the bounds are the norms
+    for step in range(6):
+        changed = rng.choice(n, 300, replace=False)  # < n / RESORT_SHARE: no re-sort
+        Q[changed] *= np.float32(1.0 + step)  # norms grow: bounds must be raised
+        rows.dirty[changed] = True
+        rows.refresh(Q, n)
+        assert _bounds_hold(rows, n)
+        for _ in range(5):
+            p = rng.normal(size=32).astype(np.float32)
+            assert set(rows.top(Q, p, n, 64).tolist()) == _full_scan(rows, p, n, 64)
+
+
+def test_the_copy_is_sorted_again_once_enough_rows_changed() -> None:
+    rng = np.random.default_rng(12)
+    n = 4000
+    Q = rng.normal(size=(n, 8)).astype(np.float32)
+    rows = QuantisedRows(8)
+    rows.refresh(Q, n)
+    small = rng.choice(n, n // RESORT_SHARE - 1, replace=False)
+    Q[small] *= np.float32(3.0)
+    rows.dirty[small] = True
+    rows.refresh(Q, n)
+    assert not (np.diff(rows.norm[:n]) <= 0).all()  # changed rows stay where they were
+    more = rng.choice(n, 2, replace=False)
+    rows.dirty[more] = True
+    rows.refresh(Q, n)  # an eighth of the rows changed since the sort: sorted again
+    assert (np.diff(rows.norm[:n]) <= 0).all()
+    assert (rows.bound[:n] == rows.norm[:n]).all()
+    assert (rows.row_at[rows.pos[:n]] == np.arange(n)).all()
+    p = rng.normal(size=8).astype(np.float32)
+    assert set(rows.top(Q, p, n, 50).tolist()) == _full_scan(rows, p, n, 50)
+
+
+def test_new_rows_join_at_the_end_and_are_found() -> None:
+    rng = np.random.default_rng(13)
+    Q = rng.normal(size=(1000, 8)).astype(np.float32)
+    rows = QuantisedRows(8)
+    rows.refresh(Q, 1000)
+    p = rng.normal(size=8).astype(np.float32)
+    big = (p / np.linalg.norm(p) * 50).astype(np.float32)
+    Q = np.vstack([Q, big[None, :]]).astype(np.float32)  # the best row, added last
+    assert 1000 in rows.top(Q, p, 1001, 5).tolist()
+    assert _bounds_hold(rows, 1001)
