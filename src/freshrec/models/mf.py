@@ -346,7 +346,8 @@ class OnlineMF(Model):
         )
         if not ok:
             raise ModelError(f"{self.name}: non-finite factors while learning (diverged)")
-        self._q8.refresh(self._Q, self._n_items)
+        if self._n_items > _EXACT_ITEMS:  # else the int8 copy is not scanned: rows stay dirty
+            self._q8.refresh(self._Q, self._n_items)
 
     # -- scoring -----------------------------------------------------------------------------
     def user_vector(self, user: UserView) -> np.ndarray:
@@ -497,6 +498,8 @@ class OnlineMF(Model):
         self._n_users, self._n_items = P.shape[0], Q.shape[0]
         self._norms = None
         self._q8 = QuantisedRows(self.factors)
+        if self._n_items > _EXACT_ITEMS:  # quantised and sorted now, not on the first request
+            self._q8.refresh(self._Q, self._n_items)
 
     # -- drift hooks (freshrec.drift.policy) -------------------------------------------------
     def shrink_users(self, factor: float) -> None:

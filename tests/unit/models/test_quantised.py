@@ -78,8 +78,13 @@ def test_mf_top_k_equals_brute_force_after_learning(
         mf.learn(make_batch(items=[int(got[0])], users=[u]))  # rows change between requests
 
 
-def test_learning_requantises_the_rows_it_changed() -> None:
-    """The learner refreshes the int8 copy while the rows are warm: a scan finds none dirty."""
+def test_learning_requantises_the_rows_it_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The learner refreshes the int8 copy while the rows are warm: a scan finds none dirty
+    (a catalogue small enough for the exact pass leaves its rows dirty: no scan reads them)."""
+    small = OnlineMF(factors=16, seed=2)
+    small.learn(make_batch(items=list(range(50)), users=[1] * 50))
+    assert small._q8.dirty[:50].all()
+    monkeypatch.setattr(mf_module, "_EXACT_ITEMS", 0)
     rng = np.random.default_rng(4)
     mf = OnlineMF(factors=16, seed=2)
     for _ in range(3):
@@ -177,3 +182,17 @@ def test_new_rows_join_at_the_end_and_are_found() -> None:
     Q = np.vstack([Q, big[None, :]]).astype(np.float32)  # the best row, added last
     assert 1000 in rows.top(Q, p, 1001, 5).tolist()
     assert _bounds_hold(rows, 1001)
+
+
+def test_restored_factors_are_quantised_on_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A restored MF (a restart, a scale-out replica's new snapshot) quantises and sorts its
+    copy while loading, not in the first request's scan."""
+    monkeypatch.setattr(mf_module, "_EXACT_ITEMS", 100)
+    mf = OnlineMF(factors=8, seed=1)
+    rng = np.random.default_rng(6)
+    mf.learn(make_batch(items=rng.integers(0, 500, 3000).tolist(), users=[1] * 3000))
+    other = OnlineMF(factors=8, seed=1)
+    other.load_state_dict(mf.state_dict())
+    n = other._n_items
+    assert n > 100 and not other._q8.dirty[:n].any()
+    assert (np.diff(other._q8.norm[:n]) <= 0).all()
