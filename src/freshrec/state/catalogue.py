@@ -74,10 +74,13 @@ class Catalogue:
         self.c_state = np.zeros(0, dtype=np.int32)  # state item index, -1 never seen in events
         self.state_to_c = np.zeros(0, dtype=np.int32)  # catalogue index per state item, -1 none
         self._synced = 0
+        self._relinks = 0  # state maps replaced (restored snapshots): the links' generation
         self.version = 0  # bumped on every change (caches compare it)
         self._live = 0  # items in the catalogue (deleted ones aside)
         self._fresh = np.zeros(0, dtype=np.int32)
-        self._fresh_key: tuple[int, int] | None = None
+        self._fresh_key: tuple[int, int, int] | None = None
+        self._by_category: dict[int, np.ndarray] = {}  # category -> state indices (in_category)
+        self._by_category_key: tuple[int, int, int] | None = None
         self.unavailable = 0
         if store is not None:
             self._load(store)
@@ -92,6 +95,7 @@ class Catalogue:
         if items is not self._map:  # a new map (restored snapshot): link everything again
             self._map = items
             self._synced = 0
+            self._relinks += 1
             self.state_to_c = np.zeros(0, dtype=np.int32)
             self.c_state[:] = -1
         return items
@@ -224,16 +228,24 @@ class Catalogue:
         return np.where(c >= 0, _gather(self.c_brand, c, -1), -1)
 
     def in_category(self, category: int) -> np.ndarray:
-        """State indices of the catalogue's items in ``category`` (seen in events)."""
-        n = len(self.records)
-        c = np.flatnonzero(self.c_category[:n] == category)
-        s = self.c_state[c]
-        return s[s >= 0]
+        """State indices of the catalogue's items in ``category`` (seen in events), read-only;
+        each category's list is kept until the catalogue or the state's items change (a
+        filtered request would otherwise compare every catalogue entry's category)."""
+        key = (self.version, self._synced, self._relinks)
+        if self._by_category_key != key:
+            self._by_category, self._by_category_key = {}, key
+        found = self._by_category.get(category)
+        if found is None:
+            n = len(self.records)
+            s = self.c_state[np.flatnonzero(self.c_category[:n] == category)]
+            found = self._by_category[category] = s[s >= 0]
+            found.flags.writeable = False
+        return found
 
     def fresh(self) -> np.ndarray:
         """Catalogue indices of available items no event has touched yet (cold items);
         recomputed only after the catalogue or the state's items changed."""
-        key = (self.version, self._synced)
+        key = (self.version, self._synced, self._relinks)
         if self._fresh_key != key:
             n = len(self.records)
             found = np.flatnonzero(self.c_available[:n] & (self.c_state[:n] < 0))

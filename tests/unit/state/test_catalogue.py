@@ -55,3 +55,36 @@ def test_persisted_upserts_and_deletes(tmp_path) -> None:
     assert again.allowed(np.array([0])).tolist() == [False]
     assert [again.ids.key(int(c)) for c in again.fresh()] == ["b"]
     store.close()
+
+
+def test_category_lists_follow_upserts_new_links_and_restored_maps() -> None:
+    """``in_category`` keeps each category's list between requests, and never a stale one:
+    after an upsert, after the state learns an item, after a snapshot restores another map."""
+    holder = {"items": IdMap(["a", "b"])}
+    cat = Catalogue(lambda: holder["items"])
+    x = category_id("x")
+    cat.upsert([Item("a", category="x"), Item("b", category="y"), Item("c", category="x")])
+    cat.sync()
+    first = cat.in_category(x)
+    assert first.tolist() == [0] and cat.in_category(x) is first  # kept
+    assert not first.flags.writeable
+    holder["items"].indices(["c"])  # the processor learns c
+    cat.sync()
+    assert cat.in_category(x).tolist() == [0, 2]
+    cat.upsert([Item("a", category="y")])
+    assert cat.in_category(x).tolist() == [2]
+    holder["items"] = IdMap(["c", "b", "a"])  # a restored snapshot: same length, other order
+    cat.sync()
+    assert cat.in_category(x).tolist() == [0]
+    assert sorted(cat.in_category(category_id("y")).tolist()) == [1, 2]
+
+
+def test_new_items_follow_a_restored_map_of_the_same_length() -> None:
+    holder = {"items": IdMap(["a", "b"])}
+    cat = Catalogue(lambda: holder["items"])
+    cat.upsert([Item("a"), Item("b"), Item("c")])
+    cat.sync()
+    assert [cat.ids.key(int(c)) for c in cat.fresh()] == ["c"]
+    holder["items"] = IdMap(["c", "b"])  # restored: c seen in events, a not
+    cat.sync()
+    assert [cat.ids.key(int(c)) for c in cat.fresh()] == ["a"]
