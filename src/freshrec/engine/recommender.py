@@ -97,15 +97,7 @@ class Recommender:
         if ranked.items.size == 0:
             return []
         keys = self.state.items.keys()
-        leader = ranked.parts.argmax(axis=1)
-        reasons: list[dict[str, str]] = [{}] * ranked.items.shape[0]
-        for m, member in enumerate(self.ensemble.members):
-            rows = np.flatnonzero(leader == m)
-            if rows.size:
-                for row, reason in zip(
-                    rows.tolist(), member.explain(user, ranked.items[rows]), strict=True
-                ):
-                    reasons[row] = _named(reason, keys)
+        reasons = self._explain(user, ranked, np.arange(ranked.items.shape[0]), keys)
         return [
             Recommendation(keys[i], float(s), r)
             for i, s, r in zip(ranked.items.tolist(), ranked.scores.tolist(), reasons, strict=True)
@@ -268,14 +260,14 @@ class Recommender:
     ) -> list[dict[str, str]]:
         """Reasons of ranked rows ``rows``: the member that contributed most explains each."""
         reasons: list[dict[str, str]] = [_POPULAR] * rows.shape[0]
-        leader = ranked.parts[rows].argmax(axis=1)
-        for m, member in enumerate(self.ensemble.members):
-            mine = np.flatnonzero(leader == m)
-            if mine.size:
-                for r, reason in zip(
-                    mine.tolist(), member.explain(user, ranked.items[rows[mine]]), strict=True
-                ):
-                    reasons[r] = _named(reason, keys)
+        led: dict[int, list[int]] = {}  # member -> the rows it leads (a handful: no mask each)
+        for r, m in enumerate(ranked.parts[rows].argmax(axis=1).tolist()):
+            led.setdefault(m, []).append(r)
+        members = self.ensemble.members
+        for m, mine in led.items():
+            explained = members[m].explain(user, ranked.items[rows[mine]])
+            for r, reason in zip(mine, explained, strict=True):
+                reasons[r] = _named(reason, keys)
         return reasons
 
     def _with_new_items(

@@ -315,11 +315,16 @@ class CoVisitation(Model):
 
     def _sources(self, user: UserView) -> np.ndarray:
         """Weight of each recent item as a source: ``recency_weights``, times the stale weight
-        for items last touched before a drift (``discount_history``)."""
-        w = recency_weights(user, self.source_exponent)
-        if self._stale_weight != 1.0 and user.recent_ts.shape[0] == w.shape[0]:
-            w = np.where(user.recent_ts < self._stale_before, self._stale_weight * w, w)
-        return w
+        for items last touched before a drift (``discount_history``); once per request (the
+        candidates and the explanations both ask)."""
+        key = self.name + "/sources"
+        w = user.memo.get(key)
+        if w is None:
+            w = recency_weights(user, self.source_exponent)
+            if self._stale_weight != 1.0 and user.recent_ts.shape[0] == w.shape[0]:
+                w = np.where(user.recent_ts < self._stale_before, self._stale_weight * w, w)
+            user.memo[key] = w
+        return w  # type: ignore[return-value]
 
     def score(self, user: UserView, candidates: np.ndarray) -> np.ndarray:
         items, scores = self._for_user(user)
