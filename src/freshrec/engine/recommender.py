@@ -238,8 +238,7 @@ class Recommender:
             pool = self._popular
             if fs.filters.restricts_items and self.popularity is not None:
                 pool = self.popularity.top(_DEEP)
-        pool = pool[~member_of(pool, taken)]
-        pool = pool[fs.mask(pool)][:n]
+        pool = _first_passing(fs, pool[~member_of(pool, taken)], n)
         if pool.shape[0] < n and fs.filters.restricts_items and fs.category is None:
             everything = np.arange(raw.shape[0], dtype=np.int32)  # rare: scan every item
             everything = everything[fs.mask(everything) & (raw > 0)]
@@ -376,6 +375,23 @@ class Recommender:
             Recommendation(keys[i], float(s), {"type": "also_viewed", "item_id": source})
             for i, s in zip(items.tolist(), scores.tolist(), strict=True)
         ]
+
+
+def _first_passing(fs: FilterSet, pool: np.ndarray, n: int) -> np.ndarray:
+    """The first ``n`` items of ``pool`` that pass the filters, in order. The pool is masked a
+    growing chunk at a time, so a long pool (a category's items, the popular head) whose first
+    items suffice is not masked to its end: each item masked is a few random reads into the
+    catalogue's arrays."""
+    if pool.shape[0] <= 2 * n:
+        return pool[fs.mask(pool)][:n]
+    found, have, start, size = [], 0, 0, max(2 * n, 16)
+    while start < pool.shape[0] and have < n:
+        part = pool[start : start + size]
+        part = part[fs.mask(part)]
+        found.append(part)
+        have += part.shape[0]
+        start, size = start + size, size * 2
+    return np.concatenate(found)[:n]
 
 
 def _named(reason: dict[str, int | str], keys: list[str]) -> dict[str, str]:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from freshrec.engine.filters import Filters, FilterSet
+from freshrec.engine.recommender import _first_passing
 from freshrec.features.context import category_id
 from freshrec.state import IdMap
 from freshrec.state.catalogue import Catalogue, Item
@@ -73,4 +74,6 @@ def test_mask_equals_the_catalogue_lookups(seed: int) -> None:
         got = fs.mask(items)
         np.testing.assert_array_equal(got, _reference(fs, items), err_msg=str(filters))
         mixed += bool(0 < got.sum() < items.shape[0])
+        for n in (1, 3, 40, 150, 500):  # the fill masks a growing chunk at a time
+            np.testing.assert_array_equal(_first_passing(fs, items, n), items[got][:n])
     assert mixed >= 5
