@@ -409,7 +409,7 @@ class OnlineMF(Model):
         catalogue is scanned in its int8 copy, a quarter of the memory traffic, keeping the best
         ``m`` approximate scores (``m`` = max(4k, ``_RESCORE``) plus the excluded count); those
         are re-scored exactly in float32. Either pass is shared by every caller within one
-        request (``user.memo``).
+        request (``user.memo``): ``candidates`` and ``score`` read it too.
         """
         n = self._n_items
         if n == 0 or k <= 0:
@@ -424,29 +424,45 @@ class OnlineMF(Model):
                 exact = exact.copy()  # the memo's scores serve the next caller as they were
                 exact[excluded[(excluded >= 0) & (excluded < n)]] = -np.inf
             return _select(exact, k)
-        m = min(n, max(4 * k, _RESCORE) + excluded.shape[0])
-        found = user.memo.get(self.name)
-        if found is None or (found[0] < m and found[0] < n):
-            found = user.memo[self.name] = (m, self._q8.top(self._Q, p, n, m))
-        pool = found[1]
+        pool = self._scanned(user, p, max(4 * k, _RESCORE) + excluded.shape[0])[0]
         if excluded.size:
             pool = pool[~member_of(pool, excluded)]
         return _select_from(pool, self._Q[pool] @ p, k)
 
     def candidates(self, user: UserView, n: int) -> np.ndarray:
-        """The ``n`` best items (``top_k``'s), in no particular order when every item was
-        scored exactly: the ensemble merges the members' candidates into a sorted set anyway,
-        so ordering them (a sort with ties to the lower index) would be wasted."""
+        """The ``n`` best items, in no particular order: the ensemble merges the members'
+        candidates into a sorted set and scores each exactly anyway, so neither ordering them
+        nor (after an int8 scan) re-scoring them exactly here would change what it ranks.
+        After an exact pass they are ``top_k``'s items; after a scan, the best approximate
+        scores among the same scan's rows (at most an int8 rounding from ``top_k``'s, with
+        no gather of float32 rows)."""
         count = self._n_items
-        if not 0 < count <= _EXACT_ITEMS or n >= count:
-            return self.top_k(user, n)[0]
+        if count == 0 or n <= 0:
+            return np.zeros(0, dtype=np.int32)
         p = self.user_vector(user)
         if not p.any():
             return np.zeros(0, dtype=np.int32)
+        if n >= count:
+            return self.top_k(user, n)[0]
+        if count > _EXACT_ITEMS:
+            pool, approx = self._scanned(user, p, max(4 * n, _RESCORE))
+            if pool.shape[0] > n:
+                pool = pool[np.argpartition(approx, pool.shape[0] - n)[pool.shape[0] - n :]]
+            return pool.astype(np.int32)
         exact = self._exact_scores(user, p)
         cut = count - n
         kth = np.partition(exact, cut)[cut]
         return np.flatnonzero(exact >= kth).astype(np.int32)  # ties at the cut all compete
+
+    def _scanned(self, user: UserView, p: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and approximate scores of the int8 scan's ``m`` best, once per request unless
+        a caller needs more rows."""
+        n = self._n_items
+        m = min(n, m)
+        found = user.memo.get(self.name)
+        if found is None or (found[0] < m and found[0] < n):  # type: ignore[index]
+            found = user.memo[self.name] = (m, *self._q8.best(self._Q, p, n, m))
+        return found[1], found[2]  # type: ignore[index,return-value]
 
     def _exact_scores(self, user: UserView, p: np.ndarray) -> np.ndarray:
         """Every item's exact score for ``user`` (query vector ``p``), once per request."""

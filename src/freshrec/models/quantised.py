@@ -79,8 +79,8 @@ def _refresh(Q, q8, scale, norm, bound, pos, dirty, rows):  # pragma: no cover -
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
 def _scan(q8, scale, bound, p, n, m):  # pragma: no cover - compiled
-    """Positions of the ``m`` best ``scale[k] * q8[k] . p`` over positions < n, stopping where
-    ``bound`` says no later row can enter."""
+    """Positions of the ``m`` best ``scale[k] * q8[k] . p`` over positions < n and those
+    scores, stopping where ``bound`` says no later row can enter."""
     heap_s = np.full(m, -np.inf, dtype=np.float32)  # min-heap of the best m
     heap_k = np.full(m, -1, dtype=np.int64)
     f = q8.shape[1]
@@ -115,7 +115,8 @@ def _scan(q8, scale, bound, p, n, m):  # pragma: no cover - compiled
                 heap_s[i], heap_s[child] = heap_s[child], heap_s[i]
                 heap_k[i], heap_k[child] = heap_k[child], heap_k[i]
                 i = child
-    return heap_k[heap_k >= 0]
+    kept = heap_k >= 0
+    return heap_k[kept], heap_s[kept]
 
 
 class QuantisedRows:
@@ -161,11 +162,16 @@ class QuantisedRows:
     def top(self, Q: np.ndarray, p: np.ndarray, n: int, m: int) -> np.ndarray:
         """Up to ``m`` row indices of ``Q[:n]`` with the best approximate scores (unordered);
         rows still dirty are re-quantised first."""
+        return self.best(Q, p, n, m)[0]
+
+    def best(self, Q: np.ndarray, p: np.ndarray, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+        """``top``'s rows and their approximate scores (float32)."""
         if self._n != n or self.dirty[:n].any():
             self.refresh(Q, n)
         if m <= 0:
-            return np.zeros(0, dtype=np.int64)
-        return self.row_at[_scan(self.q8, self.scale, self.bound, p, n, m)]
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        at, approx = _scan(self.q8, self.scale, self.bound, p, n, m)
+        return self.row_at[at], approx
 
     def row(self, r: int) -> tuple[np.ndarray, float]:
         """Row ``r``'s int8 values and scale."""

@@ -196,3 +196,24 @@ def test_restored_factors_are_quantised_on_load(monkeypatch: pytest.MonkeyPatch)
     n = other._n_items
     assert n > 100 and not other._q8.dirty[:n].any()
     assert (np.diff(other._q8.norm[:n]) <= 0).all()
+
+
+def test_mf_candidates_after_a_scan_are_its_best_approximate_rows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past the exact pass's size, ``candidates`` takes the scan's best approximate scores
+    without re-scoring: the top-k's items up to int8 rounding at the edge, from one scan."""
+    monkeypatch.setattr(mf_module, "_EXACT_ITEMS", 0)
+    rng = np.random.default_rng(8)
+    mf = OnlineMF(factors=16, seed=4)
+    mf.learn(make_batch(items=rng.integers(0, 3000, 20_000).tolist(), users=[3, 4] * 10_000))
+    for u in (3, 4):
+        user = UserView(
+            u, np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int8), np.zeros(0, dtype=bool)
+        )
+        got = mf.candidates(user, 40)
+        assert got.shape == (40,) and np.unique(got).shape == (40,)
+        scanned = user.memo[mf.name]
+        exact = set(mf.top_k(user, 40)[0].tolist())
+        assert user.memo[mf.name] is scanned  # top_k reused the candidates' scan
+        assert len(exact & set(got.tolist())) >= 38
