@@ -63,6 +63,7 @@ _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 _RESCORE = 512  # approximate candidates re-scored exactly, at least: a model's own top-k and the
 # ensemble's 100 candidates per member (a live test asks for both) then share one scan
 _EXACT_ITEMS = 50_000  # up to this many items, one exact float32 pass instead of the int8 scan
+_GATHER_MAX = 64  # candidates scored by gathering their rows; more read the request's exact pass
 
 
 @numba.njit(cache=True, nogil=True)
@@ -393,7 +394,7 @@ class OnlineMF(Model):
         known = (candidates >= 0) & (candidates < self._n_items)
         if known.any():
             p = self.user_vector(user)
-            if self._n_items <= _EXACT_ITEMS and candidates.shape[0] > 64:
+            if self._n_items <= _EXACT_ITEMS and candidates.shape[0] > _GATHER_MAX:
                 out[known] = self._exact_scores(user, p)[candidates[known]]
             else:
                 out[known] = self._Q[candidates[known]] @ p

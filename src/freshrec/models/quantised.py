@@ -166,6 +166,8 @@ class QuantisedRows:
 
     def best(self, Q: np.ndarray, p: np.ndarray, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
         """``top``'s rows and their approximate scores (float32)."""
+        if n < self._n:  # positions < n would not be the rows < n
+            raise ValueError(f"the copy mirrors {self._n} rows: a scan covers them all, not {n}")
         if self._n != n or self.dirty[:n].any():
             self.refresh(Q, n)
         if m <= 0:

@@ -217,3 +217,11 @@ def test_mf_candidates_after_a_scan_are_its_best_approximate_rows(
         exact = set(mf.top_k(user, 40)[0].tolist())
         assert user.memo[mf.name] is scanned  # top_k reused the candidates' scan
         assert len(exact & set(got.tolist())) >= 38
+
+
+def test_a_scan_covers_every_mirrored_row() -> None:
+    Q = np.eye(4, dtype=np.float32)
+    rows = QuantisedRows(4)
+    rows.top(Q, np.ones(4, dtype=np.float32), 4, 2)
+    with pytest.raises(ValueError, match="mirrors 4 rows"):
+        rows.top(Q, np.ones(4, dtype=np.float32), 3, 2)
