@@ -82,6 +82,7 @@ class VersionStore(Protocol):
     def has(self, version: str) -> bool: ...
     def load_version(self, version: str) -> Snapshot: ...
     def listing(self) -> list[tuple[str, dict[str, Any] | None]]: ...
+    def names(self) -> list[str]: ...
     def prune(self) -> None: ...
 
 
@@ -173,7 +174,7 @@ class Lifecycle:
             self.store.prune()
             # the book keeps the fate of stored versions only: a snapshot every few seconds
             # (scale-out) must not grow it, and rewriting it, without end
-            self.book.forget_all_but({version, *(v for v, _ in self.store.listing())})
+            self.book.forget_all_but({version, *self.store.names()})
 
     def _add_version(self, version: str, offset: int) -> None:
         restoring, self._restoring = self._restoring, None

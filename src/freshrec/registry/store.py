@@ -281,6 +281,10 @@ class SnapshotStore:
         """Every version here with its metadata (None if unreadable), newest first."""
         return [(version_name(f.name), self.read_meta(f)) for f in self.versions()]
 
+    def names(self) -> list[str]:
+        """Every version here, newest first (``listing`` without reading any metadata)."""
+        return [version_name(f.name) for f in self.versions()]
+
     def load_latest(self) -> Snapshot | None:
         """The newest intact snapshot, or None when there is none."""
         for folder in self.versions():

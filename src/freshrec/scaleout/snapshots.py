@@ -204,6 +204,10 @@ class RedisVersions:
         folder = version_folder(version)
         return folder is not None and self.redis.zscore(self.index, folder) is not None
 
+    def names(self) -> list[str]:
+        """Every stored version, newest first (``listing`` without reading any metadata)."""
+        return [version_name(f) for f in self.folders()]
+
     def listing(self) -> list[tuple[str, dict[str, Any] | None]]:
         """Every stored version with its metadata (None if unreadable), newest first."""
         folders = self.folders()
@@ -395,6 +399,9 @@ class RedisSnapshotStore:
 
     def listing(self) -> list[tuple[str, dict[str, Any] | None]]:
         return self.stored.listing()
+
+    def names(self) -> list[str]:
+        return self.stored.names()
 
     def prune(self) -> None:
         """Drop the versions beyond the newest ``keep``, except pinned ones."""

@@ -200,6 +200,7 @@ def test_retention_prunes_old_versions_but_keeps_rollback_targets(tmp_path: Path
         assert names == engine.lifecycle.book.history[::-1]  # the two promoted, newest first
         assert len(names) == 2
         assert set(engine.lifecycle.book.status) == set(names)  # the book forgets the pruned
+        assert engine.lifecycle.store.names() == names  # what the book is trimmed by
         engine.rollback()
 
 

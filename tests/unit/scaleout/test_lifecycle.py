@@ -328,8 +328,10 @@ def test_a_snapshot_is_written_while_the_worker_renews_its_lease(
     finally:
         stop.set()
         renewer.join(5)
-    listed = RedisVersions(runner.redis, settings.redis_prefix, 0).listing()
+    stored = RedisVersions(runner.redis, settings.redis_prefix, 0)
+    listed = stored.listing()
     assert listed and listed[0][1] is not None and runner.store.saved_cursor == runner.done
+    assert stored.names() == runner.store.names() == [v for v, _ in listed]
 
 
 def test_versions_enter_the_book_once_stored_and_a_stale_one_is_superseded(
