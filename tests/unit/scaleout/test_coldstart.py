@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from freshrec.scaleout import ClusterEngine
 from freshrec.scaleout.worker import Worker
 from freshrec.settings import Settings
-from tests.unit.scaleout.test_scaleout import partition_users, run_worker, scaleout_settings
+from tests.unit.scaleout.test_scaleout import partition_users, running_worker, scaleout_settings
 from tests.unit.scaleout.test_shop import within
 
 T0 = 1_700_000_000.0
@@ -43,9 +43,7 @@ def test_newcomers_get_what_their_country_and_similar_shoppers_liked(
     newcomer, late = users[26], users[27]
     for user in vips:  # profiles written before the worker starts: it loads them all
         assert client.put(f"/v1/users/{user}", json={"segment": "vip"}).status_code == 200
-    worker = Worker(settings)
-    thread = run_worker(worker)
-    try:
+    with running_worker(settings) as worker:
         events = [view("purchase", u, "caviar", T0 + n) for n, u in enumerate(vips)]
         events += [
             view("view", u, item, T0 + n, country="DE")
@@ -94,9 +92,6 @@ def test_newcomers_get_what_their_country_and_similar_shoppers_liked(
             return first({"user_id": stranger})[0] == "pallet"
 
         within(10.0, b2b_first)
-    finally:
-        worker.stop()
-        thread.join(10)
 
 
 def test_a_dropped_partition_stops_taking_in_profiles(settings: Settings) -> None:

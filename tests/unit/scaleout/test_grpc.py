@@ -9,10 +9,10 @@ from fastapi.testclient import TestClient
 
 from freshrec.rpc import freshrec_pb2 as pb
 from freshrec.rpc import freshrec_pb2_grpc as pb_grpc
-from freshrec.scaleout import ClusterEngine, Worker
+from freshrec.scaleout import ClusterEngine
 from freshrec.serving import create_app
 from tests.processes import free_port
-from tests.unit.scaleout.test_scaleout import run_worker, scaleout_settings, wait_models
+from tests.unit.scaleout.test_scaleout import running_worker, scaleout_settings, wait_models
 from tests.unit.scaleout.test_shop import within
 
 T0 = 1_700_000_000.0
@@ -22,10 +22,9 @@ def test_a_replica_ingests_and_recommends_over_grpc(redis_prefix: str) -> None:
     port = free_port()
     settings = scaleout_settings(redis_prefix, grpc_port=port, recommend_budget_ms=1000.0)
     replica = ClusterEngine(settings)
-    worker = Worker(settings)
-    thread = run_worker(worker)
     try:
         with (
+            running_worker(settings),
             TestClient(create_app(replica)) as http,
             grpc.insecure_channel(f"127.0.0.1:{port}") as channel,
         ):
@@ -52,6 +51,4 @@ def test_a_replica_ingests_and_recommends_over_grpc(redis_prefix: str) -> None:
             body = http.get("/v1/recommendations", params={"user_id": "s1", "k": 3}).json()
             assert [i.item_id for i in reply.items] == [i["item_id"] for i in body["items"]]
     finally:
-        worker.stop()
-        thread.join(10)
         replica.close()

@@ -16,12 +16,12 @@ from fastapi.testclient import TestClient
 
 from freshrec.log.redis import partition_of
 from freshrec.registry.versions import version_folder, version_name
-from freshrec.scaleout import ClusterEngine, Worker
+from freshrec.scaleout import ClusterEngine
 from freshrec.scaleout.snapshots import UNCOMMITTED_TTL_SECONDS, LeaseLost, RedisVersions
 from freshrec.settings import Settings
 from freshrec.sim import ShopSimulator
 from tests.unit.registry.test_lifecycle import WATCHED, sabotage
-from tests.unit.scaleout.test_scaleout import held_runner, run_worker, scaleout_settings
+from tests.unit.scaleout.test_scaleout import held_runner, running_worker, scaleout_settings
 from tests.unit.scaleout.test_serving import drain
 from tests.unit.scaleout.test_shop import within
 
@@ -92,9 +92,7 @@ def test_promote_rollback_and_takeover_through_a_replica(
     watched = p0[:6]
     second = [e for e in sim.take(3000) if e["user_id"] not in watched]
     in_p0 = [sum(partition_of(e["user_id"], 2) == 0 for e in batch) for batch in (first, second)]
-    worker = Worker(settings)
-    thread = run_worker(worker)
-    try:
+    with running_worker(settings) as worker:
         assert client.post("/v1/events", json={"events": first}).status_code == 202
         v1 = settled(engine, client, in_p0[0])
         served_v1 = recs(client, watched)
@@ -127,21 +125,13 @@ def test_promote_rollback_and_takeover_through_a_replica(
         params = stored.load_version(promoted.partition("-")[2]).arrays
         mf = runner.engine.mf.state_dict()["item_factors"]
         assert np.array_equal(params["mf/item_factors"], mf)
-    finally:
-        worker.stop()
-        thread.join(10)
 
     # the next owner restores the promoted parameters and keeps the book
-    worker = Worker(settings)
-    thread = run_worker(worker)
-    try:
+    with running_worker(settings) as worker:
         within(20.0, lambda: 0 in worker.runners and worker.runners[0].engine.lifecycle.active)
         assert current(client, 0)["version"] == promoted  # type: ignore[index]
         mf = worker.runners[0].engine.mf.state_dict()["item_factors"]
         assert np.array_equal(params["mf/item_factors"], mf)
-    finally:
-        worker.stop()
-        thread.join(10)
 
 
 def test_a_damaged_version_is_refused_and_marked(
@@ -150,9 +140,7 @@ def test_a_damaged_version_is_refused_and_marked(
     engine, client = replica_client
     sim = ShopSimulator(n_items=200, n_shoppers=60, seed=3, mean_gap_seconds=1.0)
     batches = [sim.take(800), sim.take(800)]
-    worker = Worker(settings)
-    thread = run_worker(worker)
-    try:
+    with running_worker(settings) as worker:
         seen = 0
         names = []
         for batch in batches:
@@ -170,9 +158,6 @@ def test_a_damaged_version_is_refused_and_marked(
         assert current(client, 0)["version"] == names[1]  # type: ignore[index]  # still serving
         missing = client.post("/v1/models/p0-v999999/promote")
         assert missing.status_code == 404 and "p0-v999999" in missing.json()["error"]
-    finally:
-        worker.stop()
-        thread.join(10)
 
 
 def test_a_partition_nobody_holds_answers_503(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -39,10 +41,17 @@ def scaleout_settings(prefix: str, **extra: object) -> Settings:
     )
 
 
-def run_worker(worker: Worker) -> threading.Thread:
+@contextmanager
+def running_worker(settings: Settings) -> Iterator[Worker]:
+    """A scale-out worker running in a thread for the ``with`` block, then stopped."""
+    worker = Worker(settings)
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
-    return thread
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        thread.join(10)
 
 
 def wait_models(replica: ClusterEngine, timeout: float = 10.0) -> None:
@@ -53,9 +62,7 @@ def wait_models(replica: ClusterEngine, timeout: float = 10.0) -> None:
 
 
 def test_worker_and_replica_serve_fresh_state(settings: Settings, replica: ClusterEngine) -> None:
-    worker = Worker(settings)
-    thread = run_worker(worker)
-    try:
+    with running_worker(settings):
         result = replica.ingest(make_checkerboard(10))
         assert (result.accepted, result.duplicates) == (60, 0)
         assert replica.wait_processed(30)
@@ -76,9 +83,6 @@ def test_worker_and_replica_serve_fresh_state(settings: Settings, replica: Clust
         histogram = next(iter(replica.extra_metrics()))
         count = next(s.value for s in histogram.samples if s.name.endswith("_count"))
         assert count == 61
-    finally:
-        worker.stop()
-        thread.join(10)
 
 
 def held_runner(settings: Settings, p: int, token: str) -> PartitionRunner:
