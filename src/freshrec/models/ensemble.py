@@ -42,26 +42,30 @@ class Ranked:
     members: list[str]
 
 
-def _distribution(scores: np.ndarray, logits: bool, temperature: float = 1.0) -> np.ndarray:
+def _distribution(scores: np.ndarray, logits: bool, temperature: float = 1.0) -> np.ndarray | None:
     """A member's scores as a distribution over the candidates: the softmax of logits, else
     the non-negative scores divided by their sum (zero stays "no opinion"). Scores that are all
-    equal rank nothing: they count as no opinion at all."""
-    return _distribute(np.asarray(scores, dtype=np.float64), logits, temperature)
+    equal rank nothing: they count as no opinion at all. None if a score is not finite."""
+    out, finite = _distribute(np.asarray(scores, dtype=np.float64), logits, temperature)
+    return out if finite else None
 
 
 @numba.njit(cache=True, nogil=True)
 def _distribute(scores, logits, temperature):  # pragma: no cover - compiled
     n = scores.shape[0]
     out = np.zeros(n)
+    for i in range(n):
+        if not np.isfinite(scores[i]):
+            return out, False
     if n == 0:
-        return out
+        return out, True
     hi = scores[0]
     lo = scores[0]
     for i in range(1, n):
         hi = max(hi, scores[i])
         lo = min(lo, scores[i])
     if hi == lo:
-        return out
+        return out, True
     total = 0.0
     if logits:
         for i in range(n):
@@ -72,10 +76,10 @@ def _distribute(scores, logits, temperature):  # pragma: no cover - compiled
             out[i] = max(scores[i], 0.0)
             total += out[i]
         if total <= 0.0:
-            return out
+            return out, True
     for i in range(n):
         out[i] /= total
-    return out
+    return out, True
 
 
 class Ensemble:
@@ -159,13 +163,13 @@ class Ensemble:
         for j, member in enumerate(self.members):
             if member.name in self.disabled:
                 continue
-            scores = member.score(user, candidates)
-            if not np.isfinite(scores).all():  # never served: this member sits this one out
+            share = _distribution(
+                member.score(user, candidates), member.scores_are_logits, self.temperature
+            )
+            if share is None:  # a non-finite score: this member sits this one out, never served
                 self.errors[member.name] = self.errors.get(member.name, 0) + 1
                 continue
-            parts[:, j] = self.weights[member.name] * _distribution(
-                scores, member.scores_are_logits, self.temperature
-            )
+            parts[:, j] = self.weights[member.name] * share
         scores = parts.sum(axis=1)
         n = min(k, candidates.shape[0])
         top = best_first(candidates, scores, n)  # exact at the cut: ties to the lower index

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from freshrec.models import CoVisitation, DecayedPopularity
-from freshrec.models.ensemble import Ensemble
+from freshrec.models.ensemble import Ensemble, _distribution
 from freshrec.state import UserView
 from freshrec.testing import make_batch
 
@@ -60,3 +60,10 @@ def test_bad_arguments() -> None:
         Ensemble([])
     with pytest.raises(ValueError, match="eta"):
         Ensemble([DecayedPopularity()], eta=-1)
+
+
+def test_a_distribution_of_non_finite_scores_is_none() -> None:
+    assert _distribution(np.array([1.0, np.nan]), logits=True) is None
+    assert _distribution(np.array([np.inf, 0.0]), logits=False) is None
+    np.testing.assert_allclose(_distribution(np.array([1.0, 3.0]), logits=False), [0.25, 0.75])
+    assert _distribution(np.zeros(0), logits=True).shape == (0,)
