@@ -5,7 +5,7 @@ import pytest
 
 import freshrec.models.mf as mf_module
 from freshrec.models import OnlineMF
-from freshrec.models.quantised import RESORT_SHARE, QuantisedRows
+from freshrec.models.quantised import RESORT_CHANGES, QuantisedRows
 from freshrec.state import UserView
 from freshrec.testing import make_batch
 
@@ -141,7 +141,7 @@ def test_a_scan_that_stops_early_finds_what_a_full_scan_finds() -> None:
     rows.refresh(Q, n)
     assert (np.diff(rows.norm[:n]) <= 0).all()  # sorted: the bounds are the norms
     for step in range(6):
-        changed = rng.choice(n, 300, replace=False)  # < n / RESORT_SHARE: no re-sort
+        changed = rng.choice(n, 300, replace=False)  # 1,800 changes < RESORT_CHANGES * n
         Q[changed] *= np.float32(1.0 + step)  # norms grow: bounds must be raised
         rows.dirty[changed] = True
         rows.refresh(Q, n)
@@ -157,14 +157,17 @@ def test_the_copy_is_sorted_again_once_enough_rows_changed() -> None:
     Q = rng.normal(size=(n, 8)).astype(np.float32)
     rows = QuantisedRows(8)
     rows.refresh(Q, n)
-    small = rng.choice(n, n // RESORT_SHARE - 1, replace=False)
-    Q[small] *= np.float32(3.0)
-    rows.dirty[small] = True
+    assert (np.diff(rows.norm[:n]) <= 0).all()  # the first quantisation sorts
+    budget = int(RESORT_CHANGES * n)
+    first = rng.choice(n, budget // 2, replace=False)
+    Q[first] *= np.float32(3.0)
+    rows.dirty[first] = True
     rows.refresh(Q, n)
     assert not (np.diff(rows.norm[:n]) <= 0).all()  # changed rows stay where they were
-    more = rng.choice(n, 2, replace=False)
-    rows.dirty[more] = True
-    rows.refresh(Q, n)  # an eighth of the rows changed since the sort: sorted again
+    assert _bounds_hold(rows, n)
+    rest = rng.choice(n, budget - budget // 2, replace=False)
+    rows.dirty[rest] = True
+    rows.refresh(Q, n)  # as many changes as rows since the sort: sorted again
     assert (np.diff(rows.norm[:n]) <= 0).all()
     assert (rows.bound[:n] == rows.norm[:n]).all()
     assert (rows.row_at[rows.pos[:n]] == np.arange(n)).all()
