@@ -17,6 +17,7 @@ from fastapi.testclient import TestClient
 from freshrec.log.redis import partition_of
 from freshrec.registry.versions import version_folder, version_name
 from freshrec.scaleout import ClusterEngine
+from freshrec.scaleout.partition import PartitionRunner
 from freshrec.scaleout.snapshots import UNCOMMITTED_TTL_SECONDS, LeaseLost, RedisVersions
 from freshrec.settings import Settings
 from freshrec.sim import ShopSimulator
@@ -80,6 +81,16 @@ def refreshed_recs(
         if got == expected or time.monotonic() > deadline:
             return got
         time.sleep(0.05)
+
+
+def fed_runner(settings: Settings, client: TestClient, seed: int, token: str) -> PartitionRunner:
+    """A runner holding partition 0 (lease ``token``) that has applied the partition's share of
+    300 simulated events the replica took in."""
+    sim = ShopSimulator(n_items=100, n_shoppers=30, seed=seed, mean_gap_seconds=1.0)
+    assert client.post("/v1/events", json={"events": sim.take(300)}).status_code == 202
+    runner = held_runner(settings, 0, token)
+    drain(runner)
+    return runner
 
 
 def test_promote_rollback_and_takeover_through_a_replica(
@@ -166,10 +177,7 @@ def test_a_partition_nobody_holds_answers_503(
     """A version is stored but no worker holds its partition now: the replica says so at once
     instead of waiting for an answer that cannot come; the command is never left queued."""
     _, client = replica_client
-    sim = ShopSimulator(n_items=100, n_shoppers=30, seed=2, mean_gap_seconds=1.0)
-    assert client.post("/v1/events", json={"events": sim.take(300)}).status_code == 202
-    runner = held_runner(settings, 0, "worker-gone")
-    drain(runner)
+    runner = fed_runner(settings, client, 2, "worker-gone")
     runner.engine.lifecycle.active = True
     runner.publish(force=True)  # a snapshot: a version of partition 0
     version = current(client, 0)
@@ -271,10 +279,7 @@ def test_a_worker_that_lost_the_partition_writes_no_snapshot_and_no_book(
     version in it) and its version book changes are refused (``LeaseLost``), so a late writer
     never replaces what the new owner restores from or records."""
     _, client = replica_client
-    sim = ShopSimulator(n_items=100, n_shoppers=30, seed=6, mean_gap_seconds=1.0)
-    assert client.post("/v1/events", json={"events": sim.take(300)}).status_code == 202
-    old = held_runner(settings, 0, "worker-old")
-    drain(old)
+    old = fed_runner(settings, client, 6, "worker-old")
     old.publish(force=True)
     before = client.get("/v1/models").json()["versions"]
     old.redis.set(old.keys.lease(0), "worker-new")  # the lease went elsewhere
@@ -294,10 +299,7 @@ def test_a_snapshot_is_written_while_the_worker_renews_its_lease(
     renewing the lease (every round, under load): the fenced write must not depend on the lease
     key staying untouched meanwhile (a WATCH of it aborted every try and stopped the worker)."""
     _, client = replica_client
-    sim = ShopSimulator(n_items=100, n_shoppers=30, seed=8, mean_gap_seconds=1.0)
-    assert client.post("/v1/events", json={"events": sim.take(300)}).status_code == 202
-    runner = held_runner(settings, 0, "worker-busy")
-    drain(runner)
+    runner = fed_runner(settings, client, 8, "worker-busy")
     stop = threading.Event()
 
     def renew() -> None:
@@ -359,10 +361,7 @@ def test_what_a_snapshot_write_leaves_before_its_commit_expires(
     keys carry a TTL until then (a writer killed in between leaks nothing for long), and the
     committed snapshot and version carry none."""
     _, client = replica_client
-    sim = ShopSimulator(n_items=100, n_shoppers=30, seed=10, mean_gap_seconds=1.0)
-    assert client.post("/v1/events", json={"events": sim.take(300)}).status_code == 202
-    runner = held_runner(settings, 0, "worker-a")
-    drain(runner)
+    runner = fed_runner(settings, client, 10, "worker-a")
     runner.publish(force=True)
     r = runner.redis
     folder = runner.store.last_folder
