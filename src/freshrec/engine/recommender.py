@@ -244,15 +244,9 @@ class Recommender:
             everything = everything[fs.mask(everything) & (raw > 0)]
             everything = everything[~np.isin(everything, taken)]
             pool = everything[np.lexsort((everything, -raw[everything]))][:n]
-        top = self._most_popular(raw)
+        top = self.popularity.highest() if self.popularity is not None else 0.0
         scores = raw[pool] / top if top > 0 else np.zeros(pool.shape[0])
         return pool, scores, [_POPULAR] * pool.shape[0]
-
-    def _most_popular(self, raw: np.ndarray) -> float:
-        """The highest of the ``raw`` popularity scores, from popularity's cached top list
-        (no pass over every item per request)."""
-        best = self.popularity.top(1) if self.popularity is not None else np.zeros(0)
-        return float(raw[best[0]]) if best.size and best[0] < raw.shape[0] else 0.0
 
     def _explain(
         self, user: UserView, ranked, rows: np.ndarray, keys: list[str]
@@ -342,7 +336,7 @@ class Recommender:
         raw = self.popularity.raw_scores() if self.popularity is not None else np.zeros(0)
         pool = pool[pool < raw.shape[0]]
         pool = pool[np.lexsort((pool, -raw[pool]))][:k]
-        top = self._most_popular(raw)
+        top = self.popularity.highest() if self.popularity is not None else 0.0
         keys = self.state.items.keys()
         reason = {"type": "same_category", "item_id": item_id}
         out = [

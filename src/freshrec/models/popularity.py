@@ -114,12 +114,16 @@ class DecayedPopularity(Model):
         return self._scores[: self._n_items]
 
     def score(self, user: UserView, candidates: np.ndarray) -> np.ndarray:
-        scores = self.raw_scores()
-        best = self.top(1)  # the cached top list: no pass over the catalogue per request
-        top = scores[best[0]] if best.size else 0.0
+        top = self.highest()
         if top <= 0:
             return np.zeros(candidates.shape[0])
-        return scores[candidates] / top
+        return self.raw_scores()[candidates] / top
+
+    def highest(self) -> float:
+        """The highest stored popularity, from the cached top list (no pass over the
+        catalogue per request); 0 before anything was learned."""
+        best = self.top(1)
+        return float(self._scores[best[0]]) if best.size else 0.0
 
     def top(self, n: int) -> np.ndarray:
         """Indices of the ``n`` most popular items, best first.
