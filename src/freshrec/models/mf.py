@@ -60,8 +60,9 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _USER_SALT, _ITEM_SALT = 1, 2
 # Vectorisable reductions, but keep inf/NaN semantics: the kernel checks for them.
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
-_RESCORE = 512  # approximate candidates re-scored exactly, at least: a model's own top-k and the
-# ensemble's 100 candidates per member (a live test asks for both) then share one scan
+_RESCORE = 512  # approximate candidates ``top_k`` re-scores exactly, at least
+_SCAN_LEAST = 128  # rows a scan keeps at least: a live test's top-k of MF (k + the user's recent
+# items) and the ensemble's 100 candidates per member then share one scan
 _EXACT_ITEMS = 50_000  # up to this many items, one exact float32 pass instead of the int8 scan
 _GATHER_MAX = 64  # candidates scored by gathering their rows; more read the request's exact pass
 
@@ -431,12 +432,12 @@ class OnlineMF(Model):
         return _select_from(pool, self._Q[pool] @ p, k)
 
     def candidates(self, user: UserView, n: int) -> np.ndarray:
-        """The ``n`` best items, in no particular order: the ensemble merges the members'
-        candidates into a sorted set and scores each exactly anyway, so neither ordering them
-        nor (after an int8 scan) re-scoring them exactly here would change what it ranks.
-        After an exact pass they are ``top_k``'s items; after a scan, the best approximate
-        scores among the same scan's rows (at most an int8 rounding from ``top_k``'s, with
-        no gather of float32 rows)."""
+        """The ``n`` best items, best first (ties: lower index). After an exact pass they are
+        ``top_k``'s items; after an int8 scan, the ``n`` best approximate scores of a scan for
+        ``n`` (at most an int8 rounding from ``top_k``'s, with no gather of float32 rows: the
+        ensemble scores every candidate exactly anyway). ``top_k`` scans for more rows because
+        it re-scores them; candidates need not: the best ``n`` approximate scores are the same
+        whether the heap holds ``n`` or 512, and a heap of ``n`` lets the scan stop sooner."""
         count = self._n_items
         if count == 0 or n <= 0:
             return np.zeros(0, dtype=np.int32)
@@ -446,20 +447,14 @@ class OnlineMF(Model):
         if n >= count:
             return self.top_k(user, n)[0]
         if count > _EXACT_ITEMS:
-            pool, approx = self._scanned(user, p, max(4 * n, _RESCORE))
-            if pool.shape[0] > n:
-                pool = pool[np.argpartition(approx, pool.shape[0] - n)[pool.shape[0] - n :]]
-            return pool.astype(np.int32)
-        exact = self._exact_scores(user, p)
-        cut = count - n
-        kth = np.partition(exact, cut)[cut]
-        return np.flatnonzero(exact >= kth).astype(np.int32)  # ties at the cut all compete
+            return _select_from(*self._scanned(user, p, n), n)[0]
+        return _select(self._exact_scores(user, p), n)[0]
 
     def _scanned(self, user: UserView, p: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
         """Rows and approximate scores of the int8 scan's ``m`` best, once per request unless
         a caller needs more rows."""
         n = self._n_items
-        m = min(n, m)
+        m = min(n, max(m, _SCAN_LEAST))
         found = user.memo.get(self.name)
         if found is None or (found[0] < m and found[0] < n):  # type: ignore[index]
             found = user.memo[self.name] = (m, *self._q8.best(self._Q, p, n, m))

@@ -78,6 +78,35 @@ def test_mf_top_k_equals_brute_force_after_learning(
         mf.learn(make_batch(items=[int(got[0])], users=[u]))  # rows change between requests
 
 
+
+@pytest.mark.parametrize("exact_items", [0, 50_000], ids=["int8-scan", "exact-pass"])
+def test_mf_candidates_are_best_first(exact_items: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """MF's candidates come best first (live quality takes a model's first k candidates as its
+    top-k), whichever size of scan asked first in the request, and the best n of a scan for
+    more are the same n (ties aside) as a scan for n."""
+    monkeypatch.setattr(mf_module, "_EXACT_ITEMS", exact_items)
+    rng = np.random.default_rng(3)
+    mf = OnlineMF(factors=16, seed=4)
+    items = rng.integers(0, 3000, size=20_000)
+    users = rng.integers(0, 500, size=20_000)
+    mf.learn(make_batch(items=items.tolist(), users=users.tolist()))
+
+    def fresh(u: int) -> UserView:
+        empty = np.zeros(0, dtype=np.int32)
+        return UserView(u, empty, np.zeros(0, dtype=np.int8), np.zeros(0, dtype=bool))
+
+    for u in range(0, 500, 50):
+        user = fresh(u)
+        few = mf.candidates(user, 12)
+        many = mf.candidates(user, 300)  # a larger ask in the same request: a second scan
+        brute = mf._Q[: mf._n_items] @ mf.user_vector(user)
+        for found in (few, many):
+            assert np.unique(found).shape[0] == found.shape[0]
+            assert (np.diff(brute[found]) <= 1e-2).all()  # best first, up to int8 rounding
+        assert len(set(few.tolist()) & set(many[:12].tolist())) >= 11
+        user = fresh(u)
+        assert mf.candidates(user, 300)[:12].tolist() == mf.candidates(user, 12).tolist()
+
 def test_learning_requantises_the_rows_it_changed(monkeypatch: pytest.MonkeyPatch) -> None:
     """The learner refreshes the int8 copy while the rows are warm: a scan finds none dirty
     (a catalogue small enough for the exact pass leaves its rows dirty: no scan reads them)."""
@@ -205,7 +234,9 @@ def test_mf_candidates_after_a_scan_are_its_best_approximate_rows(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Past the exact pass's size, ``candidates`` takes the scan's best approximate scores
-    without re-scoring: the top-k's items up to int8 rounding at the edge, from one scan."""
+    without re-scoring: the top-k's items up to int8 rounding at the edge. A scan keeps what
+    its largest caller asked for: ``top_k`` (which re-scores 512) scans again after the
+    candidates' scan, and candidates then read the larger one."""
     monkeypatch.setattr(mf_module, "_EXACT_ITEMS", 0)
     rng = np.random.default_rng(8)
     mf = OnlineMF(factors=16, seed=4)
@@ -217,9 +248,13 @@ def test_mf_candidates_after_a_scan_are_its_best_approximate_rows(
         got = mf.candidates(user, 40)
         assert got.shape == (40,) and np.unique(got).shape == (40,)
         scanned = user.memo[mf.name]
+        assert scanned[0] == mf_module._SCAN_LEAST  # the least a scan keeps
         exact = set(mf.top_k(user, 40)[0].tolist())
-        assert user.memo[mf.name] is scanned  # top_k reused the candidates' scan
+        larger = user.memo[mf.name]
+        assert larger[0] == mf_module._RESCORE
         assert len(exact & set(got.tolist())) >= 38
+        assert mf.candidates(user, 40).tolist() == got.tolist()
+        assert user.memo[mf.name] is larger  # read, not scanned again
 
 
 def test_a_scan_covers_every_mirrored_row() -> None:
