@@ -35,6 +35,7 @@ import numpy as np
 from freshrec.errors import FreshrecError
 from freshrec.events import LoggedEvent
 from freshrec.models import Model
+from freshrec.models.base import best_positions
 from freshrec.settings import Settings
 from freshrec.state import OnlineState
 from freshrec.state.arrays import member_of
@@ -160,13 +161,10 @@ def create_many(names: Iterable[str], seed: int = 0) -> list[Recommender]:
 
 
 def top_indices(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` largest finite ``scores``, best first (ties: lower index first)."""
-    n = scores.shape[0]
-    if n == 0 or k <= 0:
-        return np.zeros(0, dtype=np.int64)
-    top = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
-    top = top[np.lexsort((top, -scores[top]))]
-    return top[np.isfinite(scores[top])]
+    """Indices of the ``k`` largest finite ``scores``, best first; ties go to the lower index,
+    also at the cut (every model and baseline breaks ties the same way, so none is favoured
+    by which of several equal scores a partition happened to keep)."""
+    return best_positions(np.asarray(scores), k)
 
 
 class EngineAdapter:

@@ -30,6 +30,18 @@ def best_first(keys: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
     return np.lexsort((keys, -scores))
 
 
+def best_positions(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the ``k`` largest finite ``scores``, best first, ties to the lower
+    position, exact at the cut (``best_first`` with the positions as keys)."""
+    if scores.shape[0] == 0 or k <= 0:
+        return np.zeros(0, dtype=np.intp)
+    finite = np.isfinite(scores)
+    if finite.all():
+        return best_first(np.arange(scores.shape[0]), scores, k)
+    at = np.flatnonzero(finite)  # NaN would sort as the largest, -inf compete at the cut
+    return at[best_first(at, scores[at], k)]
+
+
 class ModelError(FreshrecError):
     """A model's parameters are unusable (NaN, overflow, wrong shapes)."""
 

@@ -46,7 +46,7 @@ from typing import Any
 import numba
 import numpy as np
 
-from freshrec.models.base import Model, ModelError, best_first
+from freshrec.models.base import Model, ModelError, best_first, best_positions
 from freshrec.models.quantised import QuantisedRows
 from freshrec.state import Batch, UserView
 from freshrec.state.arrays import grow, member_of
@@ -533,8 +533,7 @@ def _select_from(pool: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarr
 
 def _select(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the ``k`` largest finite ``scores``, best first (ties: lower index)."""
-    top = best_first(np.arange(scores.shape[0]), scores, k)
-    top = top[scores[top] > -np.inf]
+    top = best_positions(scores, k)
     return top.astype(np.int32), scores[top].astype(np.float64)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from freshrec.models.base import best_first
+from freshrec.models.base import best_first, best_positions
 
 
 def test_best_first_matches_a_full_sort_with_ties_at_the_cut() -> None:
@@ -16,3 +16,21 @@ def test_best_first_matches_a_full_sort_with_ties_at_the_cut() -> None:
         for k in (0, 1, 5, n, n + 3):
             expected = np.lexsort((keys, -scores))[:k]
             assert best_first(keys, scores, k).tolist() == expected.tolist()
+
+
+def test_top_indices_of_models_and_baselines_are_exact_at_the_cut() -> None:
+    """The evaluator's top-k (every baseline's) and MF's: positions, ties to the lower one
+    also at the cut, non-finite scores never listed."""
+    from freshrec.eval.adapters import top_indices
+
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        n = int(rng.integers(0, 80))
+        scores = rng.integers(0, 3, n).astype(np.float64)  # many ties
+        scores[rng.random(n) < 0.1] = -np.inf
+        scores[rng.random(n) < 0.05] = np.nan
+        finite = np.flatnonzero(np.isfinite(scores))
+        for k in (0, 1, 4, n, n + 2):
+            expected = finite[np.lexsort((finite, -scores[finite]))][:k]
+            assert top_indices(scores, k).tolist() == expected.tolist()
+            assert best_positions(scores, k).tolist() == expected.tolist()
