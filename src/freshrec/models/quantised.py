@@ -19,8 +19,9 @@ beats that, the rest of the copy is skipped: the result is the same as a full sc
 5 % of the rows on average, half of the scans under 0.6 %; 3-4 % of the users still read every
 row: their 128th best score is below what the lowest-norm row could score (short histories,
 query vectors half the usual length, pointing nowhere in particular). A scan for the 512 best
-(MF's own top-k, which re-scores them) reads about 10 % on average. A catalogue of few items gains nothing (the 512 best are a large share of it):
-there MF scores every item exactly instead (``OnlineMF.top_k``).
+(MF's own top-k, which re-scores them) reads about 10 % on average. A catalogue of a few
+thousand items gains little (128 rows are a large share of it): up to 4,000 items MF scores
+every item exactly instead (``OnlineMF.top_k``).
 
 Keeping the order: a re-quantised row stays where it is, and if its norm grew past the bounds
 before it, those are raised (a short walk back: the bounds never increase along the copy). The

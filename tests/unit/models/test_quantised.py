@@ -78,7 +78,6 @@ def test_mf_top_k_equals_brute_force_after_learning(
         mf.learn(make_batch(items=[int(got[0])], users=[u]))  # rows change between requests
 
 
-
 @pytest.mark.parametrize("exact_items", [0, 50_000], ids=["int8-scan", "exact-pass"])
 def test_mf_candidates_are_best_first(exact_items: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """MF's candidates come best first (live quality takes a model's first k candidates as its
@@ -106,6 +105,7 @@ def test_mf_candidates_are_best_first(exact_items: int, monkeypatch: pytest.Monk
         assert len(set(few.tolist()) & set(many[:12].tolist())) >= 11
         user = fresh(u)
         assert mf.candidates(user, 300)[:12].tolist() == mf.candidates(user, 12).tolist()
+
 
 def test_learning_requantises_the_rows_it_changed(monkeypatch: pytest.MonkeyPatch) -> None:
     """The learner refreshes the int8 copy while the rows are warm: a scan finds none dirty
