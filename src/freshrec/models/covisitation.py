@@ -38,7 +38,7 @@ from freshrec.events import EventType
 from freshrec.models.base import Model, best_first
 from freshrec.models.decay import EventCount, ForwardDecay
 from freshrec.state import Batch, UserView
-from freshrec.state.arrays import grow
+from freshrec.state.arrays import Marks, grow
 
 
 @numba.njit(cache=True, nogil=True)
@@ -84,9 +84,6 @@ def _learn(items, weight, prev_items, backward, nbr, nbw, probes, dexp):  # prag
             _add(nbr, nbw, r, j, pw, probes)
             if backward > 0.0:
                 _add(nbr, nbw, j, r, pw * backward, probes)
-
-
-_STAMP_MAX = 2**31 - 2
 
 
 @numba.njit(cache=True, nogil=True)
@@ -259,7 +256,7 @@ class CoVisitation(Model):
         known = sources < self._n_items
         if not known.any():
             return np.zeros(0, dtype=np.int32), np.zeros(0)
-        mark, slot, stamp = self._scratch()
+        stamp, (mark, slot) = self._scratch()
         room = int(known.sum()) * self.neighbours
         items, acc = np.empty(room, dtype=np.int32), np.empty(room)
         n = _accumulate(
@@ -277,17 +274,12 @@ class CoVisitation(Model):
         items = np.sort(items[:n])  # a plain sort is fast; an argsort is not
         return items, acc[slot[items]]
 
-    def _scratch(self) -> tuple[np.ndarray, np.ndarray, int]:
+    def _scratch(self) -> tuple[int, list[np.ndarray]]:
         """This thread's ``mark`` and ``slot`` arrays over the items, and a fresh stamp."""
-        local = self._local
-        mark = getattr(local, "mark", None)
-        if mark is None or mark.shape[0] < self._n_items or local.stamp >= _STAMP_MAX:
-            size = max(self._n_items, 1024) * 5 // 4  # room to grow before the next one
-            local.mark = mark = np.zeros(size, dtype=np.int32)
-            local.slot = np.zeros(size, dtype=np.int32)
-            local.stamp = 0
-        local.stamp += 1
-        return mark, local.slot, local.stamp
+        marks = getattr(self._local, "marks", None)
+        if marks is None:
+            marks = self._local.marks = Marks(arrays=2)
+        return marks.take(self._n_items)
 
     def top_sources(
         self, sources: np.ndarray, source_weights: np.ndarray, items: np.ndarray

@@ -16,7 +16,7 @@ import numpy as np
 from freshrec.models.base import Model, best_first
 from freshrec.models.decay import EventCount, ForwardDecay
 from freshrec.state import Batch, UserView
-from freshrec.state.arrays import grow
+from freshrec.state.arrays import Marks, grow
 
 _TOP_CACHE = 1000
 
@@ -87,8 +87,7 @@ class DecayedPopularity(Model):
         self._n_items = 0
         self._top: np.ndarray | None = None
         self._touched: list[np.ndarray] = []  # items learned since the top list was ordered
-        self._mark = np.zeros(0, dtype=np.int32)  # scratch of the top list's merge
-        self._stamp_value = 0
+        self._marks = Marks()  # scratch of the top list's merge
 
     def params(self) -> dict[str, float]:
         if self.half_life_events is not None:
@@ -141,17 +140,10 @@ class DecayedPopularity(Model):
         elif self._touched:
             touched = np.concatenate(self._touched).astype(self._top.dtype, copy=False)
             m = max(self._top.shape[0], _TOP_CACHE)
-            self._top = _merge_top(self._top, touched, scores, m, *self._stamp())
+            stamp, (mark,) = self._marks.take(self._n_items)
+            self._top = _merge_top(self._top, touched, scores, m, mark, stamp)
             self._touched = []
         return self._top[:n]
-
-    def _stamp(self) -> tuple[np.ndarray, int]:
-        """A scratch array over the items and a value none of its entries holds yet."""
-        if self._mark.shape[0] < self._n_items or self._stamp_value >= 2**31 - 2:
-            self._mark = np.zeros(self._n_items * 5 // 4 + 1024, dtype=np.int32)
-            self._stamp_value = 0
-        self._stamp_value += 1
-        return self._mark, self._stamp_value
 
     def candidates(self, user: UserView, n: int) -> np.ndarray:
         return self.top(n)

@@ -62,3 +62,26 @@ def member_of(values: np.ndarray, of: np.ndarray | list[int]) -> np.ndarray:
     at = np.searchsorted(table, values)
     np.minimum(at, table.shape[0] - 1, out=at)
     return table[at] == values
+
+
+class Marks:
+    """Scratch int32 arrays over the items for a compiled pass that marks what it meets:
+    ``take(n)`` gives a stamp no entry of the first array holds yet, so "item j was met in
+    this pass" is ``marks[j] == stamp`` and nothing is ever cleared. The arrays are replaced
+    (zeroed) only when the items outgrow them, with room to grow, or when the stamps run out.
+    Not thread-safe: one per thread (``threading.local``) where passes run concurrently."""
+
+    STAMP_MAX = 2**31 - 2
+
+    def __init__(self, arrays: int = 1) -> None:
+        self.arrays = [np.zeros(0, dtype=np.int32) for _ in range(arrays)]
+        self.stamp = 0
+
+    def take(self, n: int) -> tuple[int, list[np.ndarray]]:
+        """A fresh stamp and the arrays (each at least ``n`` long)."""
+        if self.arrays[0].shape[0] < n or self.stamp >= self.STAMP_MAX:
+            size = max(n, 1024) * 5 // 4
+            self.arrays = [np.zeros(size, dtype=np.int32) for _ in self.arrays]
+            self.stamp = 0
+        self.stamp += 1
+        return self.stamp, self.arrays
