@@ -30,6 +30,7 @@ thousand times; below 1 the busier rows count for more).
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 import numba
 import numpy as np
@@ -128,6 +129,18 @@ def _accumulate(
 
 
 @numba.njit(cache=True, nogil=True)
+def _lookup(candidates, mark, slot, stamp, acc, out):  # pragma: no cover - compiled
+    """``out[c]`` = the sum ``_accumulate`` left for candidate ``c`` (met in the pass of
+    ``stamp``), else 0."""
+    for c in range(candidates.shape[0]):
+        j = candidates[c]
+        if 0 <= j < mark.shape[0] and mark[j] == stamp:
+            out[c] = acc[slot[j]]
+        else:
+            out[c] = 0.0
+
+
+@numba.njit(cache=True, nogil=True)
 def _top_sources(nbr, nbw, n_items, sources, weights, rexp, items):  # pragma: no cover - compiled
     """For each of ``items``, the index of the source contributing most to it (-1: none)."""
     order = np.argsort(items)
@@ -153,6 +166,41 @@ def _top_sources(nbr, nbw, n_items, sources, weights, rexp, items):  # pragma: n
     out = np.empty(items.shape[0], dtype=np.int64)
     out[order] = best
     return out
+
+
+@dataclass(slots=True)
+class Reached:
+    """What a user's recent items reach: the partners in order of first sight and their
+    scores, and the scratch marks of the pass that found them (``mark[j] == stamp``: ``j`` is
+    a partner, at ``slot[j]``) -- a partner's score is then one lookup, with no sort of the
+    partners. Should another pass have reused this thread's scratch since (another view
+    ranked in between), the lookups fall back to a binary search of the sorted partners."""
+
+    items: np.ndarray
+    scores: np.ndarray
+    marks: Marks
+    mark: np.ndarray
+    slot: np.ndarray
+    stamp: int
+
+    def ordered(self) -> tuple[np.ndarray, np.ndarray]:
+        """The partners sorted, and their scores."""
+        order = np.argsort(self.items)
+        return self.items[order], self.scores[order]
+
+    def score(self, candidates: np.ndarray) -> np.ndarray:
+        """Each candidate's score (0 if none of the sources reaches it)."""
+        out = np.zeros(candidates.shape[0])
+        if self.items.shape[0] == 0 or candidates.shape[0] == 0:
+            return out
+        if self.marks.stamp == self.stamp and self.marks.arrays[0] is self.mark:
+            _lookup(candidates, self.mark, self.slot, self.stamp, self.scores, out)
+            return out
+        items, scores = self.ordered()
+        pos = np.minimum(np.searchsorted(items, candidates), items.shape[0] - 1)
+        match = items[pos] == candidates
+        out[match] = scores[pos[match]]
+        return out
 
 
 class CoVisitation(Model):
@@ -253,10 +301,16 @@ class CoVisitation(Model):
         """Candidates reached from ``sources`` (item indices), sorted, and their scores: the
         sum over sources of the source's weight times the partner's weight over the row's total
         to the power ``row_exponent`` (1: the partner's share of the row)."""
+        return self.reach(sources, source_weights).ordered()
+
+    def reach(self, sources: np.ndarray, source_weights: np.ndarray) -> Reached:
+        """``aggregate``'s partners and scores, unsorted, with their lookup marks."""
         known = sources < self._n_items
+        marks = self._marks()
         if not known.any():
-            return np.zeros(0, dtype=np.int32), np.zeros(0)
-        stamp, (mark, slot) = self._scratch()
+            empty = np.zeros(0, dtype=np.int32)
+            return Reached(empty, np.zeros(0), marks, empty, empty, -1)
+        stamp, (mark, slot) = marks.take(self._n_items)
         room = int(known.sum()) * self.neighbours
         items, acc = np.empty(room, dtype=np.int32), np.empty(room)
         n = _accumulate(
@@ -271,15 +325,14 @@ class CoVisitation(Model):
             items,
             acc,
         )
-        items = np.sort(items[:n])  # a plain sort is fast; an argsort is not
-        return items, acc[slot[items]]
+        return Reached(items[:n], acc[:n], marks, mark, slot, stamp)
 
-    def _scratch(self) -> tuple[int, list[np.ndarray]]:
-        """This thread's ``mark`` and ``slot`` arrays over the items, and a fresh stamp."""
+    def _marks(self) -> Marks:
+        """This thread's scratch ``mark`` and ``slot`` arrays (``Marks``)."""
         marks = getattr(self._local, "marks", None)
         if marks is None:
             marks = self._local.marks = Marks(arrays=2)
-        return marks.take(self._n_items)
+        return marks
 
     def top_sources(
         self, sources: np.ndarray, source_weights: np.ndarray, items: np.ndarray
@@ -299,10 +352,10 @@ class CoVisitation(Model):
             items.astype(np.int64),
         )
 
-    def _for_user(self, user: UserView) -> tuple[np.ndarray, np.ndarray]:
+    def _for_user(self, user: UserView) -> Reached:
         found = user.memo.get(self.name)
         if found is None:
-            found = user.memo[self.name] = self.aggregate(user.recent_items, self._sources(user))
+            found = user.memo[self.name] = self.reach(user.recent_items, self._sources(user))
         return found  # type: ignore[return-value]
 
     def _sources(self, user: UserView) -> np.ndarray:
@@ -319,20 +372,12 @@ class CoVisitation(Model):
         return w  # type: ignore[return-value]
 
     def score(self, user: UserView, candidates: np.ndarray) -> np.ndarray:
-        items, scores = self._for_user(user)
-        out = np.zeros(candidates.shape[0])
-        pos = np.searchsorted(items, candidates)
-        pos = np.minimum(pos, max(items.shape[0] - 1, 0))
-        hit = items.shape[0] > 0
-        if hit:
-            match = items[pos] == candidates
-            out[match] = scores[pos[match]]
-        return out
+        return self._for_user(user).score(np.asarray(candidates))
 
     def candidates(self, user: UserView, n: int) -> np.ndarray:
         """The ``n`` best-scored items, best first (ties: lower index)."""
-        items, scores = self._for_user(user)
-        return items[best_first(items, scores, n)]
+        found = self._for_user(user)
+        return found.items[best_first(found.items, found.scores, n)]
 
     def explain(self, user: UserView, items: np.ndarray) -> list[dict[str, int | str]]:
         """``because_you_<what you did>`` naming the recent item that contributed most."""

@@ -109,8 +109,15 @@ def test_compiled_aggregation_matches_a_plain_reading_of_the_rows() -> None:
         strongest[j][1] if j in strongest else -1 for j in shown.tolist()
     ]
     ranked = got[np.lexsort((got, -scores))]  # best first, ties: lower index
-    user = SimpleNamespace(memo={cv.name: (got, scores)})  # the request's memoised aggregation
+    reached = cv.reach(sources, weights)  # unsorted, scored by lookups in the pass's marks
+    user = SimpleNamespace(memo={cv.name: reached})  # the request's memoised aggregation
     assert cv.candidates(user, 7).tolist() == ranked[:7].tolist()  # type: ignore[arg-type]
+    asked = np.array([*got[::2].tolist(), 999, -1, 59, *range(n)])  # some reach nothing
+    want = np.array([expected.get(j, 0.0) for j in asked.tolist()])
+    np.testing.assert_allclose(cv.score(user, asked), want, rtol=1e-5)  # type: ignore[arg-type]
+    cv.reach(np.array([5, 6], dtype=np.int32), np.ones(2))  # this thread's scratch reused
+    assert reached.marks.stamp != reached.stamp  # the lookups fall back to a binary search
+    np.testing.assert_allclose(cv.score(user, asked), want, rtol=1e-5)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("spread", ["zipf", "uniform"])  # uniform: more items than the list
@@ -150,16 +157,16 @@ def test_discount_history_drops_sources_touched_before_a_drift() -> None:
 
     assert cv.candidates(user(), 2).tolist() == [6, 1]  # both sources count
     cv.discount_history(before=40.0, factor=0.0)
-    items, scores = cv._for_user(user())  # item 0 (t=1 < 40) gives nothing any more
+    items, scores = cv._for_user(user()).ordered()  # item 0 (t=1 < 40) gives nothing any more
     assert items.tolist() == [1, 6] and scores.tolist() == [0.0, 1.0]
     cv.discount_history(before=40.0, factor=0.5)
-    items, scores = cv._for_user(user())
+    items, scores = cv._for_user(user()).ordered()
     assert items.tolist() == [1, 6]
     np.testing.assert_allclose(scores, [0.5 / np.sqrt(2), 1.0])
     # the discount is part of the model's parameters: snapshots and rollbacks carry it
     restored = CoVisitation(neighbours=8, backward_weight=0.0, **plain)
     restored.load_state_dict(cv.state_dict())
-    np.testing.assert_allclose(restored._for_user(user())[1], scores)
+    np.testing.assert_allclose(restored._for_user(user()).ordered()[1], scores)
     restored.check_finite()
     # without a discount nothing is stored (no -inf time among the parameters)
     assert "stale" not in CoVisitation().state_dict()
