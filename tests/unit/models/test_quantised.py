@@ -52,6 +52,22 @@ def test_quantised_rows_match_their_definition() -> None:
     np.testing.assert_allclose(rows.norm[at], norms, rtol=1e-5)
 
 
+def learned_mf(data_seed: int, model_seed: int) -> OnlineMF:
+    """MF with 16 factors after 20,000 random events over 3,000 items and 500 users."""
+    rng = np.random.default_rng(data_seed)
+    mf = OnlineMF(factors=16, seed=model_seed)
+    items = rng.integers(0, 3000, size=20_000)
+    users = rng.integers(0, 500, size=20_000)
+    mf.learn(make_batch(items=items.tolist(), users=users.tolist()))
+    return mf
+
+
+def no_history(user: int) -> UserView:
+    """A request's view of ``user`` with no recent items (MF answers from its factors)."""
+    empty = np.zeros(0, dtype=np.int32)
+    return UserView(user, empty, np.zeros(0, dtype=np.int8), np.zeros(0, dtype=bool))
+
+
 @pytest.mark.parametrize("exact_items", [0, 50_000], ids=["int8-scan", "exact-pass"])
 def test_mf_top_k_equals_brute_force_after_learning(
     exact_items: int, monkeypatch: pytest.MonkeyPatch
@@ -59,15 +75,9 @@ def test_mf_top_k_equals_brute_force_after_learning(
     """Both ways of finding MF's top-k (the int8 scan of a large catalogue, the exact pass of
     a small one) give the brute-force answer, scores included."""
     monkeypatch.setattr(mf_module, "_EXACT_ITEMS", exact_items)
-    rng = np.random.default_rng(1)
-    mf = OnlineMF(factors=16, seed=2)
-    items = rng.integers(0, 3000, size=20_000)
-    users = rng.integers(0, 500, size=20_000)
-    mf.learn(make_batch(items=items.tolist(), users=users.tolist()))
+    mf = learned_mf(data_seed=1, model_seed=2)
     for u in range(0, 500, 50):
-        user = UserView(
-            u, np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int8), np.zeros(0, dtype=bool)
-        )
+        user = no_history(u)
         exclude = np.array([1, 2, 3], dtype=np.int32)
         got, scores = mf.top_k(user, 10, exclude)
         brute = mf._Q[: mf._n_items] @ mf.user_vector(user)
@@ -84,18 +94,9 @@ def test_mf_candidates_are_best_first(exact_items: int, monkeypatch: pytest.Monk
     top-k), whichever size of scan asked first in the request, and the best n of a scan for
     more are the same n (ties aside) as a scan for n."""
     monkeypatch.setattr(mf_module, "_EXACT_ITEMS", exact_items)
-    rng = np.random.default_rng(3)
-    mf = OnlineMF(factors=16, seed=4)
-    items = rng.integers(0, 3000, size=20_000)
-    users = rng.integers(0, 500, size=20_000)
-    mf.learn(make_batch(items=items.tolist(), users=users.tolist()))
-
-    def fresh(u: int) -> UserView:
-        empty = np.zeros(0, dtype=np.int32)
-        return UserView(u, empty, np.zeros(0, dtype=np.int8), np.zeros(0, dtype=bool))
-
+    mf = learned_mf(data_seed=3, model_seed=4)
     for u in range(0, 500, 50):
-        user = fresh(u)
+        user = no_history(u)
         few = mf.candidates(user, 12)
         many = mf.candidates(user, 300)  # a larger ask in the same request: a second scan
         brute = mf._Q[: mf._n_items] @ mf.user_vector(user)
@@ -103,7 +104,7 @@ def test_mf_candidates_are_best_first(exact_items: int, monkeypatch: pytest.Monk
             assert np.unique(found).shape[0] == found.shape[0]
             assert (np.diff(brute[found]) <= 1e-2).all()  # best first, up to int8 rounding
         assert len(set(few.tolist()) & set(many[:12].tolist())) >= 11
-        user = fresh(u)
+        user = no_history(u)
         assert mf.candidates(user, 300)[:12].tolist() == mf.candidates(user, 12).tolist()
 
 
@@ -133,12 +134,10 @@ def test_mf_scores_from_the_exact_pass_equal_the_gathered_ones() -> None:
     rng = np.random.default_rng(5)
     mf = OnlineMF(factors=16, seed=3)
     mf.learn(make_batch(items=rng.integers(0, 2000, 8000).tolist(), users=[1, 2] * 4000))
-    user = UserView(
-        1, np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int8), np.zeros(0, dtype=bool)
-    )
+    user = no_history(1)
     top, _ = mf.top_k(user, 20, np.array([5, 6], dtype=np.int32))
     assert not {5, 6} & set(top.tolist())
-    # the ensemble's candidates: the same items as the top-k, unordered (no ties here)
+    # the ensemble's candidates: the same items as the top-k (no ties here)
     assert sorted(mf.candidates(user, 30).tolist()) == sorted(mf.top_k(user, 30)[0].tolist())
     candidates = np.arange(0, 2000, 7)
     expected = mf._Q[candidates] @ mf.user_vector(user)
@@ -242,9 +241,7 @@ def test_mf_candidates_after_a_scan_are_its_best_approximate_rows(
     mf = OnlineMF(factors=16, seed=4)
     mf.learn(make_batch(items=rng.integers(0, 3000, 20_000).tolist(), users=[3, 4] * 10_000))
     for u in (3, 4):
-        user = UserView(
-            u, np.zeros(0, dtype=np.int32), np.zeros(0, dtype=np.int8), np.zeros(0, dtype=bool)
-        )
+        user = no_history(u)
         got = mf.candidates(user, 40)
         assert got.shape == (40,) and np.unique(got).shape == (40,)
         scanned = user.memo[mf.name]
