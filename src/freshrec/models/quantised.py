@@ -57,17 +57,19 @@ def _quantise(Q, r, q8, scale, norm, k):  # pragma: no cover - compiled
     f = Q.shape[1]
     top = np.float32(0.0)
     for j in range(f):
-        top = max(top, abs(Q[r, j]))
+        a = abs(Q[r, j])
+        if a > top:
+            top = a
     s = top / np.float32(127.0)
     if s == 0:
         s = np.float32(1.0)
-    total = 0.0
+    total = 0  # an integer sum of squares: exact, and it vectorises (a float one does not)
     for j in range(f):
-        v = np.rint(Q[r, j] / s)
+        v = np.int32(np.rint(Q[r, j] / s))
         q8[k, j] = np.int8(v)
         total += v * v
     scale[k] = s
-    norm[k] = np.float32(s * np.sqrt(total))
+    norm[k] = np.float32(s * np.sqrt(np.float64(total)))
 
 
 @numba.njit(cache=True, nogil=True)
