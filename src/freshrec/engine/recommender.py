@@ -188,7 +188,7 @@ class Recommender:
             for i, sc, r in zip(items.tolist(), scores.tolist(), reasons, strict=True)
         ]
         if not cold or filters.category is not None:
-            out = self._with_new_items(out, user, fs, k)
+            out = self._with_new_items(out, items, user, fs, k)
         return Served(tuple(out), strategy_used, cold_start=cold)
 
     def check_known(self, ids: Sequence[str], field: str = "exclude") -> None:
@@ -264,9 +264,12 @@ class Recommender:
         return reasons
 
     def _with_new_items(
-        self, out: list[Recommendation], user: UserView, fs: FilterSet, k: int
+        self, out: list[Recommendation], shown: np.ndarray, user: UserView, fs: FilterSet, k: int
     ) -> list[Recommendation]:
-        """Give up to ``new_item_slots`` of the last places to new items like the user's."""
+        """Give up to ``new_item_slots`` of the last places to new items like the user's
+        (``shown``: the state items of ``out``). A new item counts against
+        ``max_per_category`` like any other: it is not taken if the list it would end up in
+        already holds that many of its category."""
         if self.coldstart is None or self.new_item_slots <= 0 or k < 2:
             return out
         if self.catalogue.fresh().size == 0:  # no new item waiting to be seen
@@ -281,17 +284,29 @@ class Recommender:
             categories = self.catalogue.categories(recent, self.state.item_category)
             brands = self.catalogue.brands(recent)
             sources = recent
-        shown = {r.item_id for r in out}
+        shown_ids = {r.item_id for r in out}
         excluded_ids = set(fs.filters.exclude)
+        cap = fs.filters.max_per_category
+        wanted = slots + len(excluded_ids) + (3 * slots if cap > 0 else 0)  # some may not fit
         fresh, src = self.coldstart.new_items(
-            categories, brands, sources, slots + len(excluded_ids), accept=fs.mask_fresh
+            categories, brands, sources, wanted, accept=fs.mask_fresh
         )
         keys = self.state.items.keys()
-        picks = []
+        shown_categories = (
+            self.catalogue.categories(shown, self.state.item_category) if cap > 0 else None
+        )
+        picks, pick_categories = [], []
         for c, s in zip(fresh.tolist(), src.tolist(), strict=True):
             item_id = self.catalogue.ids.key(c)
-            if item_id in shown or item_id in excluded_ids:
+            if item_id in shown_ids or item_id in excluded_ids:
                 continue
+            if shown_categories is not None:
+                category = int(self.catalogue.c_category[c])
+                kept = max(0, min(len(out), k - len(picks) - 1))  # of ``out``, if this is taken
+                same = int((shown_categories[:kept] == category).sum())
+                if category >= 0 and same + pick_categories.count(category) >= cap:
+                    continue
+                pick_categories.append(category)
             source = int(sources[s])
             reason = {"type": "new_arrival"}
             if source >= 0:

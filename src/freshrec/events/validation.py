@@ -176,7 +176,7 @@ class EventValidator:
         except msgspec.ValidationError:
             pass  # some event is invalid or this is a single event: take the slow, per-item path
         except msgspec.DecodeError as exc:
-            raise BadRequest(f"body is not valid JSON: {exc}") from None
+            raise BadRequest(f"body: not valid JSON ({exc})") from None
         else:
             self._check_size(len(batch.events), max_batch)
             return self._collect(batch.events, decoded=True)
@@ -191,7 +191,7 @@ class EventValidator:
             return self._collect(raw["events"], decoded=False)
         if isinstance(raw, dict):
             return self._collect([raw], decoded=False)
-        raise BadRequest('body must be an event object or {"events": [...]}')
+        raise BadRequest('body: expected an event object or {"events": [...]}')
 
     @staticmethod
     def _check_size(n: int, max_batch: int) -> None:

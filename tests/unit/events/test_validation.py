@@ -94,7 +94,7 @@ def test_json_single_event(validator: EventValidator) -> None:
     ("body", "error", "words"),
     [
         (b"{not json", BadRequest, "not valid JSON"),
-        (b"[1, 2]", BadRequest, "body must be"),
+        (b"[1, 2]", BadRequest, "body: expected an event object"),
         (b'{"events": 5}', BadRequest, "events"),
         (b'{"events": []}', BadRequest, "empty"),
         (b'{"events": [], "extra": 1}', BadRequest, "extra"),

@@ -60,9 +60,9 @@ def test_single_event_and_duplicate(client: TestClient) -> None:
 @pytest.mark.parametrize(
     ("content", "status", "words"),
     [
-        (b"{oops", 400, "not valid JSON"),
-        (b"", 400, "empty"),
-        (b'"just a string"', 400, "body must be"),
+        (b"{oops", 400, "body: not valid JSON"),
+        (b"", 400, "body: empty; send an event object"),
+        (b'"just a string"', 400, "body: expected an event object"),
         (b'{"type": "view", "user_id": "", "item_id": "a"}', 422, "user_id"),
         (
             json.dumps({"events": [{"type": "x", "user_id": "u", "item_id": "i"}] * 3}).encode(),

@@ -110,3 +110,29 @@ def test_similar_items_of_a_new_item_come_from_its_category(shop: Shop) -> None:
     assert [i["item_id"] for i in body["items"]] == ["b1", "b2", "b-newer"]
     assert body["items"][0]["reason"] == {"type": "same_category", "item_id": "b-new"}
     assert shop.client.get("/v1/items/nowhere/similar").status_code == 404
+
+
+def test_a_new_item_counts_against_max_per_category(shop: Shop) -> None:
+    shop.items([{"item_id": f"shoe-{n}", "category": "shoes"} for n in range(3)])
+    shop.items([{"item_id": "sock", "category": "socks"}])
+    events = [event("view", f"x{u}", f"shoe-{u % 3}", T0 + u) for u in range(12)]
+    events += [event("view", f"x{u}", "sock", T0 + 20 + u) for u in range(4)]
+    events += [event("view", "u1", "shoe-0", T0 + 100)]
+    shop.events(events)
+    shop.items([{"item_id": "shoe-new", "category": "shoes"}])
+
+    def categories(body: dict) -> list[str]:
+        return [i["item_id"].split("-")[0] for i in body["items"]]
+
+    # without a cap the new shoe takes the last place, next to the shoes already shown
+    free = shop.recommend("u1", k=3, category="shoes")
+    assert [i["item_id"] for i in free["items"]][-1] == "shoe-new"
+    # with a cap of 2 a shoe-only list holds two shoes, the new one included only if it fits
+    capped = shop.recommend("u1", k=3, category="shoes", max_per_category=2)
+    assert categories(capped).count("shoe") == len(capped["items"]) <= 2
+    mixed = shop.recommend("u1", k=3, max_per_category=1)
+    assert categories(mixed).count("shoe") <= 1
+    # a cap the list leaves room under still lets the new item in (in the last place)
+    roomy = shop.recommend("u1", k=4, max_per_category=3)
+    assert [i["item_id"] for i in roomy["items"]][-1] == "shoe-new"
+    assert categories(roomy).count("shoe") <= 3

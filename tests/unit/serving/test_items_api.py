@@ -55,9 +55,14 @@ def test_batches_up_to_ten_thousand_items_and_no_more(shop: Shop) -> None:
 def test_all_invalid_or_malformed_batches_are_4xx(shop: Shop) -> None:
     r = shop.client.post("/v1/items", json={"items": [{"item_id": "x", "price": "cheap"}]})
     assert r.status_code == 422 and r.json()["error"].startswith("no valid item: price:")
-    assert shop.client.post("/v1/items", content=b"{nope").status_code == 400
+    r = shop.client.post("/v1/items", content=b"{nope")
+    assert r.status_code == 400 and r.json()["error"].startswith("body: not valid JSON")
+    r = shop.client.post("/v1/items", content=b"")
+    assert r.status_code == 400 and r.json()["error"] == 'body: empty; send {"items": [...]}'
     r = shop.client.post("/v1/items", json=[{"item_id": "x"}])
     assert r.status_code == 400 and r.json()["error"].startswith("items:")
+    r = shop.client.post("/v1/items", json={"items": []})
+    assert r.status_code == 400 and r.json()["error"] == "items: the batch is empty"
 
 
 def test_put_patch_get_delete(shop: Shop) -> None:

@@ -14,8 +14,9 @@ from freshrec.serving.responses import MsgspecResponse
 router = APIRouter(tags=["events"])
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing more than ``limit`` bytes without reading it all."""
+async def read_body(request: Request, limit: int, expected: str = "a JSON object") -> bytes:
+    """The request body, refusing more than ``limit`` bytes without reading it all; an empty
+    one is a ``BadRequest`` saying what was ``expected``."""
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():
@@ -30,7 +31,7 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise PayloadTooLarge(f"body: over the limit of {limit} bytes")
         chunks.append(chunk)
     if not size:
-        raise BadRequest('body: empty; send an event object or {"events": [...]}')
+        raise BadRequest(f"body: empty; send {expected}")
     return b"".join(chunks)
 
 
@@ -58,7 +59,7 @@ _BODY_SCHEMA = {
 async def post_events(
     request: Request, engine: EngineDep, settings: SettingsDep
 ) -> MsgspecResponse:
-    body = await read_body(request, settings.max_body_bytes)
+    body = await read_body(request, settings.max_body_bytes, 'an event object or {"events": [...]}')
     result = await run_in_threadpool(engine.ingest_json, body)
     errors = [{"index": i, "error": e} for i, e in result.errors]
     content = {"accepted": result.accepted, "duplicates": result.duplicates, "errors": errors}

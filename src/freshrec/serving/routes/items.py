@@ -53,10 +53,13 @@ def _item(doc: Any, item_id: str | None = None) -> Item:
     },
 )
 async def post_items(request: Request, engine: EngineDep, settings: SettingsDep) -> MsgspecResponse:
-    body = json_body(await read_body(request, max(settings.max_body_bytes, 16 * 1_048_576)))
+    limit = max(settings.max_body_bytes, 16 * 1_048_576)
+    body = json_body(await read_body(request, limit, '{"items": [...]}'))
     if not isinstance(body, dict) or not isinstance(body.get("items"), list):
         raise BadRequest('items: send {"items": [...]}')
     docs = body["items"]
+    if not docs:
+        raise BadRequest("items: the batch is empty")
     limit = settings.max_catalogue_batch
     if len(docs) > limit:
         raise PayloadTooLarge(f"items: {len(docs)} items is over the limit of {limit} per call")
