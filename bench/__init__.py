@@ -37,6 +37,7 @@ BUDGETS: dict[str, Budget] = {
     "processor": Budget(">=", 100_000, "events/s"),
     "recommend": Budget("<=", 2.0, "ms (p99)"),
     "memory": Budget("<=", 1.5, "GB (peak RSS)"),
+    "freshness": Budget("<=", 50.0, "ms (p99, embedded)"),
     # scale-out mode (Redis), issue 4
     "scaleout_ingest": Budget(">=", 30_000, "events/s"),
     "scaleout_freshness": Budget("<=", 200.0, "ms (p99)"),

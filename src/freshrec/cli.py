@@ -10,11 +10,13 @@ import signal
 from pathlib import Path
 from typing import Annotated, Any
 
+import pydantic
 import typer
+from pydantic_settings import SettingsError
 
 from freshrec.cli_models import models_app
 from freshrec.errors import FreshrecError
-from freshrec.settings import Settings
+from freshrec.settings import Settings, describe_errors
 
 app = typer.Typer(help="freshrec: real-time recommendations for e-commerce.", no_args_is_help=True)
 
@@ -43,7 +45,15 @@ TypeMap = Annotated[
 
 
 def _settings(**flags: Any) -> Settings:
-    return Settings(**{k: v for k, v in flags.items() if v is not None})
+    """Settings from the flags given, ``FRESHREC_*`` variables and defaults; a bad value is a
+    usage error naming the setting (and its variable), not a traceback."""
+    try:
+        return Settings(**{k: v for k, v in flags.items() if v is not None})
+    except pydantic.ValidationError as exc:
+        raise typer.BadParameter(describe_errors(exc)) from None
+    except SettingsError as exc:  # a FRESHREC_* variable that is not valid JSON where needed
+        cause = f": {exc.__cause__}" if exc.__cause__ else ""
+        raise typer.BadParameter(f"{exc}{cause} (list and dict settings take JSON)") from None
 
 
 def _require_data_dir(settings: Settings) -> None:
@@ -68,7 +78,10 @@ def run_server(settings: Settings) -> None:
 
         engine: Any = ClusterEngine(settings)
     else:
-        engine = Engine(settings)
+        try:
+            engine = Engine(settings)
+        except FreshrecError as exc:  # e.g. the data directory is another process's
+            raise typer.BadParameter(str(exc)) from None
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it: end with exit code 0 instead
     previous = signal.signal(signal.SIGTERM, stop)
     try:

@@ -34,10 +34,19 @@ def _call(url: str | None, data_dir: Path | None, method: str, path: str, op: st
         return body
     if data_dir is None:
         raise typer.BadParameter("give --url or --data-dir", param_hint="--url")
+    import pydantic
+
     from freshrec.engine import Engine
     from freshrec.errors import FreshrecError
+    from freshrec.settings import describe_errors
 
-    with Engine.open(data_dir) as engine:
+    try:
+        engine = Engine.open(data_dir)
+    except FreshrecError as exc:  # e.g. a server holds the data directory: use --url
+        raise typer.BadParameter(str(exc), param_hint="--data-dir") from None
+    except pydantic.ValidationError as exc:  # a bad FRESHREC_* variable
+        raise typer.BadParameter(describe_errors(exc)) from None
+    with engine:
         engine.process()
         try:
             return getattr(engine, op)(*args)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+import pydantic
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -348,3 +349,16 @@ class Settings(BaseSettings):
     def type_weight_vector(self) -> list[float]:
         """Weights indexed by event-type code."""
         return [self.type_weights[name] for name in EVENT_TYPES]
+
+
+def describe_errors(exc: pydantic.ValidationError) -> str:
+    """``port (FRESHREC_PORT): Input should be ... (got 70000)``, one per problem."""
+    parts = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "settings"
+        name = str(err["loc"][0]) if err["loc"] else ""
+        where = f" (FRESHREC_{name.upper()})" if name else ""
+        shown = "input" in err and err["type"] != "extra_forbidden"
+        got = f" (got {err['input']!r})" if shown else ""
+        parts.append(f"{field}{where}: {err['msg']}{got}")
+    return "; ".join(parts)
