@@ -78,6 +78,7 @@ class VersionStore(Protocol):
 
     pinned: set[str]  # snapshot folder names never pruned
     unwanted: Callable[[str], str | None]
+    taken: Callable[[str], bool]
 
     def has(self, version: str) -> bool: ...
     def load_version(self, version: str) -> Snapshot: ...
@@ -138,6 +139,13 @@ class Lifecycle:
         if store is not None:
             store.pinned = self._pinned()
             store.unwanted = self._unwanted
+            store.taken = self._taken
+
+    def _taken(self, folder: str) -> bool:
+        """Whether the book still knows the version of ``folder`` (a pruned one's name is not
+        given to new parameters: history and statuses would mix the two)."""
+        version = version_name(folder)
+        return version in self.book.status or version in self.book.history
 
     def _unwanted(self, folder: str) -> str | None:
         status = self.book.status.get(version_name(folder), {}).get("status")

@@ -34,7 +34,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from freshrec.registry.versions import version_folder, version_name
+from freshrec.registry.versions import next_folder, version_folder, version_name
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +181,8 @@ class SnapshotStore:
         self.pinned: set[str] = set()  # folders never pruned (versions a rollback may need)
         # why a folder must not be restored from (e.g. its version was rolled back), or None
         self.unwanted: Callable[[str], str | None] = lambda name: None
+        # a folder name that must not be used again (its version is in the book), or not
+        self.taken: Callable[[str], bool] = lambda name: False
         self.root.mkdir(parents=True, exist_ok=True)
 
     def versions(self) -> list[Path]:
@@ -198,11 +200,8 @@ class SnapshotStore:
         documents: dict[str, Any],
         meta: dict[str, Any],
     ) -> Path:
-        final = self.root / f"{offset:015d}"
-        n = 0
-        while final.exists():
-            n += 1
-            final = self.root / f"{offset:015d}-{n}"
+        names = [p.name for p in self.root.iterdir()]
+        final = self.root / next_folder(offset, names, lambda f: f in names or self.taken(f))
         tmp = self.root / f".tmp-{offset}-{os.getpid()}-{time.monotonic_ns()}"
         tmp.mkdir()
         try:

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,33 @@ def version_folder(version: str) -> str | None:
     if version[:1] != "v" or not offset.isdigit() or not (n.isdigit() or not n):
         return None
     return f"{int(offset):015d}" + (f"-{n}" if n else "")
+
+
+def next_folder(offset: int, existing: Iterable[str], taken: Callable[[str], bool]) -> str:
+    """The folder of a new snapshot at ``offset``: ``<offset>``, else ``<offset>-<n>`` with
+    ``n`` above every ``n`` at that offset in ``existing`` (the newest by name is then the
+    newest written, so pruning keeps it) and never a name ``taken`` (one the book still knows,
+    its folder pruned since: a name is never reused for other parameters).
+
+    >>> next_folder(9, ["000000000000009-1", "000000000000009-2", "000000000000008"],
+    ...             lambda f: False)
+    '000000000000009-3'
+    >>> next_folder(9, [], lambda f: f == "000000000000009")
+    '000000000000009-1'
+    """
+    base = f"{offset:015d}"
+    used = [n for o, n in (_split(f) for f in existing) if o == offset]
+    n = max(used) + 1 if used else 0
+    while taken(folder := base + (f"-{n}" if n else "")):
+        n += 1
+    return folder
+
+
+def _split(folder: str) -> tuple[int, int]:
+    offset, _, n = folder.partition("-")
+    if not offset.isdigit() or not (n.isdigit() or not n):
+        return -1, -1
+    return int(offset), int(n or 0)
 
 
 class VersionBook:

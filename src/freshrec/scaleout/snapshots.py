@@ -34,7 +34,7 @@ import redis
 
 from freshrec.errors import StorageError
 from freshrec.registry.store import Snapshot, pack_sparse, unpack_sparse
-from freshrec.registry.versions import VersionBook, version_folder, version_name
+from freshrec.registry.versions import VersionBook, next_folder, version_folder, version_name
 
 
 def encode_arrays(arrays: dict[str, np.ndarray]) -> bytes:
@@ -265,6 +265,7 @@ class RedisSnapshotStore:
         self.keep = keep
         self.pinned: set[str] = set()  # folders never pruned (versions a rollback may need)
         self.unwanted: Callable[[str], str | None] = lambda name: None  # the lifecycle's
+        self.taken: Callable[[str], bool] = lambda name: False  # ... and names it still knows
         self.cursor = -1  # set by the owner before each save
         self.saved_cursor = -1  # cursor of the latest snapshot stored in Redis
         self.loaded_meta: dict[str, Any] = {}
@@ -297,11 +298,8 @@ class RedisSnapshotStore:
         """Write a snapshot (in the background if so built); returns its version's folder
         name, decided here: a second save at the same offset is ``<offset>-1``..."""
         self.wait()  # also orders the names: the one being written is in the index
-        folder = base = f"{offset:015d}"
-        n = 0
-        while self.redis.zscore(self.stored.index, folder) is not None:
-            n += 1
-            folder = f"{base}-{n}"
+        names = self.stored.folders()
+        folder = next_folder(offset, names, lambda f: f in names or self.taken(f))
         self.last_folder = folder
         if not self.background:
             self._write(offset, arrays, documents, meta, self.cursor, folder)

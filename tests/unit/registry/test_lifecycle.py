@@ -204,6 +204,30 @@ def test_retention_prunes_old_versions_but_keeps_rollback_targets(tmp_path: Path
         engine.rollback()
 
 
+def test_put_backs_at_one_offset_never_reuse_a_pruned_versions_name(tmp_path: Path) -> None:
+    """Promote and roll back with no event in between: every restored snapshot is written at
+    the same offset, the older ones pruned. Each gets a new name, newer than the last, so the
+    one just written is kept and is what serves."""
+    sim = shop(12)
+    with Engine.open(tmp_path, registry_gate_events=0, snapshots_kept=2, **SMALL) as engine:
+        feed(engine, sim.take(800))
+        engine.processor.snapshot()
+        first = engine.model_version
+        feed(engine, sim.take(800))
+        engine.processor.snapshot()
+        second = engine.model_version
+        served = [first, second]
+        for target in (first, second):
+            engine.promote(target)
+            served.append(engine.model_version)
+        engine.rollback()
+        served.append(engine.model_version)
+        assert len(set(served)) == len(served)  # no name given twice
+        current = engine.model_version
+        assert current in engine.lifecycle.store.names()  # written and kept
+        assert [v["version"] for v in engine.versions() if v["current"]] == [current]
+
+
 def test_http_and_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sim = shop(10)
     engine = Engine.open(tmp_path, registry_gate_events=0, **SMALL)

@@ -60,3 +60,20 @@ def test_mostly_filled_large_arrays_are_stored_sparse_and_load_exactly(tmp_path:
     for key, value in arrays.items():
         assert snap.arrays[key].dtype == value.dtype and snap.arrays[key].shape == value.shape
         assert snap.arrays[key].tobytes() == value.tobytes(), key
+
+
+def test_a_new_snapshot_at_an_offset_is_named_after_every_one_there_and_kept(
+    tmp_path: Path,
+) -> None:
+    store = SnapshotStore(tmp_path, keep=2)
+    arrays = {"x": np.arange(3)}
+    names = [store.save(9, arrays, {}, {}).name for _ in range(3)]
+    assert names == ["000000000000009", "000000000000009-1", "000000000000009-2"]
+    assert [p.name for p in store.versions()] == names[:0:-1]  # the oldest pruned
+    # "9" is free again, but a name after "9-2" keeps the newest snapshot the newest
+    newest = store.save(9, arrays, {}, {}).name
+    assert newest == "000000000000009-3"
+    assert store.versions()[0].name == newest
+    # a name the version book still knows is never given to other parameters
+    store.taken = lambda folder: folder == "000000000000012"
+    assert store.save(12, arrays, {}, {}).name == "000000000000012-1"
