@@ -76,6 +76,7 @@ class DriftMonitor:
         max_events: int = 1000,
         on_drift: Callable[[DriftEvent], object] | None = None,
         on_signal: Callable[[str, float, int, float], object] | None = None,
+        detect: bool = True,
     ) -> None:
         if chunk_events < 10 or top_n < 1 or ctr_block < 1:
             raise ValueError("chunk_events must be >= 10, top_n and ctr_block >= 1")
@@ -91,6 +92,9 @@ class DriftMonitor:
         self.novelty = CategoryNewItems(tracked_categories)
         self.on_drift = on_drift
         self.on_signal = on_signal
+        # False: no detector runs and nothing acts; the live signals alerts watch (each
+        # model's hit rate, CTR) still reach ``on_signal``
+        self.detect = detect
         self.record = DriftRecord(max_events)
         self.detectors: dict[str, Detector] = {}
         self.last_values: dict[str, float] = {}
@@ -130,7 +134,7 @@ class DriftMonitor:
         self.last_values[signal] = value
         if self.on_signal is not None:
             self.on_signal(signal, value, at_event, at_time)
-        if not self._detector(signal).update(value):
+        if not self.detect or not self._detector(signal).update(value):
             return False
         self._detected(signal, at_event, at_time)
         return True
@@ -181,6 +185,9 @@ class DriftMonitor:
             self.policy.tick(first_offset)
         if n == 0:
             return
+        if not self.detect:  # only what alerts watch
+            self._count_ctr(events, first_offset + n - 1, float(batch.ts[-1]))
+            return
         counted = batch.weight > 0
         popular = member_of(batch.items, self.popularity.top(self.top_n)) & counted
         new = (batch.items >= self._known_items) & counted
@@ -206,13 +213,16 @@ class DriftMonitor:
             self._filled += take
             if self._filled == self.chunk_events:
                 self._close_chunk(first_offset + pos - 1, float(batch.ts[pos - 1]))
+        self._count_ctr(events, first_offset + n - 1, float(batch.ts[-1]))
+
+    def _count_ctr(self, events: Sequence[LoggedEvent], at_event: int, at_time: float) -> None:
+        """Clicks on served lists; a CTR value per ``ctr_block`` lists served."""
         if self._served:
             self._clicks += sum(
                 1 for e in events if e.recommendation_id is not None and e.type == _CLICK
             )
             if self._served >= self.ctr_block:
-                at = first_offset + n - 1
-                self.feed("ctr", self._clicks / self._served, at, float(batch.ts[-1]))
+                self.feed("ctr", self._clicks / self._served, at_event, at_time)
                 self._served = self._clicks = 0
 
     def _close_chunk(self, at_event: int, at_time: float) -> None:

@@ -35,9 +35,11 @@ def build_monitor(
     fast: Sequence[str],
     alerts: Alerts,
 ) -> DriftMonitor:
-    """The monitor the engine's processor runs (its policy only if ``drift_recalibrate``)."""
+    """The monitor the engine's processor runs (its policy only if ``drift_recalibrate``).
+    With ``drift_detection`` off it runs no detector and never acts, but still hands the live
+    hit rates and CTR to the alerts' thresholds."""
     policy = None
-    if settings.drift_recalibrate:
+    if settings.drift_detection and settings.drift_recalibrate:
         policy = Recalibration(
             decayed,
             mf,
@@ -73,4 +75,5 @@ def build_monitor(
         max_events=settings.drift_events_kept,
         on_drift=alerts.drift,
         on_signal=on_signal,
+        detect=settings.drift_detection,
     )

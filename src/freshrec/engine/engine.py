@@ -175,7 +175,7 @@ class Engine(LogIngest):
             [m.name for m in self.fast_members],
             self.alerts,
         )
-        watchers = [self.drift] if settings.drift_detection else []
+        watchers = [self.drift]  # detectors only with drift_detection; alerts always
         book = VersionBook(
             None if data is None else Path(data) / "registry.json",
             settings.registry_keep_promoted,
@@ -195,9 +195,9 @@ class Engine(LogIngest):
             watchers=watchers,
             snapshot_meta=self.lifecycle.snapshot_meta,
             on_snapshot=self.lifecycle.on_snapshot,
+            before_snapshot=self.lifecycle.settle,
         )
         self.lifecycle.processor = self.processor
-        self.lifecycle.active = False  # no gates while the log is replayed after a start
         self.rejected = 0
         self.ingest_listeners: list[Callable[[list[LoggedEvent]], object]] = []
         self.ready = False
@@ -208,6 +208,9 @@ class Engine(LogIngest):
         self._closed = False
         try:
             self.processor.restore()
+            # no gates while the log written before this start is replayed: a snapshot of
+            # those events re-creates what was served then (later ones are new versions)
+            self.lifecycle.replay_end = self.log.end_offset()
         except BaseException:
             self.shop_store.close()
             self.log.close()

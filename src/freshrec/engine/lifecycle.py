@@ -24,15 +24,21 @@ Putting a version back loads its arrays into the live models (exactly: recommend
 it served, for the same online state) and writes a snapshot at once (status ``restored``), so a
 restart resumes from the restored parameters. The frozen copies exist only while a gate runs
 (twice the models' memory for that time); ``gate_events = 0`` promotes every snapshot unchecked.
-No gate starts while the log is replayed after a start (``active`` is off until the engine has
-caught up): snapshots written then stay candidates.
+No gate starts for a snapshot of the log replayed after a start (up to ``replay_end``, the
+log's end when the engine opened: it re-creates what was served before) nor for the final one
+of a close: those stay candidates. A snapshot written while a gate runs does not cut the gate
+short -- snapshots come every minute, a gate may need more events than a quiet shop sees in one
+-- it stays a candidate (a restore point), superseded if the gate rejects the version it
+followed; the next snapshot after the decision starts the next gate. A gate whose events are
+all in decides before the snapshot that follows them (``settle``), not only at the next
+micro-batch.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -65,6 +71,7 @@ class _Trial:
     tester: LiveQuality
     baseline: float = 0.0
     drifts: int = 0
+    followers: list[str] = field(default_factory=list)  # versions written while it ran
 
 
 def _section(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
@@ -133,6 +140,7 @@ class Lifecycle:
         # (a scale-out partition: between chunks, never inside one); else it is written at once
         self.snapshot_soon: Callable[[], None] | None = None
         self.active = True  # False while closing: the final snapshot starts no gate
+        self.replay_end = 0  # snapshots up to this offset re-create earlier ones: no gate
         self.gate: _Trial | None = None
         self.watch: _Trial | None = None
         self._restoring: str | None = None  # the version a snapshot being written restores
@@ -140,6 +148,11 @@ class Lifecycle:
             store.pinned = self._pinned()
             store.unwanted = self._unwanted
             store.taken = self._taken
+            if hasattr(store, "on_damaged"):  # files can be damaged on disk; Redis entries not
+                store.on_damaged = self._damaged
+
+    def _damaged(self, folder: str, error: str) -> None:
+        self.book.mark(version_name(folder), "damaged", error=error)
 
     def _taken(self, folder: str) -> bool:
         """Whether the book still knows the version of ``folder`` (a pruned one's name is not
@@ -188,9 +201,15 @@ class Lifecycle:
         restoring, self._restoring = self._restoring, None
         if restoring is not None:
             self.book.replace_current(version, restored_from=restoring)
-        elif not self.active:  # the final snapshot of a close: no gate; keep a known status
+        elif not self.active or offset <= self.replay_end:
+            # the final snapshot of a close, or one of the log replayed after a start: no gate
             if version not in self.book.status:
                 self.book.mark(version, "candidate")
+        elif self.gate is not None:
+            # the running gate goes on (a snapshot every minute must not cut short a gate of
+            # more events than a quiet shop sees in a minute): this one is a restore point
+            self.book.mark(version, "candidate", during_gate_of=self.gate.version)
+            self.gate.followers.append(version)
         elif self.book.current is None or self.gate_events == 0:
             self.book.promote(version, gate=None)
             self._start_watch(version, offset, self.quality.hit_rates()["ensemble"])
@@ -200,6 +219,12 @@ class Lifecycle:
     def _pinned(self) -> set[str]:
         names = [*self.book.history, *([self.gate.version] if self.gate else [])]
         return {f for f in (version_folder(v) for v in names) if f is not None}
+
+    def settle(self, offset: int) -> None:
+        """Before a snapshot at ``offset`` (under the lock): a gate or watch whose events are
+        all in decides now, so the snapshot is judged against the outcome, not queued behind
+        a gate that has in fact ended."""
+        self._decide(offset)
 
     # -- the processor's monitor protocol: tests on held-back events ---------------------------
     def due(self, first_offset: int, n: int) -> np.ndarray:
@@ -226,8 +251,6 @@ class Lifecycle:
         )
 
     def _start_gate(self, version: str, offset: int) -> None:
-        if self.gate is not None:
-            self.book.mark(self.gate.version, "superseded", by=version)
         current = self.book.current
         try:
             candidate = self._frozen(self._load(version))
@@ -267,13 +290,13 @@ class Lifecycle:
                 log.info("promoted %s: %s", gate.version, result)
                 self._start_watch(gate.version, offset, rates["candidate"])
             else:
-                self._reject(gate.version, result)
+                self._reject(gate.version, result, gate.followers)
         watch = self.watch
         if watch is not None and offset >= watch.start + self.watch_events:
             self.watch = None
             self._judge(watch)
 
-    def _reject(self, version: str, result: dict[str, Any]) -> None:
+    def _reject(self, version: str, result: dict[str, Any], followers: Sequence[str]) -> None:
         current = self.book.current
         try:
             snap = self._load(current)  # type: ignore[arg-type]
@@ -283,6 +306,8 @@ class Lifecycle:
             return
         self.book.mark(version, "rejected", gate=result)
         log.warning("rejected %s, back to %s: %s", version, current, result)
+        for later in followers:  # learned on top of the rejected parameters
+            self.book.mark(later, "superseded", by=f"{current} put back")
         self._put_back(current, snap)  # type: ignore[arg-type]
 
     def _judge(self, watch: _Trial) -> None:

@@ -72,6 +72,7 @@ class Processor:
         watchers: Sequence[Watcher] = (),
         snapshot_meta: Callable[[], dict] | None = None,
         on_snapshot: Callable[[Path], object] | None = None,
+        before_snapshot: Callable[[int], object] | None = None,
     ) -> None:
         self.log = log_
         self.state = state
@@ -86,6 +87,7 @@ class Processor:
         self.watchers = list(watchers)
         self.snapshot_meta = snapshot_meta
         self.on_snapshot = on_snapshot
+        self.before_snapshot = before_snapshot
         self.failed: dict[str, str] = {}  # models whose learning diverged
         self.offset = 0
         self._snapshot_offset = 0
@@ -182,8 +184,16 @@ class Processor:
             self.offset - self._snapshot_offset >= self.snapshot_every_events
             or time.monotonic() - self._snapshot_time >= self.snapshot_every_seconds
         )
-        if force or due:
-            self.snapshot()
+        if not (force or due):
+            return
+        if self.before_snapshot is not None:
+            # e.g. a gate whose events are all in decides now, before this snapshot is a new
+            # version; if that put earlier parameters back, it wrote their snapshot already
+            with self.lock:
+                self.before_snapshot(self.offset)
+            if self.offset == self._snapshot_offset:
+                return
+        self.snapshot()
 
     def snapshot(self) -> None:
         """Write the state and every model's parameters as of the current offset."""

@@ -183,6 +183,8 @@ class SnapshotStore:
         self.unwanted: Callable[[str], str | None] = lambda name: None
         # a folder name that must not be used again (its version is in the book), or not
         self.taken: Callable[[str], bool] = lambda name: False
+        # told of a folder found damaged when restoring (the lifecycle marks its version)
+        self.on_damaged: Callable[[str, str], object] = lambda name, error: None
         self.root.mkdir(parents=True, exist_ok=True)
 
     def versions(self) -> list[Path]:
@@ -243,6 +245,13 @@ class SnapshotStore:
 
     def _read(self, folder: Path) -> Snapshot:
         meta = json.loads((folder / _META).read_text())
+        if not isinstance(meta, dict) or not isinstance(meta.get("sha256"), dict):
+            raise ValueError(f"{_META} is not a snapshot's metadata")
+        # meta.json has no checksum of its own: its offset must be the folder's
+        named = _key(folder.name)
+        if named is None or meta.get("offset") != named[0]:
+            found = meta.get("offset")
+            raise ValueError(f"{_META} says offset {found!r}, its folder {folder.name}")
         for name, expected in meta["sha256"].items():
             if _digest(folder / name) != expected:
                 raise ValueError(f"checksum mismatch in {name}")
@@ -262,9 +271,10 @@ class SnapshotStore:
     def read_meta(self, folder: Path) -> dict[str, Any] | None:
         """A snapshot's metadata without reading its arrays; None if unreadable."""
         try:
-            return json.loads((folder / _META).read_text())
+            meta = json.loads((folder / _META).read_text())
         except (OSError, ValueError):
             return None
+        return meta if isinstance(meta, dict) else None
 
     # -- by version name (``freshrec.engine.lifecycle``; the scale-out store has the same) ------
     def has(self, version: str) -> bool:
@@ -295,4 +305,5 @@ class SnapshotStore:
                 return self._read(folder)
             except (OSError, ValueError, KeyError, msgspec.DecodeError) as exc:
                 log.warning("skipping damaged snapshot %s: %s", folder, exc)
+                self.on_damaged(folder.name, str(exc))
         return None

@@ -188,7 +188,7 @@ class PartitionRunner:
             e.profiles = UserProfiles(lambda: e.state.users, shop)  # type: ignore[arg-type]
             e.context_popularity.user_keys = e.profiles.keys
             e.context_popularity.vocabulary = e.profiles.vocabulary
-        # the embedded engine's watchers (the drift monitor, when drift_detection is on) and
+        # the embedded engine's watchers (the drift monitor: detectors if drift_detection) and
         # its model lifecycle run here too, where the models learn: each full snapshot is a
         # version of the partition, gated, promoted and rolled back as in embedded mode, with
         # its versions and book in Redis (replicas list them and send promote/rollback here)

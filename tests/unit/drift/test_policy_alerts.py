@@ -137,10 +137,12 @@ def test_drift_events_api_and_metrics() -> None:
     engine.close()
 
 
+@pytest.mark.parametrize("detection", [True, False])
 def test_ctr_of_served_lists_feeds_its_signal_and_its_alert(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, detection: bool
 ) -> None:
-    engine = Engine.open(None, drift_ctr_block=4, alert_ctr_min=0.3)
+    """Alerts watch live metrics whether or not drift detection runs."""
+    engine = Engine.open(None, drift_ctr_block=4, alert_ctr_min=0.3, drift_detection=detection)
     events = [
         {"type": "view", "user_id": f"u{n % 5}", "item_id": f"i{n % 7}", "timestamp": 1e9 + n}
         for n in range(40)
@@ -157,6 +159,22 @@ def test_ctr_of_served_lists_feeds_its_signal_and_its_alert(
         engine.process()
     assert engine.drift.last_values["ctr"] == 0.25  # 1 click on 4 lists served
     assert engine.alerts.firing["ctr"] and "ALERT below_threshold: ctr = 0.2500" in caplog.text
+    engine.close()
+
+
+def test_a_hit_rate_alert_fires_with_drift_detection_off() -> None:
+    engine = Engine.open(
+        None,
+        drift_detection=False,
+        alert_hit_rate_min=0.99,
+        live_eval_every=10,
+        live_eval_window=20,
+    )
+    engine.ingest(DriftScenario("stationary", seed=4, n_items=300, n_shoppers=100).take(3000))
+    engine.process()
+    assert engine.quality.tests >= 20 and engine.quality.hit_rates()["ensemble"] < 0.99
+    assert engine.alerts.firing["hit_rate:ensemble"]
+    assert engine.drift_events() == []  # no detector ran
     engine.close()
 
 

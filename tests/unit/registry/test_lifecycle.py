@@ -273,3 +273,104 @@ def test_in_memory_engine_has_no_versions() -> None:
         assert engine.versions() == [] and engine.model_version == "live"
         with pytest.raises(Conflict):
             engine.rollback()
+
+
+def test_the_first_processing_of_new_events_after_open_is_not_a_replay(tmp_path: Path) -> None:
+    """Events ingested after the engine opened are new: their first snapshot is promoted (no
+    version serves yet) -- the open's replay covers only what the log held before."""
+    with Engine.open(tmp_path, snapshot_every_events=1000, registry_gate_events=0) as engine:
+        engine.ingest(shop(13).take(3000))
+        engine.process()
+        assert engine.model_version == "v3000"
+        assert [(v["version"], v["status"]) for v in engine.versions()] == [("v3000", "promoted")]
+    # reopened with nothing new in the log: the replay writes no new version
+    with Engine.open(tmp_path, snapshot_every_events=1000, registry_gate_events=0) as engine:
+        engine.process()
+        assert engine.model_version == "v3000"
+
+
+GATED = {
+    **SMALL,
+    "registry_gate_every": 10,
+    "registry_gate_min_tests": 5,
+    "registry_watch_events": 0,
+    "registry_gate_tolerance": 1.0,  # every gate that ends promotes: these tests are about when
+}
+
+
+def test_a_gate_that_ended_decides_before_the_next_snapshot(tmp_path: Path) -> None:
+    """A gate whose events are all in when a snapshot falls due (here within the same
+    micro-batch) is decided first, so the new snapshot starts the next gate."""
+    settings = {**GATED, "snapshot_every_events": 1000, "registry_gate_events": 600}
+    with Engine.open(tmp_path, processor_batch_events=500, **settings) as engine:
+        engine.ingest(shop(14).take(5000))
+        engine.process()
+        status = {v["version"]: v["status"] for v in engine.versions()}
+        book = engine.lifecycle.book.status
+    assert "superseded" not in status.values()
+    assert all(book[v]["status"] == "promoted" for v in ("v2000", "v3000", "v4000"))
+    assert all(book[v]["gate"]["events"] >= 600 for v in ("v2000", "v3000", "v4000"))
+
+
+def test_snapshots_more_often_than_a_gate_ends_do_not_cut_it_short(tmp_path: Path) -> None:
+    """A quiet shop: a timed snapshot every 300 events, gates of 1,000. The gate runs to its
+    end; the snapshots meanwhile are restore points; the next one after it is gated."""
+    sim = shop(15)
+    with Engine.open(tmp_path, registry_gate_events=1000, **GATED) as engine:
+        for _ in range(12):
+            feed(engine, sim.take(300))
+            engine.processor.maybe_snapshot(force=True)  # what snapshot_every_seconds does
+        book = engine.lifecycle.book.status
+        statuses = [book[v]["status"] for v in engine.lifecycle.book.history]
+        waited = [v for v, e in book.items() if "during_gate_of" in e]
+    assert len(engine.lifecycle.book.history) >= 3  # the first, then gated ones promoted
+    assert set(statuses) == {"promoted"}
+    assert "superseded" not in {e["status"] for e in book.values()}
+    assert waited and all(book[v]["status"] == "candidate" for v in waited)
+    gated = engine.lifecycle.book.history[1:]
+    assert all(book[v]["gate"]["events"] >= 1000 for v in gated)
+
+
+def test_a_rejected_gate_supersedes_the_versions_written_while_it_ran(tmp_path: Path) -> None:
+    sim = shop(16)
+    settings = {**GATED, "registry_gate_tolerance": 0.0, "snapshots_kept": 10}  # none pruned
+    with Engine.open(tmp_path, registry_gate_events=1000, **settings) as engine:
+        feed(engine, sim.take(1500))
+        engine.processor.snapshot()  # the first version: promoted
+        sabotage(engine)
+        engine.processor.snapshot()  # the bad candidate: its gate starts
+        bad = engine.lifecycle.gate.version  # type: ignore[union-attr]
+        feed(engine, others(sim.take(400)))
+        engine.processor.maybe_snapshot(force=True)  # written while the gate runs
+        during = engine.lifecycle.gate.followers[-1]  # type: ignore[union-attr]
+        feed(engine, others(sim.take(1000)))
+        engine.processor.maybe_snapshot(force=True)
+        book = engine.lifecycle.book.status
+    assert book[bad]["status"] == "rejected"
+    assert book[during]["status"] == "superseded"
+
+
+@pytest.mark.parametrize("meta", ['{"offset": 999999, "sha256": {}}', "[1, 2]", "{"])
+def test_a_damaged_meta_json_is_caught_and_listed_damaged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, meta: str
+) -> None:
+    """meta.json carries the checksums of the others but none of its own: an offset that is
+    not its folder's, or metadata that is not an object, makes the snapshot damaged -- the
+    engine starts from the one before (and replays the log after it), never from a wrong
+    offset -- and the listing says so."""
+    sim = shop(17)
+    with Engine.open(tmp_path, registry_gate_events=0, snapshots_kept=3, **SMALL) as engine:
+        for _ in range(2):
+            feed(engine, sim.take(1000))
+            engine.processor.snapshot()
+        expected = recs(engine)
+        newest = engine.model_version
+    folder = tmp_path / "snapshots" / f"{int(newest[1:]):015d}"
+    (folder / "meta.json").write_text(meta)
+    with caplog.at_level(logging.WARNING), Engine.open(tmp_path, **SMALL) as engine:
+        assert f"skipping damaged snapshot {folder}" in caplog.text
+        engine.process()
+        assert engine.processor.offset == 2000
+        assert recs(engine) == expected  # rebuilt from the older snapshot and the log
+        status = {v["version"]: v["status"] for v in engine.versions()}
+        assert status[newest] == "damaged"
