@@ -373,6 +373,80 @@ def evaluate(
         plot_curves(report, plot)
 
 
+@app.command()
+def loadtest(
+    url: Annotated[str, typer.Option(help="The server to load.")] = "http://127.0.0.1:8000",
+    rate: Annotated[
+        float, typer.Option(min=0.0, help="Recommendation requests per second (open loop).")
+    ] = 100.0,
+    event_rate: Annotated[float, typer.Option(min=0.0, help="Events per second posted.")] = 500.0,
+    seconds: Annotated[float, typer.Option(min=0.1, help="How long to run.")] = 30.0,
+    connections: Annotated[int, typer.Option(min=1, help="Most requests in flight.")] = 16,
+    k: Annotated[int, typer.Option(min=1, max=1000, help="Items per recommendation.")] = 10,
+    shoppers: Annotated[int, typer.Option(min=1, help="Shoppers in the simulated shop.")] = 2000,
+    items: Annotated[int, typer.Option(min=20, help="Items in the simulated shop.")] = 3000,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated shop.")] = 0,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the report here.")] = None,
+    fail_p99_ms: Annotated[
+        float | None,
+        typer.Option(help="Exit 1 if the recommendations' p99 is above this (or any 5xx)."),
+    ] = None,
+) -> None:
+    """Send a simulated shop's traffic to a running server and report throughput and latency."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from freshrec.loadtest import LoadTest
+
+    if rate + event_rate <= 0:
+        raise typer.BadParameter("give --rate or --event-rate above 0", param_hint="--rate")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
+    test = LoadTest(url, rate, event_rate, seconds, connections, k, shoppers, items, seed=seed)
+    typer.echo(
+        f"loading {url} for {seconds:g} s: {rate:g} recommendations/s, {event_rate:g} events/s"
+    )
+    report = test.run()
+    table = Table(title=f"freshrec loadtest: {url}, {report['seconds']} s")
+    for column in ("requests", "sent", "answered", "answers/s", "statuses", "p50 ms",
+                   "p95 ms", "p99 ms", "max ms"):  # fmt: skip
+        table.add_column(column)
+    for name, label in (
+        ("recommendations", "GET /v1/recommendations"),
+        ("events", "POST /v1/events"),
+    ):
+        r = report[name]
+        ms = r.get("ms", {})
+        events = f" ({r['events']:,} events)" if "events" in r else ""
+        table.add_row(
+            label,
+            f"{r['sent']:,}{events}",
+            f"{r['answered']:,}",
+            f"{r['per_second']:,}",
+            ", ".join(f"{k}: {v:,}" for k, v in r["statuses"].items()) or "-",
+            *(f"{ms[q]:.2f}" if q in ms else "-" for q in ("p50", "p95", "p99", "max")),
+        )
+    Console().print(table)
+    typer.echo(f"server meanwhile: {json.dumps(report['server'])}")
+    typer.echo(f"clicks on recommendations: {report['clicks_on_recommendations']}")
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    failed = [
+        f"{name} answered {status} x{n}"
+        for name in ("recommendations", "events")
+        for status, n in report[name]["statuses"].items()
+        if not status.isdigit() or int(status) >= 500
+    ]
+    p99 = report["recommendations"].get("ms", {}).get("p99")
+    if fail_p99_ms is not None and p99 is not None and p99 > fail_p99_ms:
+        failed.append(f"recommendations p99 {p99:.2f} ms > {fail_p99_ms:g} ms")
+    if fail_p99_ms is not None and failed:
+        typer.echo("FAILED: " + "; ".join(failed), err=True)
+        raise typer.Exit(1)
+
+
 app.add_typer(models_app, name="models")
 
 

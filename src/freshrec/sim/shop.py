@@ -236,6 +236,13 @@ class ShopSimulator:
         """The user id of a shopper in a session right now, picked at random."""
         return self.shoppers.user_ids[self._active[int(self._u() * len(self._active))]]
 
+    def context_of(self, user_id: str) -> dict[str, str]:
+        """The device and country a page would send for ``user_id`` (empty if unknown)."""
+        s = self.shoppers.index.get(user_id)
+        if s is None:
+            return {}
+        return {"device": self._device[s], "country": self.shoppers.country[s]}
+
     def follow(
         self, user_id: str, response: Mapping[str, Any], depth: int = 5
     ) -> dict[str, Any] | None:
