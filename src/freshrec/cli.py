@@ -6,6 +6,7 @@ Settings come from flags, then ``FRESHREC_*`` environment variables, then defaul
 from __future__ import annotations
 
 import logging
+import os
 import signal
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,7 +17,7 @@ from pydantic_settings import SettingsError
 
 from freshrec.cli_models import models_app
 from freshrec.errors import FreshrecError
-from freshrec.settings import Settings, describe_errors
+from freshrec.settings import Settings, describe_errors, unknown_variables
 
 app = typer.Typer(help="freshrec: real-time recommendations for e-commerce.", no_args_is_help=True)
 
@@ -291,7 +292,6 @@ def demo(
         run_id=f"demo-{uuid.uuid4().hex[:8]}",
     )
     driver = TrafficDriver(url, shop, rate_events_per_s=rate)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per simulated request
 
     typer.echo(
         f"freshrec demo: dashboard at {url}/ ({rate:g} simulated events/s, seed {seed}, "
@@ -308,7 +308,9 @@ def demo(
 @app.command()
 def evaluate(
     data: DataFile,
-    fmt: Annotated[str, typer.Option("--format", help="ml100k, csv or diginetica.")] = "csv",
+    fmt: Annotated[
+        str, typer.Option("--format", help="auto (from the first line), ml100k, csv or diginetica.")
+    ] = "auto",
     user_col: UserCol = "user_id",
     item_col: ItemCol = "item_id",
     time_col: TimeCol = "timestamp",
@@ -402,7 +404,6 @@ def loadtest(
 
     if rate + event_rate <= 0:
         raise typer.BadParameter("give --rate or --event-rate above 0", param_hint="--rate")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request
     test = LoadTest(url, rate, event_rate, seconds, connections, k, shoppers, items, seed=seed)
     typer.echo(
         f"loading {url} for {seconds:g} s: {rate:g} recommendations/s, {event_rate:g} events/s"
@@ -454,6 +455,9 @@ def main() -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not a line per request it sends
+    for variable in unknown_variables(os.environ):
+        logging.getLogger("freshrec").warning("%s is not a freshrec setting: ignored", variable)
     app()
 
 

@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -362,3 +364,19 @@ def describe_errors(exc: pydantic.ValidationError) -> str:
         got = f" (got {err['input']!r})" if shown else ""
         parts.append(f"{field}{where}: {err['msg']}{got}")
     return "; ".join(parts)
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """``FRESHREC_*`` variables that are no setting, each with the closest setting if any
+    (a typo is otherwise silently ignored).
+
+    >>> unknown_variables({"FRESHREC_PROT": "9000", "FRESHREC_PORT": "1", "HOME": "/"})
+    ['FRESHREC_PROT (did you mean FRESHREC_PORT?)']
+    """
+    known = {f"FRESHREC_{name.upper()}" for name in Settings.model_fields}
+    out = []
+    for key in sorted(environ):
+        if key.startswith("FRESHREC_") and key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            out.append(key + (f" (did you mean {close[0]}?)" if close else ""))
+    return out

@@ -25,7 +25,7 @@ from freshrec.errors import ValidationError
 from freshrec.events import EventValidator, LoggedEvent
 from freshrec.replay import ReplaySource
 
-FORMATS = ("ml100k", "csv", "diginetica")
+FORMATS = ("auto", "ml100k", "csv", "diginetica")
 TAOBAO_TYPES = "pv=view,fav=favorite,cart=add_to_cart,buy=purchase"
 
 
@@ -34,7 +34,7 @@ class DataSpec:
     """A data file and how to read it (the options of ``freshrec evaluate``)."""
 
     path: Path
-    fmt: str = "csv"
+    fmt: str = "auto"
     user_col: str = "user_id"
     item_col: str = "item_id"
     time_col: str = "timestamp"
@@ -72,15 +72,28 @@ class Loaded:
         return len({e.item_id for e in self.events})
 
 
+def resolved_format(spec: DataSpec) -> str:
+    """``spec.fmt``, or for ``auto`` what the file's first line says: a DIGINETICA header
+    (``session_id;…``), a MovieLens ``u.data`` row (four tab-separated numbers), else CSV."""
+    if spec.fmt != "auto":
+        return spec.fmt
+    with spec.path.open(encoding="utf-8-sig", errors="replace") as f:
+        first = next((line for line in f if line.strip()), "")
+    if first.startswith("session_id;"):
+        return "diginetica"
+    return ReplaySource(spec.path, "auto").resolved_format()
+
+
 def load(spec: DataSpec) -> Loaded:
     """Read, validate and sort ``spec``'s events by timestamp (ties keep file order)."""
     out = Loaded([])
-    if spec.fmt == "diginetica":
+    fmt = resolved_format(spec)
+    if fmt == "diginetica":
         rows = _diginetica(spec.path)
     else:
         source = ReplaySource(
             spec.path,
-            spec.fmt,
+            fmt,
             spec.user_col,
             spec.item_col,
             spec.time_col,
@@ -101,7 +114,7 @@ def load(spec: DataSpec) -> Loaded:
             except ValidationError as exc:
                 reason = str(exc)
             else:
-                if spec.fmt == "ml100k" and not (event.value or 0.0) >= spec.min_rating:
+                if fmt == "ml100k" and not (event.value or 0.0) >= spec.min_rating:
                     out.dropped += 1
                 else:
                     out.events.append(event)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from freshrec.eval.datasets import TAOBAO_TYPES, DataSpec, load
+from freshrec.eval.datasets import TAOBAO_TYPES, DataSpec, load, resolved_format
 from freshrec.events import EventType
 
 DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
@@ -47,6 +47,22 @@ def test_diginetica_time_is_the_date_plus_timeframe(tmp_path: Path) -> None:
     ]
     assert loaded.events[0].ts == pytest.approx(1462752000 + 1.031)
     assert loaded.rejected == 1
+
+
+def test_auto_format_reads_each_kind_from_its_first_line(tmp_path: Path) -> None:
+    movielens = tmp_path / "u.data"
+    movielens.write_text("1\t10\t5\t300\n1\t20\t3\t100\n")
+    digi = tmp_path / "views.csv"
+    digi.write_text("session_id;user_id;item_id;timeframe;eventdate\n1;NA;8;5;2016-05-09\n")
+    named = tmp_path / "events.csv"
+    named.write_text("user_id,item_id,timestamp\nu,i,100\n")
+    assert [resolved_format(DataSpec(p)) for p in (movielens, digi, named)] == [
+        "ml100k",
+        "diginetica",
+        "csv",
+    ]
+    assert [e.item_id for e in load(DataSpec(movielens)).events] == ["10"]  # ratings >= 4
+    assert [e.session_id for e in load(DataSpec(digi)).events] == ["1"]
 
 
 @pytest.mark.skipif(not (DATA / "ml-100k" / "u.data").exists(), reason="no shared data")
