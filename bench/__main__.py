@@ -21,6 +21,7 @@ BENCHMARKS: tuple[tuple[str, str], ...] = (
     ("processor", "bench.processor"),
     ("recommend", "bench.recommend"),
     ("memory", "bench.memory"),
+    ("freshness", "bench.freshness"),
     ("scaleout_ingest", "bench.scaleout_ingest"),
     ("scaleout_freshness", "bench.scaleout_freshness"),
     ("scaleout_workers", "bench.scaleout_workers"),
