@@ -366,14 +366,15 @@ class Engine(LogIngest):
     def similar(self, item_id: str, k: int = 10) -> list[Recommendation]:
         """Items shoppers interact with around ``item_id`` (for a catalogue item no one has
         touched yet: popular items of its category); ``NotFound`` for an unknown item."""
+        banned = self.settings.excluded_categories  # a shop rule: every list keeps it
         with self.lock:
             item = self.state.items.get(item_id)
             if item is None:
-                found = self.recommender.similar_by_content(item_id, k)
+                found = self.recommender.similar_by_content(item_id, k, banned)
                 if found is None:
                     raise NotFound(f"item_id: unknown item {item_id!r}")
                 return found
-            return self.recommender.similar(item, k)
+            return self.recommender.similar(item, k, banned)
 
     def models_info(self) -> dict[str, Any]:
         """The serving models: parameters, live hit rates and ensemble weights."""

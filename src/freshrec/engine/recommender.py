@@ -320,7 +320,10 @@ class Recommender:
 
     def fallback(self, user_id: str, k: int, filters: Filters) -> list[Recommendation]:
         """Popular items through ``filters`` without the engine lock (models failed or were
-        too slow): the popular list of the last request, the user's purchases left out."""
+        too slow): the popular list of the last request, with the same exclusions (purchases,
+        recent items with ``exclude_viewed``, ``exclude``), filters and diversity as a ranked
+        answer. Read while the processor may write: a set or ring changed under the read
+        only loses that exclusion, never the answer."""
         pool = self._popular
         u = self.state.users.get(user_id)
         if u is not None and filters.exclude_purchased:
@@ -329,20 +332,39 @@ class Recommender:
             except RuntimeError:  # the processor changed the set while we read it
                 bought = np.zeros(0, dtype=np.int32)
             pool = pool[~member_of(pool, bought)]
+        if u is not None and filters.exclude_viewed:
+            try:
+                viewed = self.state.view(user_id).recent_items
+            except (IndexError, ValueError, RuntimeError):  # the user's ring grew meanwhile
+                viewed = np.zeros(0, dtype=np.int32)
+            pool = pool[~member_of(pool, viewed)]
         if filters.exclude:
             pool = pool[~member_of(pool, self.state.items.lookup(list(filters.exclude)))]
-        pool = pool[FilterSet(filters, self.state, self.catalogue).mask(pool)][:k]
+        pool = pool[FilterSet(filters, self.state, self.catalogue).mask(pool)]
+        if filters.max_per_category > 0 and pool.size:
+            cats = self.catalogue.categories(pool, self.state.item_category)
+            pool = pool[diversify(cats, filters.max_per_category)]
+        pool = pool[:k]
         keys = self.state.items.keys()
         return [Recommendation(keys[i], 0.0, _POPULAR) for i in pool.tolist()]
 
-    def similar_by_content(self, item_id: str, k: int) -> list[Recommendation] | None:
+    def _banned(self, items: np.ndarray, banned: Sequence[str]) -> np.ndarray:
+        """Which of ``items`` (state indices) are of one of the ``banned`` categories."""
+        if not banned or items.size == 0:
+            return np.zeros(items.shape[0], dtype=np.bool_)
+        ids = np.asarray([category_id(c) for c in banned], dtype=np.int32)
+        return member_of(self.catalogue.categories(items, self.state.item_category), ids)
+
+    def similar_by_content(
+        self, item_id: str, k: int, banned: Sequence[str] = ()
+    ) -> list[Recommendation] | None:
         """Items like a catalogue item no event has touched (no co-visitation yet): the most
         popular available items of its category, then other new ones of it; None if the
-        catalogue does not know the item."""
+        catalogue does not know the item, nothing if its category is ``banned``."""
         record = self.catalogue.get(item_id)
         if record is None:
             return None
-        if record.category is None:
+        if record.category is None or record.category in banned:
             return []
         self.catalogue.sync()
         category = category_id(record.category)
@@ -372,11 +394,12 @@ class Recommender:
         """The ensemble's top-``k`` item indices (for live quality tests)."""
         return self.ensemble.rank(user, k, exclude).items
 
-    def similar(self, item: int, k: int) -> list[Recommendation]:
-        """Co-visited items of ``item`` that the catalogue allows (available, not deleted)."""
+    def similar(self, item: int, k: int, banned: Sequence[str] = ()) -> list[Recommendation]:
+        """Co-visited items of ``item`` that the catalogue allows (available, not deleted),
+        none of a ``banned`` category (the shop's ``excluded_categories``)."""
         self.catalogue.sync()
         items, scores = self.covisitation.similar(item, 2 * k + 10)
-        keep = self.catalogue.allowed(items)
+        keep = self.catalogue.allowed(items) & ~self._banned(items, banned)
         items, scores = items[keep][:k], scores[keep][:k]
         keys = self.state.items.keys()
         source = keys[item]

@@ -180,7 +180,10 @@ class EventValidator:
         else:
             self._check_size(len(batch.events), max_batch)
             return self._collect(batch.events, decoded=True)
-        raw = msgspec.json.decode(body)
+        try:  # the typed pass may stop at a field before reaching a syntax error further on
+            raw = msgspec.json.decode(body)
+        except msgspec.DecodeError as exc:
+            raise BadRequest(f"body: not valid JSON ({exc})") from None
         if isinstance(raw, dict) and "events" in raw:
             if not isinstance(raw["events"], list):
                 raise BadRequest("events: expected an array of events")

@@ -61,6 +61,11 @@ def test_single_event_and_duplicate(client: TestClient) -> None:
     ("content", "status", "words"),
     [
         (b"{oops", 400, "body: not valid JSON"),
+        # the typed pass stops at the single event's first field; the syntax error is later
+        (b'{"type": "view", "user_id": "u", "item_id": "a", "value": NaN}', 400, "not valid JSON"),
+        (b'{"type": "view", "user_id": "u"', 400, "not valid JSON"),
+        (b'{"type": "view", "user_id": "u", "item_id": "a"} trailing', 400, "not valid JSON"),
+        (b'{"type": "view", "user_id": "u", "item_id": "a", "value": 1e400}', 400, "not valid"),
         (b"", 400, "body: empty; send an event object"),
         (b'"just a string"', 400, "body: expected an event object"),
         (b'{"type": "view", "user_id": "", "item_id": "a"}', 422, "user_id"),

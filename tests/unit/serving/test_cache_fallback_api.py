@@ -137,6 +137,23 @@ class Slow(Broken):
         return np.zeros(candidates.shape[0])
 
 
+def test_the_fallback_keeps_the_requests_exclusions_and_diversity(shop: Shop) -> None:
+    shop.items([{"item_id": f"i{n}", "category": "a" if n < 4 else "b"} for n in range(6)])
+    browse(shop)
+    shop.recommend("u2")  # remembers the popular list the fallback uses
+    ensemble = shop.engine.ensemble
+    ensemble.members.append(Broken())
+    ensemble.priors["broken"] = 1.0
+    ensemble.update_weights(ensemble.hit_rates)
+    viewed = shop.recommend("u1", k=6, exclude_viewed=True)
+    assert viewed["fallback"] == "error"
+    assert "i0" not in [i["item_id"] for i in viewed["items"]]  # u1 viewed i0
+    diverse = shop.recommend("u1", k=6, max_per_category=1)
+    assert diverse["fallback"] == "error"
+    ids = [i["item_id"] for i in diverse["items"]]
+    assert len(ids) == 2 and {int(i[1:]) < 4 for i in ids} == {True, False}
+
+
 def test_a_ranking_over_budget_puts_the_next_ones_under_a_deadline(
     open_shop: Callable[..., Shop],
 ) -> None:

@@ -101,6 +101,11 @@ def test_shop_rules_from_settings(open_shop: Callable[..., Shop]) -> None:
     assert len(ids) == len({category_of(i) for i in ids})  # one per category by default
     assert len(shop.ids("u0", k=9, max_per_category=3)) > 2  # a request may ask otherwise
     assert "b0" not in shop.ids("u0", k=9, category="bags")  # the rule wins over the request
+    # similar items keep the rule too, for items known from events and catalogue-only ones
+    similar = shop.client.get("/v1/items/s0/similar", params={"k": 9}).json()["items"]
+    assert similar and "bags" not in {category_of(i["item_id"]) for i in similar}
+    shop.items([{"item_id": "b-new", "category": "bags"}])
+    assert shop.client.get("/v1/items/b-new/similar").json()["items"] == []
 
 
 KNOWN_REASONS = {
