@@ -247,6 +247,7 @@ class Experiments:
         return None
 
     def create(self, spec: ExperimentSpec, persist: bool = True) -> Experiment:
+        check(spec)  # a malformed spec is a 422 naming the field, whatever else is running
         with self._lock:
             if spec.id in self.by_id:
                 raise Conflict(f"id: experiment {spec.id!r} exists")

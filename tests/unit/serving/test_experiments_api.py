@@ -122,6 +122,10 @@ def test_unknown_and_conflicting_experiments(shop: Shop) -> None:
     r = shop.client.post("/v1/experiments", json=second)
     assert r.status_code == 409 and "running" in r.json()["error"]
     assert shop.client.post("/v1/experiments", json=AB).status_code == 409  # same id
+    # while one runs, a malformed one is still a 422 naming its field, not a 409
+    bad = {**second, "arms": [{**AB["arms"][0], "strategy": "magic"}, *AB["arms"][1:]]}
+    r = shop.client.post("/v1/experiments", json=bad)
+    assert r.status_code == 422 and r.json()["error"].startswith("arms[0].strategy:")
 
 
 def test_split_from_settings_and_experiments_survive_restarts(
