@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     trusted_country_header: str | None = Field(
         None, description="Request header trusted for the shopper's country (e.g. CF-IPCountry)."
     )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Shop origins whose pages may call the API (browser SDK), e.g. "
+        '["https://shop.example"]; ["*"] = any; empty = none.',
+    )
     exclude_recent: int = Field(
         0, ge=0, le=256, description="The user's latest items never recommended (0 = none)."
     )

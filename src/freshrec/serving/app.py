@@ -9,6 +9,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from freshrec.engine import Engine
@@ -113,4 +114,12 @@ def create_app(
             endpoints={"/v1/recommendations": recommendations.recommendations},
         )
     app.add_middleware(LatencyMiddleware, metrics=metrics)
+    if engine.settings.cors_origins:  # outermost: preflights are answered before anything
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=engine.settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["content-type"],
+            max_age=3600,
+        )
     return app
