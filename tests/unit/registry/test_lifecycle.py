@@ -42,6 +42,17 @@ def feed(engine: Engine, events: list[dict[str, Any]]) -> None:
     engine.process()
 
 
+def versions(engine: Engine, sim: ShopSimulator, events: int, count: int = 2) -> list[str]:
+    """``count`` times: ``events`` more events, then a snapshot; the version serving after
+    each."""
+    out = []
+    for _ in range(count):
+        feed(engine, sim.take(events))
+        engine.processor.snapshot()
+        out.append(engine.model_version)
+    return out
+
+
 def recs(engine: Engine) -> list[list[tuple[str, float]]]:
     return [
         [(r.item_id, r.score) for r in engine.recommend(u, k=10, context=CONTEXT)] for u in WATCHED
@@ -151,14 +162,10 @@ def test_live_hit_rate_falling_after_a_promotion_rolls_back(
 def test_damaged_snapshots_are_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     sim = shop(8)
     with Engine.open(tmp_path, registry_gate_events=0, snapshots_kept=3, **SMALL) as engine:
-        versions = []
-        for _ in range(3):
-            feed(engine, sim.take(1500))
-            engine.processor.snapshot()
-            versions.append(engine.model_version)
-        assert engine.lifecycle.book.history == versions
+        made = versions(engine, sim, 1500, 3)
+        assert engine.lifecycle.book.history == made
     # damage the middle version: a rollback skips it, with a log line, to the one before
-    folder = tmp_path / "snapshots" / f"{int(versions[1][1:]):015d}"
+    folder = tmp_path / "snapshots" / f"{int(made[1][1:]):015d}"
     data = (folder / "arrays.npz").read_bytes()
     (folder / "arrays.npz").write_bytes(data[: len(data) // 2])
     with Engine.open(tmp_path, registry_gate_events=0, **SMALL) as engine:
@@ -166,14 +173,14 @@ def test_damaged_snapshots_are_skipped(tmp_path: Path, caplog: pytest.LogCapture
             result = engine.rollback()
         assert result == {
             "model_version": engine.model_version,
-            "restored": versions[0],
-            "rolled_back": versions[2],
+            "restored": made[0],
+            "rolled_back": made[2],
         }
         assert "skipping damaged version" in caplog.text
         # marked damaged (the scale-out test lists it so), then pruned with the rollback's
         # snapshot, and the book forgets what is no longer stored
-        assert versions[1] not in {v["version"] for v in engine.versions()}
-        assert versions[1] not in engine.lifecycle.book.status
+        assert made[1] not in {v["version"] for v in engine.versions()}
+        assert made[1] not in engine.lifecycle.book.status
         with pytest.raises(NotFound):
             engine.promote("v999999")
     # damage the newest snapshot (the restored one): a restart skips it with a log line, and
@@ -183,7 +190,7 @@ def test_damaged_snapshots_are_skipped(tmp_path: Path, caplog: pytest.LogCapture
     caplog.clear()
     with caplog.at_level(logging.WARNING), Engine.open(tmp_path, **SMALL) as engine:
         assert f"skipping damaged snapshot {newest}" in caplog.text
-        assert f"version {versions[2]} was rolled_back" in caplog.text
+        assert f"version {made[2]} was rolled_back" in caplog.text
         engine.process()
         assert engine.processor.offset == 4500
 
@@ -210,13 +217,7 @@ def test_put_backs_at_one_offset_never_reuse_a_pruned_versions_name(tmp_path: Pa
     one just written is kept and is what serves."""
     sim = shop(12)
     with Engine.open(tmp_path, registry_gate_events=0, snapshots_kept=2, **SMALL) as engine:
-        feed(engine, sim.take(800))
-        engine.processor.snapshot()
-        first = engine.model_version
-        feed(engine, sim.take(800))
-        engine.processor.snapshot()
-        second = engine.model_version
-        served = [first, second]
+        first, second = served = versions(engine, sim, 800)
         for target in (first, second):
             engine.promote(target)
             served.append(engine.model_version)
@@ -233,12 +234,7 @@ def test_http_and_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     engine = Engine.open(tmp_path, registry_gate_events=0, **SMALL)
     with TestClient(create_app(engine, run_processor=False)) as client:
         assert client.post("/v1/models/rollback").status_code == 409
-        feed(engine, sim.take(1500))
-        engine.processor.snapshot()
-        first = engine.model_version
-        feed(engine, sim.take(1500))
-        engine.processor.snapshot()
-        second = engine.model_version
+        first, second = versions(engine, sim, 1500)
         body = client.get("/v1/models").json()
         assert [v["version"] for v in body["versions"]] == [second, first]
         assert set(body["versions"][0]) >= {"version", "created_at", "events_seen", "metrics"}
