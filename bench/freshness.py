@@ -34,6 +34,7 @@ import numpy as np
 
 from bench import busy_note, load_average, log, machine, make_result, parser, report
 from bench.ingest_http import HOST, free_port, stop_server, wait_healthy
+from bench.recommend import percentiles
 from bench.recommend_http import _serve, _wait_ready, build_data_dir
 
 PAIRS = 40
@@ -108,13 +109,8 @@ class Background(threading.Thread):
 
 
 def _summary(seconds: list[float]) -> dict[str, float]:
-    ms = np.asarray(seconds) * 1e3
-    return {
-        "trials": int(ms.size),
-        "p50": round(float(np.percentile(ms, 50)), 1),
-        "p99": round(float(np.percentile(ms, 99)), 1),
-        "max": round(float(ms.max()), 1),
-    }
+    found = percentiles(np.asarray(seconds) * 1e3)
+    return {"trials": found.pop("calls"), **found}
 
 
 def run(
