@@ -141,6 +141,11 @@ class Settings(BaseSettings):
     )
     snapshot_every_seconds: float = Field(60.0, gt=0, description="... or after this long.")
     snapshots_kept: int = Field(2, ge=1, description="Snapshots kept on disk.")
+    snapshot_in_background: bool = Field(
+        True,
+        description="Periodic snapshots written by a forked child (copy-on-write, Linux): the "
+        "processor goes on at once instead of waiting for the write.",
+    )
 
     # -- scale-out mode (Redis): freshrec serve --redis-url / freshrec worker ------------------
     redis_url: str | None = Field(

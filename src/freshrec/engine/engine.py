@@ -196,6 +196,7 @@ class Engine(LogIngest):
             snapshot_meta=self.lifecycle.snapshot_meta,
             on_snapshot=self.lifecycle.on_snapshot,
             before_snapshot=self.lifecycle.settle,
+            background_snapshots=settings.snapshot_in_background,
         )
         self.lifecycle.processor = self.processor
         self.rejected = 0
@@ -461,7 +462,10 @@ class Engine(LogIngest):
             if self.settings.data_dir is not None:
                 self.processor.drain()
                 self.lifecycle.active = False
-                self.processor.maybe_snapshot(force=True)  # unless nothing new since the last
+                # here, not forked: close returns once it is on disk (and waits for one
+                # being written); nothing written if nothing is new since the last
+                self.processor.poll_snapshot(block=True)
+                self.processor.maybe_snapshot(force=True, background=False)
         finally:
             self.shop_store.close()
             self.alerts.close()

@@ -387,6 +387,8 @@ class Lifecycle:
             self.ensemble.weights = dict(snap.meta["weights"])
 
     def _put_back(self, version: str, snap: Snapshot) -> None:
+        if self.processor is not None:  # a snapshot being written goes in first, as itself
+            self.processor.poll_snapshot(block=True)
         self._apply(snap)
         self.gate = self.watch = None
         if self.snapshot_soon is not None:  # the owner writes it where that is safe

@@ -23,6 +23,7 @@ from freshrec.events import LoggedEvent
 from freshrec.log import EventLog
 from freshrec.models import Model, ModelError
 from freshrec.registry import SnapshotStore
+from freshrec.registry.background import ForkedSnapshot, can_fork, fork_write
 from freshrec.state import Batch, OnlineState
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class Processor:
         snapshot_meta: Callable[[], dict] | None = None,
         on_snapshot: Callable[[Path], object] | None = None,
         before_snapshot: Callable[[int], object] | None = None,
+        background_snapshots: bool = False,
     ) -> None:
         self.log = log_
         self.state = state
@@ -88,6 +90,10 @@ class Processor:
         self.snapshot_meta = snapshot_meta
         self.on_snapshot = on_snapshot
         self.before_snapshot = before_snapshot
+        # periodic snapshots written by a forked child (``freshrec.registry.background``)
+        self.background_snapshots = background_snapshots and can_fork(snapshots)
+        self._forked: ForkedSnapshot | None = None
+        self._draining = False
         self.failed: dict[str, str] = {}  # models whose learning diverged
         self.offset = 0
         self._snapshot_offset = 0
@@ -130,6 +136,8 @@ class Processor:
 
     def step(self, max_events: int | None = None) -> int:
         """Process one micro-batch; returns how many events it held (0 = caught up)."""
+        if self._forked is not None:
+            self.poll_snapshot()
         events = self.log.read(self.offset, max_events or self.batch_events)
         if not events:
             return 0
@@ -171,15 +179,28 @@ class Processor:
             self.on_model_error(model.name, reason)
 
     def drain(self) -> int:
-        """Process until the end of the log; returns the number of events processed."""
+        """Process until the end of the log; returns the number of events processed. Its
+        snapshots are written here, not forked (catching up is not live serving: the caller
+        -- a start's replay, ``Engine.process`` -- gets them in place and registered)."""
         total = 0
-        while n := self.step():
-            total += n
+        self._draining = True
+        try:
+            while n := self.step():
+                total += n
+        finally:
+            self._draining = False
+        self.poll_snapshot(block=True)
         return total
 
-    def maybe_snapshot(self, force: bool = False) -> None:
+    def maybe_snapshot(self, force: bool = False, background: bool | None = None) -> None:
+        """A snapshot if one is due (``snapshot_every_events`` or ``_seconds``) or ``force``d;
+        written in the background when so built, unless ``background`` is False."""
         if self.snapshots is None or self.offset == self._snapshot_offset:
             return
+        if background is None:
+            background = self.background_snapshots and not self._draining
+        if background and not force and self._forked is not None:
+            return  # the last one is still being written: this one comes when it is done
         due = (
             self.offset - self._snapshot_offset >= self.snapshot_every_events
             or time.monotonic() - self._snapshot_time >= self.snapshot_every_seconds
@@ -193,12 +214,14 @@ class Processor:
                 self.before_snapshot(self.offset)
             if self.offset == self._snapshot_offset:
                 return
-        self.snapshot()
+        self.snapshot(background=background and self.background_snapshots)
 
-    def snapshot(self) -> None:
-        """Write the state and every model's parameters as of the current offset."""
+    def snapshot(self, background: bool = False) -> None:
+        """Write the state and every model's parameters as of the current offset: here, or
+        with ``background`` by a forked child (registered when ``poll_snapshot`` reaps it)."""
         if self.snapshots is None:
             return
+        self.poll_snapshot(block=True)  # one at a time, registered in order
         # only this thread changes the state and the models, so what is read here cannot change
         # while it is written out; the lock keeps readers' view consistent while it is read
         with self.lock:
@@ -210,9 +233,25 @@ class Processor:
             meta = {"models": {m.name: m.params() for m in self.models}}
             if self.snapshot_meta is not None:
                 meta.update(self.snapshot_meta())
-        folder = self.snapshots.save(offset, arrays, documents, meta)
+            if background and self.background_snapshots:
+                self._forked = fork_write(self.snapshots, offset, arrays, documents, meta)  # type: ignore[arg-type]
         self._snapshot_offset = offset
         self._snapshot_time = time.monotonic()
+        if self._forked is None:
+            self._registered(self.snapshots.save(offset, arrays, documents, meta))
+
+    def poll_snapshot(self, block: bool = False) -> None:
+        """Register the snapshot a forked child was writing, once it is done (with ``block``,
+        wait for it): every caller that must see versions in order calls this first."""
+        forked = self._forked
+        if forked is None or not forked.done(block):
+            return
+        self._forked = None
+        folder = forked.finish()
+        if folder is not None:
+            self._registered(folder)
+
+    def _registered(self, folder: Path) -> None:
         if self.on_snapshot is not None:
             with self.lock:
                 self.on_snapshot(folder)

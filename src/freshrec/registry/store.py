@@ -202,30 +202,57 @@ class SnapshotStore:
         documents: dict[str, Any],
         meta: dict[str, Any],
     ) -> Path:
-        names = [p.name for p in self.root.iterdir()]
-        final = self.root / next_folder(offset, names, lambda f: f in names or self.taken(f))
+        """Write a snapshot and put it in place (see ``write`` and ``finish``)."""
+        tmp = self.temporary(offset)
+        try:
+            self.write(tmp, offset, arrays, documents, meta)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return self.finish(tmp, offset)
+
+    def temporary(self, offset: int) -> Path:
+        """A new, empty temporary folder for a snapshot at ``offset`` (named after this process,
+        so ``prune`` leaves it alone while the process lives)."""
         tmp = self.root / f".tmp-{offset}-{os.getpid()}-{time.monotonic_ns()}"
         tmp.mkdir()
+        return tmp
+
+    def write(
+        self,
+        tmp: Path,
+        offset: int,
+        arrays: dict[str, np.ndarray],
+        documents: dict[str, Any],
+        meta: dict[str, Any],
+    ) -> None:
+        """Every file of a snapshot into ``tmp``, fsync'd, the checksums recorded last. Only
+        reads ``arrays`` (a forked child may run it: ``freshrec.registry.background``)."""
+        with (tmp / _ARRAYS).open("wb") as f:
+            _write_npz(f, arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        with (tmp / _DOCS).open("wb") as f:
+            f.write(msgspec.msgpack.encode(documents))
+            f.flush()
+            os.fsync(f.fileno())
+        full_meta = {
+            **meta,
+            "offset": offset,
+            "created_at": time.time(),
+            "sha256": {name: _digest(tmp / name) for name in (_ARRAYS, _DOCS)},
+        }
+        with (tmp / _META).open("w") as f:
+            json.dump(full_meta, f)
+            f.flush()
+            os.fsync(f.fileno())
+        _fsync_dir(tmp)
+
+    def finish(self, tmp: Path, offset: int) -> Path:
+        """Rename a written ``tmp`` into place under a new version's name, then prune."""
+        names = [p.name for p in self.root.iterdir()]
+        final = self.root / next_folder(offset, names, lambda f: f in names or self.taken(f))
         try:
-            with (tmp / _ARRAYS).open("wb") as f:
-                _write_npz(f, arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            with (tmp / _DOCS).open("wb") as f:
-                f.write(msgspec.msgpack.encode(documents))
-                f.flush()
-                os.fsync(f.fileno())
-            full_meta = {
-                **meta,
-                "offset": offset,
-                "created_at": time.time(),
-                "sha256": {name: _digest(tmp / name) for name in (_ARRAYS, _DOCS)},
-            }
-            with (tmp / _META).open("w") as f:
-                json.dump(full_meta, f)
-                f.flush()
-                os.fsync(f.fileno())
-            _fsync_dir(tmp)
             tmp.rename(final)
             _fsync_dir(self.root)
         except BaseException:

@@ -53,6 +53,13 @@ def versions(engine: Engine, sim: ShopSimulator, events: int, count: int = 2) ->
     return out
 
 
+def timed_snapshot(engine: Engine) -> None:
+    """What ``snapshot_every_seconds`` does in a server: a snapshot written by a forked child
+    (``snapshot_in_background``), registered once it is reaped."""
+    engine.processor.maybe_snapshot(force=True)
+    engine.processor.poll_snapshot(block=True)
+
+
 def recs(engine: Engine) -> list[list[tuple[str, float]]]:
     return [
         [(r.item_id, r.score) for r in engine.recommend(u, k=10, context=CONTEXT)] for u in WATCHED
@@ -315,7 +322,7 @@ def test_snapshots_more_often_than_a_gate_ends_do_not_cut_it_short(tmp_path: Pat
     with Engine.open(tmp_path, registry_gate_events=1000, **GATED) as engine:
         for _ in range(12):
             feed(engine, sim.take(300))
-            engine.processor.maybe_snapshot(force=True)  # what snapshot_every_seconds does
+            timed_snapshot(engine)
         book = engine.lifecycle.book.status
         statuses = [book[v]["status"] for v in engine.lifecycle.book.history]
         waited = [v for v, e in book.items() if "during_gate_of" in e]
@@ -337,10 +344,10 @@ def test_a_rejected_gate_supersedes_the_versions_written_while_it_ran(tmp_path: 
         engine.processor.snapshot()  # the bad candidate: its gate starts
         bad = engine.lifecycle.gate.version  # type: ignore[union-attr]
         feed(engine, others(sim.take(400)))
-        engine.processor.maybe_snapshot(force=True)  # written while the gate runs
+        timed_snapshot(engine)  # written while the gate runs
         during = engine.lifecycle.gate.followers[-1]  # type: ignore[union-attr]
         feed(engine, others(sim.take(1000)))
-        engine.processor.maybe_snapshot(force=True)
+        timed_snapshot(engine)
         book = engine.lifecycle.book.status
     assert book[bad]["status"] == "rejected"
     assert book[during]["status"] == "superseded"
