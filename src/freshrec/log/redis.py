@@ -23,6 +23,7 @@ one Redis.
 
 from __future__ import annotations
 
+import logging
 import time
 import zlib
 from collections.abc import Callable
@@ -36,6 +37,8 @@ import redis
 from freshrec.errors import StorageError
 from freshrec.events import LoggedEvent
 from freshrec.log.base import AppendResult, EventLog, register_log
+
+log = logging.getLogger(__name__)
 
 GROUP = "workers"
 
@@ -172,6 +175,7 @@ class RedisLog(EventLog):
         dedup_window_seconds: float = 7 * 86_400.0,
         clock: Callable[[], float] = time.time,
         timeout: float = 2.0,
+        wait: bool = False,
     ) -> None:
         if partitions < 1:
             raise ValueError(f"partitions must be >= 1, got {partitions}")
@@ -189,23 +193,37 @@ class RedisLog(EventLog):
         self._append_script = self.redis.register_script(_APPEND)
         self._encoder = msgspec.msgpack.Encoder()
         self._decoder = msgspec.msgpack.Decoder(list[LoggedEvent])
+        self._checked = False  # the partition count agreed with the log's (before any append)
+        self.check_partitions(wait=wait)
+
+    def check_partitions(self, wait: bool = False) -> None:
+        """The log's partition count must be this one's (set by the first to open it). With
+        ``wait`` (a replica), a Redis that cannot be reached now is only logged: the check
+        runs again before the first append, which is refused until it passes."""
+        if self._checked:
+            return
         try:
             stored = self.redis.hget(self.meta_key, "partitions")
             if stored is None:
-                self.redis.hsetnx(self.meta_key, "partitions", partitions)
-            elif int(stored) != partitions:
+                self.redis.hsetnx(self.meta_key, "partitions", self.partitions)
+            elif int(stored) != self.partitions:
                 raise StorageError(
-                    f"the log at {_where(url)} (prefix {prefix!r}) has {int(stored)} partitions, "
-                    f"not {partitions}: use the same partitions setting everywhere"
+                    f"the log at {_where(self.url)} (prefix {self.prefix!r}) has {int(stored)} "
+                    f"partitions, not {self.partitions}: use the same partitions setting everywhere"
                 )
         except redis.RedisError as exc:
-            raise unavailable(url, exc) from exc
+            if not wait:
+                raise unavailable(self.url, exc) from exc
+            log.warning("%s; partitions checked once it answers", unavailable(self.url, exc))
+            return
+        self._checked = True
 
     def stream(self, partition: int) -> str:
         return self.streams[partition]
 
     # -- the EventLog contract ---------------------------------------------------------------
     def append(self, events: list[LoggedEvent]) -> AppendResult:
+        self.check_partitions()
         if not events:
             return AppendResult(self.end_offset(), 0, 0, ())
         args: list[Any] = [
@@ -223,6 +241,12 @@ class RedisLog(EventLog):
             first, accepted, duplicates, mask = self._append_script(
                 keys=[self.meta_key, *self.dedup_keys, *self.streams], args=args
             )
+        except redis.TimeoutError as exc:
+            # the script was sent: Redis may have run it (all of it) before the answer was late
+            raise StorageError(
+                f"event log did not answer in time: Redis at {_where(self.url)} may have stored "
+                f"the batch; send it again with the same event_ids (duplicates are dropped) ({exc})"
+            ) from exc
         except redis.RedisError as exc:
             raise unavailable(self.url, exc) from exc
         return AppendResult(int(first), int(accepted), int(duplicates), tuple(m == 1 for m in mask))

@@ -123,6 +123,7 @@ class ClusterEngine(LogIngest):
             settings.dedup_max_ids,
             settings.dedup_window_seconds,
             timeout=settings.redis_timeout_seconds,
+            wait=True,  # a replica starts, and answers 503, while Redis is down
         )
         self.redis = self.log.redis
         self.keys = Keys(settings.redis_prefix)

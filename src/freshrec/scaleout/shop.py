@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -59,6 +60,9 @@ class ReplicaCatalogue(Catalogue):
         return known or self._known(item_id)
 
 
+WARN_EVERY = 30.0  # seconds between log lines while Redis cannot be reached
+
+
 class ShopSync:
     """Applies the other replicas' shop changes (``store.poll`` + ``dispatch``) under
     ``lock`` every ``seconds``, in a daemon thread; then runs each of ``also`` (e.g. the
@@ -70,17 +74,19 @@ class ShopSync:
         self.seconds = seconds
         self.also: list[Callable[[], object]] = []
         self.failures = 0
+        self._failures_logged = 0
+        self._warned_at: float | None = None  # during an outage: when it was last logged
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def sync(self) -> int:
         """Apply the changes waiting now, then run ``also``; returns how many changes (0 when
         Redis is unreachable)."""
+        failed = []
         try:
             changes = self.store.poll()
         except StorageError as exc:
-            self.failures += 1
-            log.warning("cannot read the shop's changes: %s", exc)
+            failed.append(f"cannot read the shop's changes: {exc}")
             changes = []
         if changes:
             with self.lock:
@@ -89,9 +95,24 @@ class ShopSync:
             try:
                 hook()
             except StorageError as exc:  # what it had to send waits for the next time
-                self.failures += 1
-                log.warning("%s", exc)
+                failed.append(str(exc))
+        self._report(failed)
         return len(changes)
+
+    def _report(self, failed: list[str]) -> None:
+        """Log an outage when it starts, then every ``WARN_EVERY`` seconds while it lasts (a
+        poll every 0.2 s would log five lines a second), and when it ends."""
+        self.failures += len(failed)
+        now = time.monotonic()
+        if failed and (self._warned_at is None or now - self._warned_at >= WARN_EVERY):
+            quiet = self.failures - self._failures_logged - len(failed)
+            more = f" ({quiet} failed polls not logged since)" if quiet > 0 else ""
+            for message in failed:
+                log.warning("%s%s", message, more)
+            self._warned_at, self._failures_logged = now, self.failures
+        elif not failed and self._warned_at is not None:
+            log.info("Redis answers again: shop changes and shared counts resume")
+            self._warned_at, self._failures_logged = None, self.failures
 
     def start(self) -> None:
         if self._thread is None:

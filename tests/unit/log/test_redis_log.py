@@ -110,3 +110,33 @@ def test_unreachable_redis_is_a_503_naming_it() -> None:
     with pytest.raises(StorageError, match=r"Redis at 127.0.0.1:1 is unreachable") as info:
         RedisLog("redis://127.0.0.1:1/0", timeout=0.2)
     assert info.value.status_code == 503
+
+
+def test_a_redis_that_does_not_answer_in_time_may_have_stored_the_batch(log: RedisLog) -> None:
+    """A timeout is not "not stored": the script may have run. The 503 says so, and a retry
+    with the same event ids is counted once."""
+    import socket
+    import threading
+
+    import redis
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(silent.accept()[0]), daemon=True).start()
+    stalled = redis.Redis(port=silent.getsockname()[1], socket_timeout=0.2)
+    real = log._append_script
+    log._append_script = stalled.register_script(real.script)  # type: ignore[method-assign]
+    try:
+        with pytest.raises(StorageError, match="may have stored the batch") as info:
+            log.append([ev(1, "u", "e1")])
+        assert info.value.status_code == 503
+    finally:
+        log._append_script = real  # type: ignore[method-assign]
+        stalled.close()
+        for conn in accepted:
+            conn.close()
+        silent.close()
+    assert log.append([ev(1, "u", "e1")]).accepted == 1  # not stored by the stalled try
+    assert log.append([ev(1, "u", "e1")]).duplicates == 1  # a retry counts once
