@@ -303,6 +303,24 @@ class PartitionRunner:
         self.store.cursor = chunks[-1].first
         return np.unique(users)
 
+    def _fill_gap(self, chunks: list[Chunk]) -> tuple[list[Chunk], list[Chunk]]:
+        """Chunks missing before ``chunks``: a worker that had lost this partition (paused past
+        its lease between its lease check and its read) read them, and they wait unacknowledged
+        under its name. Claim every pending chunk of the partition, as a takeover does."""
+        claimed = self.log.claim_pending(self.partition, self.consumer, 0)
+        if claimed:
+            log.warning(
+                "partition %d: %d chunks read by its previous owner after it lost the lease, "
+                "claimed",
+                self.partition,
+                len(claimed),
+            )
+        seen = {c.entry_id for c in chunks}
+        chunks = sorted(
+            chunks + [c for c in claimed if c.entry_id not in seen], key=lambda c: c.first
+        )
+        return chunks, [c for c in chunks if c.first > self.done]
+
     def process(self, chunks: list[Chunk]) -> int:
         """Apply the new ones of ``chunks``, write their effects, acknowledge all of them;
         returns the number of events applied."""
@@ -311,6 +329,8 @@ class PartitionRunner:
         self._versions_written()
         chunks = sorted(chunks, key=lambda c: c.first)
         fresh = [c for c in chunks if c.first > self.done]
+        if fresh and fresh[0].local_first > self.processor.offset:
+            chunks, fresh = self._fill_gap(chunks)
         events = 0
         if fresh:
             users = self._apply(fresh)

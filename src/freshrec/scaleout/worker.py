@@ -177,6 +177,9 @@ class Worker:
             except LeaseLost as exc:
                 log.warning("%s", exc)
                 self._drop(p)
+            except StorageError as exc:  # this partition only: a takeover starts it afresh
+                log.error("partition %d dropped, to be taken over again: %s", p, exc)
+                self._drop(p)
         self._run_commands()
         # one partition publishes per round at most (the most overdue), so events arriving
         # meanwhile wait for one publication at most

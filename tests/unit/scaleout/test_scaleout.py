@@ -130,6 +130,32 @@ def test_a_batch_redelivered_after_a_crash_is_applied_once(
     assert replica.stats()["events_processed"] == 40
 
 
+def test_chunks_read_by_an_owner_that_lost_its_lease_are_claimed_by_the_next(
+    settings: Settings, replica: ClusterEngine
+) -> None:
+    """A worker paused past its lease between its lease check and its read takes chunks the
+    next owner then misses: they wait unacknowledged under the old name. The next owner meets
+    the gap and claims them; nothing is lost, nothing applied twice."""
+    users = partition_users(5, 0)
+    events = [view(users[k % 5], f"i{k % 7}", 1_700_000_000 + k) for k in range(30)]
+    replica.ingest(events[:10])
+    a = held_runner(settings, 0, "worker-a")
+    a.process(a.log.read_group(0, "worker-a", count=10))
+    a.publish(force=True)
+    a.redis.delete(a.keys.lease(0))  # a's lease lapses while it is paused
+    b = held_runner(settings, 0, "worker-b")  # the next owner takes over
+    replica.ingest(events[10:20])
+    late = a.log.read_group(0, "worker-a", count=10)  # a wakes and reads (then finds it lost)
+    assert late and a.log.oldest_pending(0) == late[0].first
+    replica.ingest(events[20:])
+    b.process(b.log.read_group(0, "worker-b", count=10))  # a gap: claims a's chunks first
+    assert b.processor.offset == 30 and a.log.oldest_pending(0) is None
+    for user in users:
+        record = decode_record(b.redis.get(user_key(settings.redis_prefix, user)))
+        assert record.events == sum(e["user_id"] == user for e in events)
+    assert replica.stats()["events_processed"] == 30
+
+
 def test_drift_detected_on_a_worker_is_listed_by_every_replica(
     settings: Settings, replica: ClusterEngine
 ) -> None:
