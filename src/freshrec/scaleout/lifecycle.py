@@ -57,9 +57,10 @@ class ClusterLifecycle:
         for p in range(self.partitions):
             book = self.book(p)
             for version, meta in RedisVersions(self.redis, self.prefix, p).listing():
-                out.append(
-                    {**book.entry(version, meta), "version": f"p{p}-{version}", "partition": p}
-                )
+                entry = {**book.entry(version, meta), "version": f"p{p}-{version}", "partition": p}
+                if isinstance(entry.get("restored_from"), str):  # a name promote accepts
+                    entry["restored_from"] = f"p{p}-{entry['restored_from']}"
+                out.append(entry)
         out.sort(key=lambda v: v["created_at"] or 0.0, reverse=True)
         return out
 
