@@ -4,8 +4,9 @@ Budget (DESIGN §4): p99 <= 50 ms from the acknowledgement (the 202) to the effe
 
 Method: the on-disk engine of ``bench.recommend_http`` (1M synthetic events, 100k users, 10k
 items, a catalogue of every item) served by the real server (``freshrec serve``, default
-settings: micro-batches of up to 5,000 events, snapshots every 60 s). It first learns 40 item
-pairs ("x_k then y_k" sessions of 20 shoppers each). A trial: a new shopper's view of ``x_k`` is
+settings: micro-batches of up to 5,000 events, snapshots every 60 s). Before the server
+starts, the engine learns 40 item pairs ("x_k then y_k" sessions of 20 shoppers each) and that
+version is promoted. A trial: a new shopper's view of ``x_k`` is
 POSTed; the clock starts when the server answers 202 and stops when ``GET /v1/recommendations``
 for that shopper first lists ``y_k`` *because you viewed x_k* (polled back to back over a
 keep-alive connection).
@@ -14,11 +15,12 @@ Two phases:
 
 - **idle**: trials one after another, nothing else sent;
 - **loaded** (the headline): for ``--seconds`` (75, longer than the 60 s between snapshots, so
-  the window holds at least one), a background client POSTs ``--rate`` (2,000) events/s of
-  known shoppers and items in batches every 50 ms, while a trial starts every 200 ms, each on
-  its own schedule and connection (a trial waiting out a stall does not hold back the next).
-  Trials are spread evenly in time, so the share of them that meet a snapshot or a long
-  micro-batch is the share of time those take, as for a real shopper.
+  the window holds at least one), a background client POSTs ``--rate`` (2,000) events/s (the
+  data dir's synthetic workload again, with new event ids) in batches every 50 ms, while a
+  trial starts every 200 ms, each on its own schedule and connection (a trial waiting out a
+  stall does not hold back the next). Trials are spread evenly in time, so the share of them
+  that meet a snapshot, a model version's gate or a long micro-batch is the share of time
+  those take, as for a real shopper.
 """
 
 from __future__ import annotations
@@ -38,13 +40,18 @@ from bench import busy_note, load_average, log, machine, make_result, parser, re
 from bench.ingest_http import HOST, free_port, stop_server, wait_healthy
 from bench.recommend import percentiles
 from bench.recommend_http import _serve, _wait_ready, build_data_dir
+from bench.synthetic import Workload, event_dicts, generate
+from freshrec import Engine
 
 PAIRS = 40
 TICK = 0.05  # seconds between background batches
 TRIAL_EVERY = 0.2  # seconds between the starts of loaded trials
 
 
-def _train(http: httpx.Client, base: str) -> int:
+def _train(data: Path) -> int:
+    """Teach the engine in ``data`` the trials' item pairs and promote that version, so a
+    later version's gate that rejects it, or a rollback, keeps them (the trials measure the
+    freshness of a shopper's own event, not which version serves)."""
     then = time.time() - 60.0  # before any trial's event (a drift detection dates from here)
     train = [
         {"type": "view", "user_id": f"t{k}-{n}", "item_id": item, "timestamp": then + s}
@@ -52,7 +59,11 @@ def _train(http: httpx.Client, base: str) -> int:
         for n in range(20)
         for s, item in enumerate((f"x{k}", f"y{k}"))
     ]
-    http.post(f"{base}/v1/events", json={"events": train}).raise_for_status()
+    with Engine.open(data) as engine:
+        engine.ingest(train)
+        engine.process()
+        engine.processor.snapshot()
+        engine.promote(engine.versions()[0]["version"])
     return len(train)
 
 
@@ -95,18 +106,19 @@ def _loaded_trials(base: str, start: float, seconds: float) -> list[float]:
 
 
 class Background(threading.Thread):
-    """POSTs ``rate`` events/s of known shoppers and items, a batch every ``TICK`` seconds."""
+    """POSTs ``rate`` events/s, a batch every ``TICK`` seconds: the data dir's own synthetic
+    workload again (same seed, so the same shoppers, items and habits; new event ids), so the
+    models see more of the same traffic. (Uniformly random views would look like a change of
+    tastes: the drift detectors and the lifecycle's automatic rollback would act on them, and
+    the rollback took the trials' item pairs away.)"""
 
-    def __init__(
-        self, base: str, rate: float, n_users: int, n_items: int, seed: int, snapshots: Path
-    ) -> None:
+    def __init__(self, base: str, rate: float, workload: Workload, snapshots: Path) -> None:
         super().__init__(daemon=True)
         self.base = base
         self.snapshots = snapshots
         self.seen: set[str] = set()  # snapshot folders seen during the run
         self.per_tick = max(1, round(rate * TICK))
-        self.n_users, self.n_items = n_users, n_items
-        self.rng = np.random.default_rng(seed)
+        self.workload = workload
         self.stop = threading.Event()
         self.sent = 0
         self.late_ticks = 0  # ticks the client could not keep up with
@@ -115,12 +127,8 @@ class Background(threading.Thread):
         with httpx.Client(timeout=30.0) as http:
             due = time.perf_counter()
             while not self.stop.is_set():
-                users = self.rng.integers(self.n_users, size=self.per_tick).tolist()
-                items = self.rng.integers(self.n_items, size=self.per_tick).tolist()
-                events = [
-                    {"type": "view", "user_id": f"u{u}", "item_id": f"i{i}"}
-                    for u, i in zip(users, items, strict=True)
-                ]
+                start = self.sent % len(self.workload)
+                events = event_dicts(self.workload, start, start + self.per_tick)
                 http.post(f"{self.base}/v1/events", json={"events": events}).raise_for_status()
                 self.sent += len(events)
                 self.seen.update(p.name for p in self.snapshots.iterdir())
@@ -151,6 +159,7 @@ def run(
     tmp = Path(tempfile.mkdtemp(prefix="freshrec-bench-fresh-"))
     info = build_data_dir(tmp / "data", n_events, n_users, n_items, seed)
     log(f"data dir built in {info['build_seconds']} s: {info['users']:,} users, {n_items:,} items")
+    trained = _train(tmp / "data")
     port = free_port()
     proc = _serve(tmp / "data", port, tmp / "server.log")
     base = f"http://{HOST}:{port}"
@@ -158,15 +167,13 @@ def run(
         wait_healthy(proc, port, timeout=120.0)
         _wait_ready(port)
         with httpx.Client(timeout=10.0) as http:
-            trained = _train(http, base)
-            while http.get(f"{base}/v1/stats").json()["processor_lag"] > 0:
-                time.sleep(0.05)
             load = load_average()
             idle = [_trial(http, base, f"idle-{t}", t % PAIRS) for t in range(trials)]
             log(f"idle: {_summary(idle)}")
             snapdir = tmp / "data" / "snapshots"
             before = {p.name for p in snapdir.iterdir()}
-            background = Background(base, rate, n_users, n_items, seed, snapdir)
+            again = generate(n_events, n_users, n_items, seed=seed, id_prefix="live-")
+            background = Background(base, rate, again, snapdir)
             background.start()
             start = time.perf_counter()
             loaded = _loaded_trials(base, start, seconds)
