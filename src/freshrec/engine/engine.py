@@ -260,8 +260,10 @@ class Engine(LogIngest):
         return n
 
     def start(self) -> None:
-        """Run the processor in a background thread (what a server does)."""
+        """Run the processor in a background thread (what a server does): a gate's frozen
+        versions then load in a thread of their own, off the events' path."""
         if self._thread is None:
+            self.lifecycle.background_gates = True
             self._stop.clear()
             self._thread = threading.Thread(
                 target=self._run, name="freshrec-processor", daemon=True
@@ -287,6 +289,7 @@ class Engine(LogIngest):
             self._wake.set()
             self._thread.join()
             self._thread = None
+            self.lifecycle.background_gates = False
 
     # -- serving -----------------------------------------------------------------------------
     def recommend(

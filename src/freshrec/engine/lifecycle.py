@@ -37,6 +37,7 @@ micro-batch.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -68,10 +69,30 @@ class _Trial:
 
     version: str
     start: int
-    tester: LiveQuality
+    tester: LiveQuality | None  # None while a gate's frozen copies load (``_Loading``)
     baseline: float = 0.0
     drifts: int = 0
     followers: list[str] = field(default_factory=list)  # versions written while it ran
+    loading: _Loading | None = None
+
+
+class _Loading(threading.Thread):
+    """Loads a gate's two frozen versions off the processor thread: at a million shoppers
+    each is a snapshot of hundreds of MB to read and unpack, seconds during which events
+    would wait. The gate starts testing at the first micro-batch after it is done."""
+
+    def __init__(self, lifecycle: Lifecycle, candidate: str, current: str) -> None:
+        super().__init__(name="freshrec-gate", daemon=True)
+        self.lifecycle = lifecycle
+        self.versions = (candidate, current)
+        self.rankers: dict[str, TopK] | None = None
+        self.failed: Exception | None = None
+
+    def run(self) -> None:
+        try:
+            self.rankers = self.lifecycle._frozen_versions(*self.versions, mark=False)
+        except (StorageError, NotFound) as exc:
+            self.failed = exc
 
 
 def _section(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
@@ -140,6 +161,8 @@ class Lifecycle:
         # (a scale-out partition: between chunks, never inside one); else it is written at once
         self.snapshot_soon: Callable[[], None] | None = None
         self.active = True  # False while closing: the final snapshot starts no gate
+        # a server's (``Engine.start``): a gate's frozen versions load in a thread (``_Loading``)
+        self.background_gates = False
         self.replay_end = 0  # snapshots up to this offset re-create earlier ones: no gate
         self.gate: _Trial | None = None
         self.watch: _Trial | None = None
@@ -228,13 +251,17 @@ class Lifecycle:
 
     # -- the processor's monitor protocol: tests on held-back events ---------------------------
     def due(self, first_offset: int, n: int) -> np.ndarray:
+        if self.gate is not None and self.gate.tester is None:
+            self._gate_loaded(self.gate, first_offset)
         self._decide(first_offset)  # decisions fall between micro-batches, under the lock
-        trial = self.gate or self.watch
-        return _NOTHING if trial is None else trial.tester.due(first_offset, n)
+        trial = self.gate if self.gate is not None and self.gate.tester else self.watch
+        return (
+            _NOTHING if trial is None or trial.tester is None else trial.tester.due(first_offset, n)
+        )
 
     def observe(self, event: LoggedEvent, offset: int) -> None:
         for trial in (self.gate, self.watch):
-            if trial is not None:
+            if trial is not None and trial.tester is not None:
                 trial.tester.test(event)
 
     def state_dict(self) -> dict[str, np.ndarray]:
@@ -252,17 +279,48 @@ class Lifecycle:
 
     def _start_gate(self, version: str, offset: int) -> None:
         current = self.book.current
-        try:
-            candidate = self._frozen(self._load(version))
-            serving = self._frozen(self._load(current))  # type: ignore[arg-type]
-        except (StorageError, NotFound) as exc:
-            log.warning("gate skipped, promoting %s: %s", version, exc)
-            self.gate = None
-            self.book.promote(version, gate={"skipped": str(exc)})
-            return
-        tester = self._tester({"candidate": candidate, "current": serving}, self.gate_events)
-        self.gate = _Trial(version, offset, tester)
         self.book.mark(version, "candidate")
+        gate = self.gate = _Trial(version, offset, None)
+        if self.background_gates:
+            gate.loading = _Loading(self, version, current)  # type: ignore[arg-type]
+            gate.loading.start()
+            return
+        try:
+            rankers = self._frozen_versions(version, current)  # type: ignore[arg-type]
+        except (StorageError, NotFound) as exc:
+            self._gate_skipped(gate, exc)
+            return
+        gate.tester = self._tester(rankers, self.gate_events)
+
+    def _frozen_versions(self, candidate: str, current: str, mark: bool = True) -> dict[str, TopK]:
+        return {
+            "candidate": self._frozen(self._load(candidate, mark)),
+            "current": self._frozen(self._load(current, mark)),
+        }
+
+    def _gate_loaded(self, gate: _Trial, offset: int) -> None:
+        """A gate whose versions loaded in the background tests from ``offset`` on (its events
+        count from there); one that could not load them is skipped, as at once."""
+        loading = gate.loading
+        if loading is None or loading.is_alive():
+            return
+        gate.loading = None
+        if loading.failed is not None or loading.rankers is None:
+            exc = loading.failed or StorageError("versions not loaded")
+            if isinstance(exc, StorageError) and "damaged" in str(exc):
+                for version in loading.versions:
+                    if version in str(exc):
+                        self.book.mark(version, "damaged", error=str(exc))
+            self._gate_skipped(gate, exc)
+            return
+        gate.start = offset
+        gate.tester = self._tester(loading.rankers, self.gate_events)
+
+    def _gate_skipped(self, gate: _Trial, exc: Exception) -> None:
+        log.warning("gate skipped, promoting %s: %s", gate.version, exc)
+        if self.gate is gate:
+            self.gate = None
+        self.book.promote(gate.version, gate={"skipped": str(exc)})
 
     def _start_watch(self, version: str, offset: int, baseline: float) -> None:
         self.watch = None
@@ -272,7 +330,7 @@ class Lifecycle:
 
     def _decide(self, offset: int) -> None:
         gate = self.gate
-        if gate is not None and offset >= gate.start + self.gate_events:
+        if gate is not None and gate.tester is not None and offset >= gate.start + self.gate_events:
             tests = gate.tester.tests
             if tests < self.min_tests and offset < gate.start + 4 * self.gate_events:
                 return  # too few testable events yet: keep testing a while longer
@@ -326,14 +384,17 @@ class Lifecycle:
                 log.error("automatic rollback impossible: %s", exc)
 
     # -- promote and rollback ----------------------------------------------------------------
-    def _load(self, version: str) -> Snapshot:
+    def _load(self, version: str, mark: bool = True) -> Snapshot:
+        """``version``'s snapshot; a damaged one is logged, marked in the book (unless
+        ``mark`` is off: a loader thread leaves the book to the processor) and raises."""
         if self.store is None or not self.store.has(version):
             raise NotFound(f"version: unknown model version {version!r}")
         try:
             return self.store.load_version(version)
         except (OSError, ValueError) as exc:
             log.warning("skipping damaged version %s: %s", version, exc)
-            self.book.mark(version, "damaged", error=str(exc))
+            if mark:
+                self.book.mark(version, "damaged", error=str(exc))
             raise StorageError(f"version {version} is damaged: {exc}") from exc
 
     def _frozen(self, snap: Snapshot) -> TopK:

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from freshrec import Engine
 from freshrec.cli import app as cli_app
-from freshrec.errors import Conflict, NotFound
+from freshrec.errors import Conflict, NotFound, StorageError
 from freshrec.serving import create_app
 from freshrec.sim import ShopSimulator
 
@@ -377,3 +377,39 @@ def test_a_damaged_meta_json_is_caught_and_listed_damaged(
         assert recs(engine) == expected  # rebuilt from the older snapshot and the log
         status = {v["version"]: v["status"] for v in engine.versions()}
         assert status[newest] == "damaged"
+
+
+def test_a_servers_gate_loads_its_versions_off_the_processor_thread(tmp_path: Path) -> None:
+    """In a server (``Engine.start``) the two frozen versions load in a thread; the gate
+    tests from the first micro-batch after they are in, and decides as ever."""
+    sim = shop(18)
+    with Engine.open(tmp_path, registry_gate_events=600, **GATED) as engine:
+        versions(engine, sim, 800, 1)  # the first: promoted
+        engine.lifecycle.background_gates = True  # what Engine.start sets
+        engine.processor.snapshot()
+        gate = engine.lifecycle.gate
+        assert gate is not None and gate.tester is None and gate.loading is not None
+        gate.loading.join(30)
+        feed(engine, sim.take(300))  # its first micro-batch takes the loaded versions in
+        assert gate.tester is not None and gate.start == 800
+        feed(engine, sim.take(700))
+        assert engine.lifecycle.book.status[gate.version]["status"] == "promoted"
+        assert engine.lifecycle.book.status[gate.version]["gate"]["events"] >= 600
+
+
+def test_a_gate_whose_versions_cannot_load_in_the_background_is_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sim = shop(19)
+    with Engine.open(tmp_path, registry_gate_events=600, **GATED) as engine:
+        versions(engine, sim, 800, 1)
+        engine.lifecycle.background_gates = True
+        engine.processor.snapshot()
+        gate = engine.lifecycle.gate
+        assert gate is not None and gate.loading is not None
+        gate.loading.join(30)
+        gate.loading.rankers, gate.loading.failed = None, StorageError("version v800 is damaged")
+        with caplog.at_level(logging.WARNING):
+            feed(engine, sim.take(100))
+        assert engine.lifecycle.gate is None and "gate skipped" in caplog.text
+        assert engine.lifecycle.book.status[gate.version]["status"] == "promoted"
