@@ -86,13 +86,17 @@ class _Loading(threading.Thread):
         self.lifecycle = lifecycle
         self.versions = (candidate, current)
         self.rankers: dict[str, TopK] | None = None
-        self.failed: Exception | None = None
+        self.failed: tuple[str, Exception] | None = None  # the version that would not load
 
     def run(self) -> None:
-        try:
-            self.rankers = self.lifecycle._frozen_versions(*self.versions, mark=False)
-        except (StorageError, NotFound) as exc:
-            self.failed = exc
+        rankers = {}
+        for role, version in zip(("candidate", "current"), self.versions, strict=True):
+            try:  # the book is the processor's: a damaged version is marked when it takes this
+                rankers[role] = self.lifecycle._frozen(self.lifecycle._load(version, mark=False))
+            except (StorageError, NotFound) as exc:
+                self.failed = (version, exc)
+                return
+        self.rankers = rankers
 
 
 def _section(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
@@ -292,10 +296,10 @@ class Lifecycle:
             return
         gate.tester = self._tester(rankers, self.gate_events)
 
-    def _frozen_versions(self, candidate: str, current: str, mark: bool = True) -> dict[str, TopK]:
+    def _frozen_versions(self, candidate: str, current: str) -> dict[str, TopK]:
         return {
-            "candidate": self._frozen(self._load(candidate, mark)),
-            "current": self._frozen(self._load(current, mark)),
+            "candidate": self._frozen(self._load(candidate)),
+            "current": self._frozen(self._load(current)),
         }
 
     def _gate_loaded(self, gate: _Trial, offset: int) -> None:
@@ -305,13 +309,13 @@ class Lifecycle:
         if loading is None or loading.is_alive():
             return
         gate.loading = None
-        if loading.failed is not None or loading.rankers is None:
-            exc = loading.failed or StorageError("versions not loaded")
-            if isinstance(exc, StorageError) and "damaged" in str(exc):
-                for version in loading.versions:
-                    if version in str(exc):
-                        self.book.mark(version, "damaged", error=str(exc))
+        if loading.failed is not None:
+            version, exc = loading.failed
+            if isinstance(exc, StorageError):  # damaged (NotFound: pruned meanwhile)
+                self.book.mark(version, "damaged", error=str(exc))
             self._gate_skipped(gate, exc)
+            return
+        if loading.rankers is None:  # pragma: no cover - the thread ended without either
             return
         gate.start = offset
         gate.tester = self._tester(loading.rankers, self.gate_events)

@@ -214,7 +214,7 @@ class Processor:
                 self.before_snapshot(self.offset)
             if self.offset == self._snapshot_offset:
                 return
-        self.snapshot(background=background and self.background_snapshots)
+        self.snapshot(background=background)
 
     def snapshot(self, background: bool = False) -> None:
         """Write the state and every model's parameters as of the current offset: here, or
@@ -233,11 +233,14 @@ class Processor:
             meta = {"models": {m.name: m.params() for m in self.models}}
             if self.snapshot_meta is not None:
                 meta.update(self.snapshot_meta())
-            if background and self.background_snapshots:
-                self._forked = fork_write(self.snapshots, offset, arrays, documents, meta)  # type: ignore[arg-type]
+            forked = None
+            if background and self.background_snapshots:  # the child sees the state as now
+                forked = fork_write(self.snapshots, offset, arrays, documents, meta)  # type: ignore[arg-type]
         self._snapshot_offset = offset
         self._snapshot_time = time.monotonic()
-        if self._forked is None:
+        if forked is not None:
+            self._forked = forked
+        else:
             self._registered(self.snapshots.save(offset, arrays, documents, meta))
 
     def poll_snapshot(self, block: bool = False) -> None:

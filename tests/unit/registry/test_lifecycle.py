@@ -408,8 +408,10 @@ def test_a_gate_whose_versions_cannot_load_in_the_background_is_skipped(
         gate = engine.lifecycle.gate
         assert gate is not None and gate.loading is not None
         gate.loading.join(30)
-        gate.loading.rankers, gate.loading.failed = None, StorageError("version v800 is damaged")
+        gate.loading.rankers = None
+        gate.loading.failed = ("v800", StorageError("version v800 is damaged"))
         with caplog.at_level(logging.WARNING):
             feed(engine, sim.take(100))
         assert engine.lifecycle.gate is None and "gate skipped" in caplog.text
         assert engine.lifecycle.book.status[gate.version]["status"] == "promoted"
+        assert engine.lifecycle.book.status["v800"]["status"] == "damaged"
