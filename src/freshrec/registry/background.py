@@ -31,7 +31,9 @@ import gc
 import logging
 import os
 import shutil
+import signal
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,8 @@ import numpy as np
 from freshrec.registry.store import SnapshotStore
 
 log = logging.getLogger(__name__)
+
+WAIT_SECONDS = 600.0  # longest a caller that needs the snapshot in place waits for the child
 
 
 def can_fork(store: object) -> bool:
@@ -59,13 +63,24 @@ class ForkedSnapshot:
         self.pid = pid
         self.status: int | None = None  # the child's exit status once reaped
 
-    def done(self, block: bool = False) -> bool:
-        """Whether the child has finished (reaped here); with ``block``, wait for it."""
-        if self.status is None:
-            pid, status = os.waitpid(self.pid, 0 if block else os.WNOHANG)
-            if pid == 0:
+    def done(self, block: bool = False, timeout: float = WAIT_SECONDS) -> bool:
+        """Whether the child has finished (reaped here). With ``block``, wait for it -- at
+        most ``timeout`` seconds: a child that is stuck is killed then (a close must not hang
+        on a snapshot; the log has every event)."""
+        deadline = time.monotonic() + timeout
+        while self.status is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid != 0:
+                self.status = status
+                break
+            if not block:
                 return False
-            self.status = status
+            if time.monotonic() >= deadline:
+                log.error("snapshot writer %d still busy after %.0f s: killed", self.pid, timeout)
+                os.kill(self.pid, signal.SIGKILL)
+                self.status = os.waitpid(self.pid, 0)[1]
+                break
+            time.sleep(0.01)
         return True
 
     def finish(self) -> Path | None:

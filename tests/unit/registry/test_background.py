@@ -87,3 +87,27 @@ def test_drain_writes_its_snapshots_in_place(tmp_path: Path) -> None:
         engine.process()
         assert [v["version"] for v in engine.versions()] == ["v1500", "v1000", "v500"]
         assert engine.processor._forked is None  # nothing left to register
+
+
+def test_a_stuck_writer_is_killed_when_a_caller_must_wait(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    engine, _ = engine_with(tmp_path)
+
+    def stuck(*args: object) -> None:
+        time.sleep(60)
+
+    monkeypatch.setattr(SnapshotStore, "write", stuck)
+    engine.processor.snapshot(background=True)
+    forked = engine.processor._forked
+    assert forked is not None and not forked.done()
+    with caplog.at_level(logging.ERROR):
+        assert forked.done(block=True, timeout=0.5)
+        assert forked.finish() is None
+    assert "still busy" in caplog.text and "not written" in caplog.text
+    assert not list((tmp_path / "snapshots").glob(".tmp-*"))
+    engine.processor._forked = None
+    monkeypatch.undo()
+    engine.close()
