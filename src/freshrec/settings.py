@@ -376,14 +376,20 @@ def describe_errors(exc: pydantic.ValidationError) -> str:
     return "; ".join(parts)
 
 
+# FRESHREC_* variables of the project's own tools, not settings: the Redis the tests and the
+# benchmarks use
+NOT_SETTINGS = frozenset({"FRESHREC_TEST_REDIS_URL", "FRESHREC_BENCH_REDIS_URL"})
+
+
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     """``FRESHREC_*`` variables that are no setting, each with the closest setting if any
     (a typo is otherwise silently ignored).
 
-    >>> unknown_variables({"FRESHREC_PROT": "9000", "FRESHREC_PORT": "1", "HOME": "/"})
+    >>> unknown_variables({"FRESHREC_PROT": "9000", "FRESHREC_PORT": "1", "HOME": "/",
+    ...                    "FRESHREC_TEST_REDIS_URL": "redis://localhost"})
     ['FRESHREC_PROT (did you mean FRESHREC_PORT?)']
     """
-    known = {f"FRESHREC_{name.upper()}" for name in Settings.model_fields}
+    known = {f"FRESHREC_{name.upper()}" for name in Settings.model_fields} | NOT_SETTINGS
     out = []
     for key in sorted(environ):
         if key.startswith("FRESHREC_") and key not in known:
