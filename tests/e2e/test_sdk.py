@@ -131,6 +131,17 @@ def test_events_left_in_the_queue_go_out_by_beacon_when_the_page_goes(
     assert isinstance(event_id, str) and event_id
     page.goto("about:blank")  # pagehide: navigator.sendBeacon
     assert wait_for(lambda: stats(api)["events_accepted"] == before + 1)
+    # a beacon is never answered: the event stays queued, and the shop's next page sends it
+    # again -- counted once
+    page.goto(shop[1])
+    again = page.evaluate(
+        """async (api) => {
+            const fr = freshrec.init({endpoint: api, userId: "web-2", flushIntervalMs: 0});
+            return await fr.flush();
+        }""",
+        api,
+    )
+    assert (again["accepted"], again["duplicates"]) == (0, 1)
 
 
 def test_a_batch_sent_twice_counts_once_and_a_bad_event_is_not_retried(
@@ -154,3 +165,35 @@ def test_a_batch_sent_twice_counts_once_and_a_bad_event_is_not_retried(
     assert result["again"]["duplicates"] == 1 and result["again"]["accepted"] == 0
     assert result["bad"]["errors"][0]["error"].startswith("item_id")
     assert (result["dropped"], result["queued"]) == (1, 0)
+
+
+def test_events_wait_in_local_storage_for_a_server_that_is_down(
+    page: Page, shop: tuple[str, str]
+) -> None:
+    """Sent while the server cannot be reached (a dead endpoint here), events stay queued in
+    localStorage; the next page of the shop sends them, once."""
+    api, url = shop
+    before = stats(api)["events_accepted"]
+    queued = page.evaluate(
+        """async () => {
+            const fr = freshrec.init({endpoint: "http://127.0.0.1:9", userId: "web-4",
+                                      flushIntervalMs: 0});
+            fr.view("x0");
+            fr.view("x1");
+            await fr.flush();  // fails: kept, backing off
+            fr.close();
+            return JSON.parse(localStorage.getItem("freshrec:queue")).length;
+        }"""
+    )
+    assert queued == 2
+    page.goto(url)  # the shop's next page: the beacon on the way out went nowhere either
+    sent = page.evaluate(
+        """async (api) => {
+            const fr = freshrec.init({endpoint: api, userId: "web-4", flushIntervalMs: 0});
+            await fr.flush();
+            return {sent: fr.sent, left: JSON.parse(localStorage.getItem("freshrec:queue"))};
+        }""",
+        api,
+    )
+    assert sent == {"sent": 2, "left": []}
+    assert wait_for(lambda: stats(api)["events_accepted"] == before + 2)

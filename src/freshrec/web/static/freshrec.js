@@ -12,8 +12,9 @@
  * Events are queued and sent in batches (POST /v1/events) every flushIntervalMs, at once when
  * maxBatch are waiting, and with navigator.sendBeacon when the page is hidden or left. Each
  * event gets an event_id when tracked, so a batch sent twice (a retry after a timeout, a page
- * reloaded before the answer came) is counted once: the server de-duplicates. Events not yet
- * acknowledged are kept in localStorage and sent by the next page of the shop. A batch refused
+ * reloaded before the answer came, a beacon) is counted once: the server de-duplicates. Events
+ * not yet acknowledged -- a beacon is never answered -- are kept in localStorage and sent by the
+ * next page of the shop. A batch refused
  * for good (a 4xx other than 408/429) is dropped; other failures are retried with back-off.
  * Bodies go as text/plain, a CORS "simple" request: a shop on another origin needs only the
  * server's cors_origins setting, no preflight.
@@ -155,8 +156,10 @@
     var body = JSON.stringify({ events: batch });
     var url = this.endpoint + "/v1/events";
     if (options && options.beacon && global.navigator && global.navigator.sendBeacon) {
+      // a beacon is never answered: the batch stays queued, and a next page of the shop sends
+      // it again unless a later answer acknowledges it (the server counts each event once)
       var blob = new Blob([body], { type: "text/plain;charset=UTF-8" });
-      if (global.navigator.sendBeacon(url, blob)) this._forget(batch); // the browser sends it
+      global.navigator.sendBeacon(url, blob);
       return Promise.resolve();
     }
     if (this._inFlight || Date.now() < this._retryAt) return this._inFlight || Promise.resolve();
