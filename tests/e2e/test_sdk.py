@@ -36,12 +36,14 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     root = tmp_path_factory.mktemp("sdk")
     site = root / "site"
     site.mkdir()
-    page_port, api_port = free_port(), free_port()
+    # the page server holds its port before the API's is picked (two free_port() calls in a
+    # row can return the same port)
+    pages = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(site)))
+    page_port, api_port = pages.server_address[1], free_port()
     api = f"http://127.0.0.1:{api_port}"
     (site / "index.html").write_text(
         f'<!doctype html><title>shop</title><script src="{api}/freshrec.js"></script>'
     )
-    pages = ThreadingHTTPServer(("127.0.0.1", page_port), partial(Quiet, directory=str(site)))
     threading.Thread(target=pages.serve_forever, daemon=True).start()
     env = {"FRESHREC_CORS_ORIGINS": json.dumps([f"http://127.0.0.1:{page_port}"])}
     args = ["serve", "--data-dir", str(root / "data"), "--port", str(api_port)]
