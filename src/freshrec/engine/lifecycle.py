@@ -93,7 +93,7 @@ class _Loading(threading.Thread):
         for role, version in zip(("candidate", "current"), self.versions, strict=True):
             try:  # the book is the processor's: a damaged version is marked when it takes this
                 rankers[role] = self.lifecycle._frozen(self.lifecycle._load(version, mark=False))
-            except (StorageError, NotFound) as exc:
+            except Exception as exc:  # a thread that died would leave the gate waiting forever
                 self.failed = (version, exc)
                 return
         self.rankers = rankers
@@ -285,37 +285,27 @@ class Lifecycle:
         current = self.book.current
         self.book.mark(version, "candidate")
         gate = self.gate = _Trial(version, offset, None)
+        gate.loading = _Loading(self, version, current)  # type: ignore[arg-type]
         if self.background_gates:
-            gate.loading = _Loading(self, version, current)  # type: ignore[arg-type]
             gate.loading.start()
             return
-        try:
-            rankers = self._frozen_versions(version, current)  # type: ignore[arg-type]
-        except (StorageError, NotFound) as exc:
-            self._gate_skipped(gate, exc)
-            return
-        gate.tester = self._tester(rankers, self.gate_events)
-
-    def _frozen_versions(self, candidate: str, current: str) -> dict[str, TopK]:
-        return {
-            "candidate": self._frozen(self._load(candidate)),
-            "current": self._frozen(self._load(current)),
-        }
+        gate.loading.run()  # here, in this thread: the gate tests from its own offset
+        self._gate_loaded(gate, offset)
 
     def _gate_loaded(self, gate: _Trial, offset: int) -> None:
-        """A gate whose versions loaded in the background tests from ``offset`` on (its events
-        count from there); one that could not load them is skipped, as at once."""
+        """A gate whose versions are loaded tests from ``offset`` on (its events count from
+        there); one whose versions could not be loaded is skipped (promoted unchecked)."""
         loading = gate.loading
         if loading is None or loading.is_alive():
             return
         gate.loading = None
-        if loading.failed is not None:
-            version, exc = loading.failed
+        if loading.failed is not None or loading.rankers is None:
+            version, exc = loading.failed or (gate.version, RuntimeError("loader ended early"))
             if isinstance(exc, StorageError):  # damaged (NotFound: pruned meanwhile)
                 self.book.mark(version, "damaged", error=str(exc))
+            elif not isinstance(exc, NotFound):
+                log.error("could not load %s for a gate", version, exc_info=exc)
             self._gate_skipped(gate, exc)
-            return
-        if loading.rankers is None:  # pragma: no cover - the thread ended without either
             return
         gate.start = offset
         gate.tester = self._tester(loading.rankers, self.gate_events)
