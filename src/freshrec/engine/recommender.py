@@ -348,13 +348,6 @@ class Recommender:
         keys = self.state.items.keys()
         return [Recommendation(keys[i], 0.0, _POPULAR) for i in pool.tolist()]
 
-    def _banned(self, items: np.ndarray, banned: Sequence[str]) -> np.ndarray:
-        """Which of ``items`` (state indices) are of one of the ``banned`` categories."""
-        if not banned or items.size == 0:
-            return np.zeros(items.shape[0], dtype=np.bool_)
-        ids = np.asarray([category_id(c) for c in banned], dtype=np.int32)
-        return member_of(self.catalogue.categories(items, self.state.item_category), ids)
-
     def similar_by_content(
         self, item_id: str, k: int, banned: Sequence[str] = ()
     ) -> list[Recommendation] | None:
@@ -399,7 +392,10 @@ class Recommender:
         none of a ``banned`` category (the shop's ``excluded_categories``)."""
         self.catalogue.sync()
         items, scores = self.covisitation.similar(item, 2 * k + 10)
-        keep = self.catalogue.allowed(items) & ~self._banned(items, banned)
+        keep = self.catalogue.allowed(items)
+        if banned:  # the shop rule, as every list's filters apply it
+            rule = Filters(excluded_categories=tuple(banned))
+            keep &= FilterSet(rule, self.state, self.catalogue).mask(items)
         items, scores = items[keep][:k], scores[keep][:k]
         keys = self.state.items.keys()
         source = keys[item]
