@@ -4,8 +4,11 @@ Budget (DESIGN §4): <= 1.5 GB RSS at 1M users x 100k items x 64 factors.
 
 Method: an on-disk engine (the log lives in SQLite on disk, as in production) with default
 settings (MF with 64 factors, every model of the ensemble) processes a synthetic workload in
-which every one of 1M users and 100k items appears (2M events, sessions of two events); then
-a few recommendations are served and a snapshot is written. The figure is the process's peak RSS
+which every one of 1M users and 100k items appears (2M events, sessions of two events): all
+but the last ``registry_gate_events`` (20,000), then a snapshot, which starts a gate (frozen
+copies of two versions, ``freshrec.registry.mapped``), then those 20,000, on which the gate
+tests the new version and decides (the snapshot at 2M events starts the next gate); then a
+few recommendations are served and a snapshot is written. The figure is the process's peak RSS
 (``ru_maxrss``), which includes the Python interpreter, numpy, numba and every library; the RSS
 after the run and the size of the main arrays are in the details.
 """
@@ -18,8 +21,8 @@ import tempfile
 import time
 
 from bench import Result, log, machine, make_result, parser, report
-from bench.processor import fill, warm_up
-from bench.synthetic import generate
+from bench.processor import CHUNK, fill, warm_up
+from bench.synthetic import generate, logged_events
 from freshrec import Engine
 
 
@@ -46,12 +49,26 @@ def run(quick: bool = False, seed: int = 42) -> Result:
     with tempfile.TemporaryDirectory(prefix="freshrec-bench-mem-") as tmp:
         engine = Engine.open(tmp)
         try:
-            fill(engine, workload)
+            held_back = engine.settings.registry_gate_events + 1  # the last decides
+            fill(engine, workload, stop=n_events - held_back)
+            tail = logged_events(workload, n_events - held_back, n_events)
             del workload
             gc.collect()
             t = time.perf_counter()
             engine.process()
-            log(f"processed in {time.perf_counter() - t:.1f} s")
+            engine.processor.snapshot()  # a gate starts: two frozen versions load
+            # the gate tests on the held-back events and decides at the next micro-batch
+            for part in (tail[:-1], tail[-1:]):
+                for c in range(0, len(part), CHUNK):
+                    engine.log.append(part[c : c + CHUNK])
+                engine.process()
+            del tail
+            gates = [
+                {"version": v["version"], "status": v["status"], "gate": v["gate"]}
+                for v in engine.lifecycle.versions()
+                if v.get("gate")
+            ]
+            log(f"processed in {time.perf_counter() - t:.1f} s; gates decided: {gates}")
             for n in range(0, n_users, max(1, n_users // 200)):
                 engine.recommend(f"u{n}", k=10)
             engine.processor.snapshot()
@@ -77,6 +94,7 @@ def run(quick: bool = False, seed: int = 42) -> Result:
         "items": stats["items"],
         "factors": 64,
         "arrays_mb": {k: round(v, 1) for k, v in arrays.items()},
+        "gates": gates,
         "machine": machine(),
     }
     headline = (

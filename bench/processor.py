@@ -55,12 +55,16 @@ def instrument(engine: Engine) -> dict[str, float]:
     return table
 
 
-def fill(engine: Engine, workload: Any, chunk: int = CHUNK) -> float:
-    """Append the workload to the engine's log in chunks; returns seconds taken."""
+def fill(
+    engine: Engine, workload: Any, chunk: int = CHUNK, start: int = 0, stop: int | None = None
+) -> float:
+    """Append the workload's events ``start:stop`` (all by default) to the engine's log in
+    chunks; returns seconds taken."""
     t = time.perf_counter()
     step = 50_000  # materialise LoggedEvents a slice at a time
-    for s in range(0, len(workload), step):
-        events = logged_events(workload, s, s + step)
+    stop = len(workload) if stop is None else stop
+    for s in range(start, stop, step):
+        events = logged_events(workload, s, min(s + step, stop))
         for c in range(0, len(events), chunk):
             engine.log.append(events[c : c + chunk])
     return time.perf_counter() - t

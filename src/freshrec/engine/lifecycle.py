@@ -22,8 +22,11 @@ the models back on one when an update goes bad:
 
 Putting a version back loads its arrays into the live models (exactly: recommendations are those
 it served, for the same online state) and writes a snapshot at once (status ``restored``), so a
-restart resumes from the restored parameters. The frozen copies exist only while a gate runs
-(twice the models' memory for that time); ``gate_events = 0`` promotes every snapshot unchecked.
+restart resumes from the restored parameters. The frozen copies exist only while a gate runs;
+they read their versions' snapshots in place (memory-mapped, ``freshrec.registry.mapped``):
+the rows a test reads, released after it, not a copy of every model. A version put back is
+copied a chunk at a time into the arrays the models hold. ``gate_events = 0`` promotes every
+snapshot unchecked.
 No gate starts for a snapshot of the log replayed after a start (up to ``replay_end``, the
 log's end when the engine opened: it re-creates what was served before) nor for the final one
 of a close: those stay candidates. A snapshot written while a gate runs does not cut the gate
@@ -50,6 +53,7 @@ from freshrec.engine.recommender import Recommender
 from freshrec.errors import Conflict, NotFound, StorageError
 from freshrec.events import LoggedEvent
 from freshrec.models import CoVisitation, Model, ModelError
+from freshrec.models.base import dense
 from freshrec.models.ensemble import Ensemble
 from freshrec.registry.store import Snapshot
 from freshrec.registry.versions import VersionBook, version_folder, version_name
@@ -92,7 +96,8 @@ class _Loading(threading.Thread):
         rankers = {}
         for role, version in zip(("candidate", "current"), self.versions, strict=True):
             try:  # the book is the processor's: a damaged version is marked when it takes this
-                rankers[role] = self.lifecycle._frozen(self.lifecycle._load(version, mark=False))
+                snap = self.lifecycle._load(version, mark=False)
+                rankers[role] = self.lifecycle._frozen(snap)
             except Exception as exc:  # a thread that died would leave the gate waiting forever
                 self.failed = (version, exc)
                 return
@@ -104,6 +109,20 @@ def _section(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray
     return {k[len(start) :]: v for k, v in arrays.items() if k.startswith(start)}
 
 
+def _check_finite(name: str, arrays: dict[str, Any], snap: Snapshot) -> None:
+    """Raise ``ModelError`` if a float array of model ``name`` holds NaN or infinity (what
+    ``Model.check_finite`` checks, read here from the snapshot: a chunk at a time, released
+    after each, when it is mapped)."""
+    for key, value in arrays.items():
+        if snap.mapping is not None:
+            finite = snap.mapping.all_finite(value)
+        else:
+            values = value if isinstance(value, np.ndarray) else value.values
+            finite = values.dtype.kind != "f" or bool(np.isfinite(values).all())
+        if not finite:
+            raise ModelError(f"{name}: non-finite values in {key!r}")
+
+
 class VersionStore(Protocol):
     """Where versions are kept: ``freshrec.registry.SnapshotStore`` (files) or the scale-out
     partition's ``freshrec.scaleout.snapshots.RedisSnapshotStore``."""
@@ -113,7 +132,7 @@ class VersionStore(Protocol):
     taken: Callable[[str], bool]
 
     def has(self, version: str) -> bool: ...
-    def load_version(self, version: str) -> Snapshot: ...
+    def load_version(self, version: str, mapped: bool = False) -> Snapshot: ...
     def listing(self) -> list[tuple[str, dict[str, Any] | None]]: ...
     def names(self) -> list[str]: ...
     def prune(self) -> None: ...
@@ -379,12 +398,14 @@ class Lifecycle:
 
     # -- promote and rollback ----------------------------------------------------------------
     def _load(self, version: str, mark: bool = True) -> Snapshot:
-        """``version``'s snapshot; a damaged one is logged, marked in the book (unless
-        ``mark`` is off: a loader thread leaves the book to the processor) and raises."""
+        """``version``'s parameters, read in place where the store can (``mapped``: a frozen
+        copy reads the pages it needs, a put-back copies them a chunk at a time); a damaged
+        one is logged, marked in the book (unless ``mark`` is off: a loader thread leaves the
+        book to the processor) and raises."""
         if self.store is None or not self.store.has(version):
             raise NotFound(f"version: unknown model version {version!r}")
         try:
-            return self.store.load_version(version)
+            return self.store.load_version(version, mapped=True)
         except (OSError, ValueError) as exc:
             log.warning("skipping damaged version %s: %s", version, exc)
             if mark:
@@ -392,7 +413,9 @@ class Lifecycle:
             raise StorageError(f"version {version} is damaged: {exc}") from exc
 
     def _frozen(self, snap: Snapshot) -> TopK:
-        """A top-k function over copies of the models holding ``snap``'s parameters."""
+        """A top-k function over copies of the models holding ``snap``'s parameters, read
+        where they are when the snapshot is mapped (``Model.load_frozen``): the pages a test
+        reads are released after it, so a gate holds little more than its tests' rows."""
         copies = []
         unusable = {}
         for model in self.models:
@@ -401,11 +424,12 @@ class Lifecycle:
             arrays = _section(snap.arrays, model.name)
             try:
                 if arrays:
-                    copy.load_state_dict(arrays)
-                copy.check_finite()
+                    copy.load_frozen(arrays)
+                _check_finite(model.name, arrays, snap)
             except ModelError as exc:
                 unusable[model.name] = str(exc)
             copies.append(copy)
+        snap.release()
         ensemble = Ensemble(
             copies, self.ensemble.priors, self.ensemble.eta, self.ensemble.min_weight
         )
@@ -417,7 +441,10 @@ class Lifecycle:
         def top_k(user: UserView, k: int, exclude: np.ndarray) -> np.ndarray:
             # a view of its own: models memoise per-request results in the view by model name,
             # and the copies share their names with the live models and the other version
-            return recommender.top_k(replace(user, memo={}), k, exclude)
+            try:
+                return recommender.top_k(replace(user, memo={}), k, exclude)
+            finally:
+                snap.release()
 
         return top_k
 
@@ -426,7 +453,10 @@ class Lifecycle:
         for model in self.models:
             arrays = _section(snap.arrays, model.name)
             if arrays:
-                model.load_state_dict(arrays)
+                model.load_state_dict(
+                    arrays if model.reads_in_place else {k: dense(v) for k, v in arrays.items()}
+                )
+                snap.release()
             try:
                 model.check_finite()
             except ModelError:
@@ -437,7 +467,7 @@ class Lifecycle:
                 self.processor.failed.pop(model.name, None)
         quality = _section(snap.arrays, self.quality.name)
         if quality:
-            self.quality.load_state_dict(quality)
+            self.quality.load_state_dict({k: dense(v) for k, v in quality.items()})
         if snap.meta.get("weights"):
             self.ensemble.weights = dict(snap.meta["weights"])
 

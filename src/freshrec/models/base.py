@@ -42,6 +42,11 @@ def best_positions(scores: np.ndarray, k: int) -> np.ndarray:
     return at[best_first(at, scores[at], k)]
 
 
+def dense(array: Any) -> np.ndarray:
+    """``array`` as an ndarray (a ``SparseArray`` read in place made dense)."""
+    return array if isinstance(array, np.ndarray) else array.dense()
+
+
 class ModelError(FreshrecError):
     """A model's parameters are unusable (NaN, overflow, wrong shapes)."""
 
@@ -69,6 +74,9 @@ class Model(abc.ABC):
 
     reason: str = "recommended"
     scores_are_logits: bool = False  # True: score differences are log-odds (softmax them)
+    # ``load_state_dict`` takes arrays read in place (``freshrec.registry.mapped``), the large
+    # sparse ones as ``SparseArray``, and copies them a chunk at a time; else they come dense
+    reads_in_place: bool = False
 
     def similar(self, item: int, k: int) -> tuple[np.ndarray, np.ndarray]:
         """The ``k`` items most similar to ``item`` and their scores."""
@@ -89,6 +97,13 @@ class Model(abc.ABC):
     @abc.abstractmethod
     def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
         """Restore what ``state_dict`` returned."""
+
+    def load_frozen(self, arrays: dict[str, Any]) -> None:
+        """Hold a version's ``arrays`` to rank with, never to learn (a gate's frozen copy).
+        They may be read in place from the snapshot's file (``freshrec.registry.mapped``), a
+        large sparse one as a ``SparseArray``. Here: made dense and loaded as usual (copies:
+        right for a small model); a large model reads them where they are instead."""
+        self.load_state_dict({k: dense(v) for k, v in arrays.items()})
 
     def check_finite(self) -> None:
         """Raise ``ModelError`` if any learned parameter is NaN or infinite."""

@@ -31,13 +31,15 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numba
 import numpy as np
 
 from freshrec.events import EventType
-from freshrec.models.base import Model, best_first
+from freshrec.models.base import Model, ModelError, best_first, dense
 from freshrec.models.decay import EventCount, ForwardDecay
+from freshrec.registry.mapped import rows_into
 from freshrec.state import Batch, UserView
 from freshrec.state.arrays import Marks, grow
 
@@ -207,6 +209,7 @@ class CoVisitation(Model):
     """Item-to-item scores from what shoppers interact with next in their sessions."""
 
     name = "covisitation"
+    reads_in_place = True
 
     def __init__(
         self,
@@ -238,6 +241,7 @@ class CoVisitation(Model):
         self._nbr = np.full((0, neighbours), -1, dtype=np.int32)
         self._nbw = np.zeros((0, neighbours), dtype=np.float32)
         self._n_items = 0
+        self._frozen = False  # tables read in place (``load_frozen``): never learns
         self._local = threading.local()  # per-thread scratch of ``aggregate``
         # drift hook: a user's items touched before ``_stale_before`` (event time) count
         # ``_stale_weight`` times as sources (``discount_history``)
@@ -287,8 +291,8 @@ class CoVisitation(Model):
     ) -> tuple[np.ndarray, np.ndarray]:
         """Partners of each item (-1 padded) and their weights over the row's total to the power
         ``exponent`` (1: normalised per row, summing to 1)."""
-        nbr = self._nbr[items]
-        nbw = self._nbw[items]
+        nbr, nbw, at = self._table(np.asarray(items))
+        nbr, nbw = nbr[at], nbw[at]
         total = nbw.sum(axis=1, keepdims=True)
         if exponent != 1.0:
             total = total**exponent
@@ -313,10 +317,11 @@ class CoVisitation(Model):
         stamp, (mark, slot) = marks.take(self._n_items)
         room = int(known.sum()) * self.neighbours
         items, acc = np.empty(room, dtype=np.int32), np.empty(room)
+        nbr, nbw, rows = self._table(sources[known].astype(np.int64))
         n = _accumulate(
-            self._nbr,
-            self._nbw,
-            sources[known].astype(np.int64),
+            nbr,
+            nbw,
+            rows,
             np.asarray(source_weights, dtype=np.float64)[known],
             self.row_exponent,
             mark,
@@ -326,6 +331,14 @@ class CoVisitation(Model):
             acc,
         )
         return Reached(items[:n], acc[:n], marks, mark, slot, stamp)
+
+    def _table(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Neighbour tables holding ``rows`` (item indices, all known), and where each row is
+        in them: the tables themselves, or for a frozen copy (``load_frozen``) those rows
+        alone, read from the snapshot where it lies."""
+        if self._frozen:
+            return _rows_of(self._nbr, rows), _rows_of(self._nbw, rows), np.arange(rows.shape[0])
+        return self._nbr, self._nbw, rows
 
     def _marks(self) -> Marks:
         """This thread's scratch ``mark`` and ``slot`` arrays (``Marks``)."""
@@ -342,11 +355,14 @@ class CoVisitation(Model):
         Only for the few items shown, so ranking never pays for it."""
         if items.size == 0 or sources.size == 0:
             return np.full(items.shape[0], -1, dtype=np.int64)
+        sources = sources.astype(np.int64)
+        known = (sources >= 0) & (sources < self._n_items)
+        nbr, nbw, rows = self._table(np.where(known, sources, 0))
         return _top_sources(
-            self._nbr,
-            self._nbw,
-            self._n_items,
-            sources.astype(np.int64),
+            nbr,
+            nbw,
+            nbr.shape[0],
+            np.where(known, rows, -1),
             np.asarray(source_weights, dtype=np.float64),
             self.row_exponent,
             items.astype(np.int64),
@@ -410,10 +426,40 @@ class CoVisitation(Model):
             arrays["stale"] = np.asarray([self._stale_before, self._stale_weight])
         return arrays
 
-    def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
-        self._nbr = arrays["nbr"].astype(np.int32, copy=True)
-        self._nbw = arrays["nbw"].astype(np.float32, copy=True)
-        self._n_items = self._nbr.shape[0]
+    def load_state_dict(self, arrays: dict[str, Any]) -> None:
+        """The tables copied in, into the ones held now when they have room (a version put
+        back: never two copies at once), the rows after the version's emptied."""
+        nbr, nbw = arrays["nbr"], arrays["nbw"]
+        self._check_tables(nbr, nbw)
+        if self._frozen:  # a frozen copy's tables are a snapshot's: never written
+            self._nbr = np.full((0, self.neighbours), -1, dtype=np.int32)
+            self._nbw = np.zeros((0, self.neighbours), dtype=np.float32)
+        self._nbr = rows_into(self._nbr, nbr)
+        self._nbr[nbr.shape[0] :] = -1
+        self._nbw = rows_into(self._nbw, nbw)
+        self._nbw[nbw.shape[0] :] = 0.0
+        self._frozen = False
+        self._load_rest(arrays)
+
+    def load_frozen(self, arrays: dict[str, Any]) -> None:
+        """The tables read where they are, a request's rows at a time (a gate's frozen copy,
+        ``Model.load_frozen``): a table of every item's partners, of which a test reads the
+        rows of one shopper's recent items."""
+        nbr, nbw = arrays["nbr"], arrays["nbw"]
+        self._check_tables(nbr, nbw)
+        if nbr.dtype != np.int32 or nbw.dtype != np.float32:
+            raise ModelError(f"{self.name}: neighbour tables of {nbr.dtype}, {nbw.dtype}")
+        self._nbr, self._nbw = nbr, nbw
+        self._frozen = True
+        self._load_rest(arrays)
+
+    def _check_tables(self, nbr: Any, nbw: Any) -> None:
+        if nbr.shape != nbw.shape or len(nbr.shape) != 2:
+            raise ModelError(f"{self.name}: neighbour tables of shapes {nbr.shape}, {nbw.shape}")
+
+    def _load_rest(self, arrays: dict[str, Any]) -> None:
+        self._n_items = arrays["nbr"].shape[0]
+        arrays = {k: dense(v) for k, v in arrays.items() if k not in ("nbr", "nbw")}
         self._clock.load(arrays["t_ref"])
         if self._count is not None:
             self._count.seen = int(arrays["events"][0]) if "events" in arrays else 0
@@ -438,6 +484,11 @@ class CoVisitation(Model):
         if not 0.0 <= factor <= 1.0:
             raise ValueError(f"factor must be in [0, 1], got {factor!r}")
         self._stale_before, self._stale_weight = float(before), float(factor)
+
+
+def _rows_of(table: Any, rows: np.ndarray) -> np.ndarray:
+    """``table``'s rows ``rows``, dense and of their own (a ``SparseArray`` or an array)."""
+    return table[rows] if isinstance(table, np.ndarray) else table.rows(rows)
 
 
 REASON_BY_TYPE = {

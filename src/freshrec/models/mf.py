@@ -46,8 +46,9 @@ from typing import Any
 import numba
 import numpy as np
 
-from freshrec.models.base import Model, ModelError, best_first, best_positions
+from freshrec.models.base import Model, ModelError, best_first, best_positions, dense
 from freshrec.models.quantised import QuantisedRows
+from freshrec.registry.mapped import as_held, release_pages, rows_into
 from freshrec.state import Batch, UserView
 from freshrec.state.arrays import grow, member_of
 
@@ -238,6 +239,7 @@ class OnlineMF(Model):
     """Implicit-feedback matrix factorisation learned online (ISGD / BPR with negatives)."""
 
     name = "mf"
+    reads_in_place = True
     reason = "picked_for_you"
     scores_are_logits = True
 
@@ -494,26 +496,60 @@ class OnlineMF(Model):
             "rng": self._rng.copy(),
         }
 
-    def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
+    def load_state_dict(self, arrays: dict[str, Any]) -> None:
+        """The parameters copied in, into the arrays held now when they have room (a version
+        put back: never two copies at once), the rows after the version's back to their
+        initial values, as rows never used are."""
+        self._check(arrays)
+        P, Q, user_n = arrays["user_factors"], arrays["item_factors"], arrays["user_events"]
+        self._P = rows_into(self._P, P)
+        _init_rows(self._P, P.shape[0], self.seed, _USER_SALT, self.init_std)
+        self._Q = rows_into(self._Q, Q)
+        _init_rows(self._Q, Q.shape[0], self.seed, _ITEM_SALT, self.init_std)
+        self._user_n = rows_into(self._user_n, user_n)
+        self._user_n[user_n.shape[0] :] = 0
+        self._load_rest(arrays)
+
+    def load_frozen(self, arrays: dict[str, Any]) -> None:
+        """The factors read where they are (a gate's frozen copy, ``Model.load_frozen``): at a
+        million users, its user factors are hundreds of MB of which a gate's tests read a few
+        rows."""
+        self._check(arrays)
+        arrays = {k: dense(v) for k, v in arrays.items()}
+        self._P = as_held(arrays["user_factors"], np.float32)
+        self._Q = as_held(arrays["item_factors"], np.float32)
+        self._user_n = as_held(arrays["user_events"], np.int64)
+        self._load_rest(arrays, quantise=False)
+        if self._n_items > _EXACT_ITEMS:  # a chunk of rows at a time, their pages released
+            step = max(1, (16 << 20) // self._Q[:1].nbytes)
+            for end in range(step, self._n_items + step, step):
+                self._q8.refresh(self._Q, min(end, self._n_items))
+                release_pages(self._Q[end - step : end])
+
+    def _check(self, arrays: dict[str, Any]) -> None:
         P, Q = arrays["user_factors"], arrays["item_factors"]
-        if P.ndim != 2 or Q.ndim != 2 or P.shape[1] != self.factors or Q.shape[1] != self.factors:
+        if len(P.shape) != 2 or len(Q.shape) != 2:
+            raise ModelError(f"{self.name}: factor arrays are not matrices")
+        if P.shape[1] != self.factors or Q.shape[1] != self.factors:
             raise ModelError(f"{self.name}: factor arrays do not have {self.factors} columns")
         pool, user_n = arrays["pool"], arrays["user_events"]
         if pool.shape[0] > self.pool_size:
             raise ModelError(f"{self.name}: pool of {pool.shape[0]} > pool_size {self.pool_size}")
         if user_n.shape != P.shape[:1] or arrays["meta"].shape != (2,) or arrays["rng"].size != 1:
             raise ModelError(f"{self.name}: inconsistent state arrays")
-        self._P = np.array(P, dtype=np.float32, order="C")
-        self._Q = np.array(Q, dtype=np.float32, order="C")
-        self._user_n = user_n.astype(np.int64, copy=True)
+
+    def _load_rest(self, arrays: dict[str, Any], quantise: bool = True) -> None:
+        """Everything but the factors and the users' counts (small), and the int8 copy."""
+        pool = dense(arrays["pool"])
         self._pool = np.full(self.pool_size, -1, dtype=np.int32)
         self._pool[: pool.shape[0]] = pool
-        self._meta = arrays["meta"].astype(np.int64, copy=True)
-        self._rng = arrays["rng"].astype(np.uint64, copy=True)
-        self._n_users, self._n_items = P.shape[0], Q.shape[0]
+        self._meta = dense(arrays["meta"]).astype(np.int64, copy=True)
+        self._rng = dense(arrays["rng"]).astype(np.uint64, copy=True)
+        self._n_users = arrays["user_factors"].shape[0]
+        self._n_items = arrays["item_factors"].shape[0]
         self._norms = None
         self._q8 = QuantisedRows(self.factors)
-        if self._n_items > _EXACT_ITEMS:  # quantised and sorted now, not on the first request
+        if quantise and self._n_items > _EXACT_ITEMS:  # now, not on the first request
             self._q8.refresh(self._Q, self._n_items)
 
     # -- drift hooks (freshrec.drift.policy) -------------------------------------------------

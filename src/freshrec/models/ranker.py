@@ -52,8 +52,9 @@ import numba
 import numpy as np
 
 from freshrec.features.context import local_time
-from freshrec.models.base import Model, ModelError
+from freshrec.models.base import Model, ModelError, dense
 from freshrec.models.mf import _FASTMATH, _below, _choice, _init_rows, _mix, _number
+from freshrec.registry.mapped import as_held
 from freshrec.state import Batch, UserView
 from freshrec.state.arrays import grow
 
@@ -517,6 +518,14 @@ class ContextRanker(Model):
         }
 
     def load_state_dict(self, arrays: dict[str, np.ndarray]) -> None:
+        self._load(arrays, copy=True)
+
+    def load_frozen(self, arrays: dict[str, Any]) -> None:
+        """The parameter tables read where they are (a gate's frozen copy): a test reads the
+        rows of a few features."""
+        self._load({k: dense(v) for k, v in arrays.items()}, copy=False)
+
+    def _load(self, arrays: dict[str, np.ndarray], copy: bool) -> None:
         rows = 1 << self.hash_bits
         V, w = arrays["factors"], arrays["linear"]
         if V.shape != (rows, self.factors) or w.shape != (rows,) or arrays["bias"].shape != (1,):
@@ -527,8 +536,10 @@ class ContextRanker(Model):
         cat, bucket = arrays["item_category"], arrays["item_price_bucket"]
         if cat.shape != bucket.shape or arrays["meta"].shape != (2,) or arrays["rng"].size != 1:
             raise ModelError(f"{self.name}: inconsistent state arrays")
-        self._V = np.array(V, dtype=np.float32, order="C")
-        self._w = np.array(w, dtype=np.float32)
+        if copy:
+            self._V, self._w = np.array(V, dtype=np.float32, order="C"), np.array(w, np.float32)
+        else:
+            self._V, self._w = as_held(V, np.float32), as_held(w, np.float32)
         self._bias = np.array(arrays["bias"], dtype=np.float32)
         self._item_cat = cat.astype(np.int32, copy=True)
         self._item_bucket = bucket.astype(np.int8, copy=True)

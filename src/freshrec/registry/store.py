@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import shutil
+import struct
 import time
 import zipfile
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
+from freshrec.registry.mapped import MappedArrays, gather_sparse
 from freshrec.registry.versions import next_folder, version_folder, version_name
 
 log = logging.getLogger(__name__)
@@ -108,7 +110,9 @@ def _write_npz(f: Any, arrays: dict[str, np.ndarray]) -> None:
     (the snapshot never holds a packed copy of a large array)."""
     with zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
         for name, member in _members(arrays):
-            with zf.open(name + ".npy", mode="w", force_zip64=True) as out:
+            info = zipfile.ZipInfo(name + ".npy", time.localtime()[:6])
+            info.extra = _alignment(f.tell(), len(info.filename.encode()))
+            with zf.open(info, mode="w", force_zip64=True) as out:
                 if not isinstance(member, tuple):
                     np.lib.format.write_array(out, np.asanyarray(member), allow_pickle=False)
                     continue
@@ -117,6 +121,15 @@ def _write_npz(f: Any, arrays: dict[str, np.ndarray]) -> None:
                 np.lib.format.write_array_header_1_0(out, header | {"shape": (count,)})
                 for block in blocks:
                     out.write(np.ascontiguousarray(block, dtype=dtype).tobytes())
+
+
+def _alignment(offset: int, name_length: int) -> bytes:
+    """The extra field that puts a member written at ``offset`` on a multiple of 64 bytes, so
+    its array is aligned where the file is mapped (``freshrec.registry.mapped``): the local
+    header (30 bytes), the name, this field (the alignment field zipalign writes, id 0xD935),
+    then the ZIP64 field (20 bytes) zipfile appends; the .npy header pads itself to 64."""
+    pad = -(offset + 30 + name_length + 6 + 20) % 64
+    return struct.pack("<HHH", 0xD935, 2 + pad, 64) + bytes(pad)
 
 
 def unpack_sparse(stored: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -141,6 +154,12 @@ class Snapshot:
     arrays: dict[str, np.ndarray]
     documents: dict[str, Any]
     meta: dict[str, Any]
+    mapping: MappedArrays | None = None  # arrays read in place (``load(mapped=True)``)
+
+    def release(self) -> None:
+        """Stop holding the pages of mapped arrays read so far (nothing if read into memory)."""
+        if self.mapping is not None:
+            self.mapping.release()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -270,7 +289,7 @@ class SnapshotStore:
             if f"-{os.getpid()}-" not in tmp.name:
                 shutil.rmtree(tmp, ignore_errors=True)
 
-    def _read(self, folder: Path) -> Snapshot:
+    def _read(self, folder: Path, mapped: bool = False) -> Snapshot:
         meta = json.loads((folder / _META).read_text())
         if not isinstance(meta, dict) or not isinstance(meta.get("sha256"), dict):
             raise ValueError(f"{_META} is not a snapshot's metadata")
@@ -282,16 +301,23 @@ class SnapshotStore:
         for name, expected in meta["sha256"].items():
             if _digest(folder / name) != expected:
                 raise ValueError(f"checksum mismatch in {name}")
+        if mapped:  # parameters to rank with: the state's documents (ids) are not read
+            mapping = MappedArrays(folder / _ARRAYS)
+            return Snapshot(
+                int(meta["offset"]), gather_sparse(mapping.arrays, _SPARSE), {}, meta, mapping
+            )
         with np.load(folder / _ARRAYS, allow_pickle=False) as data:
             arrays = unpack_sparse({key: data[key] for key in data.files})
         documents = msgspec.msgpack.decode((folder / _DOCS).read_bytes())
         return Snapshot(int(meta["offset"]), arrays, documents, meta)
 
-    def load(self, folder: Path) -> Snapshot:
+    def load(self, folder: Path, mapped: bool = False) -> Snapshot:
         """The snapshot in ``folder``, checksums verified (``OSError``/``ValueError`` if damaged
-        or missing)."""
+        or missing). ``mapped``: its arrays read in place (``MappedArrays``), the large sparse
+        ones as ``SparseArray``, and not its documents (the state's ids: a frozen version
+        ranks with the live state)."""
         try:
-            return self._read(folder)
+            return self._read(folder, mapped)
         except (KeyError, msgspec.DecodeError) as exc:
             raise ValueError(f"damaged snapshot {folder}: {exc}") from exc
 
@@ -309,9 +335,9 @@ class SnapshotStore:
         name = version_folder(version)
         return name is not None and (self.root / name).is_dir()
 
-    def load_version(self, version: str) -> Snapshot:
+    def load_version(self, version: str, mapped: bool = False) -> Snapshot:
         """``version``'s snapshot, checksums verified (see ``load``)."""
-        return self.load(self.root / (version_folder(version) or version))
+        return self.load(self.root / (version_folder(version) or version), mapped)
 
     def listing(self) -> list[tuple[str, dict[str, Any] | None]]:
         """Every version here with its metadata (None if unreadable), newest first."""

@@ -223,8 +223,9 @@ class RedisVersions:
             out.append((version_name(folder), meta))
         return out
 
-    def load_version(self, version: str) -> Snapshot:
-        """``version``'s parameters, checksum verified (``ValueError`` if missing or damaged)."""
+    def load_version(self, version: str, mapped: bool = False) -> Snapshot:
+        """``version``'s parameters, checksum verified (``ValueError`` if missing or damaged);
+        always read into memory (``mapped`` is for stores on files)."""
         folder = version_folder(version)
         raw, meta_raw = self.redis.hmget(self.key(folder or version), ["arrays", "meta"])
         if raw is None or meta_raw is None:
@@ -384,8 +385,8 @@ class RedisSnapshotStore:
     def has(self, version: str) -> bool:
         return self.stored.has(version)
 
-    def load_version(self, version: str) -> Snapshot:
-        return self.stored.load_version(version)
+    def load_version(self, version: str, mapped: bool = False) -> Snapshot:
+        return self.stored.load_version(version, mapped)
 
     def take_written(self) -> list[str]:
         """The folders stored since the last call, oldest first (the owner hands them to its

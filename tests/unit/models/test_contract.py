@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from freshrec.models import CoVisitation, DecayedPopularity, Model
 from freshrec.models.contextpop import ContextPopularity
 from freshrec.models.mf import OnlineMF
 from freshrec.models.ranker import ContextRanker
+from freshrec.registry.mapped import SparseArray
 from freshrec.settings import Settings
 from freshrec.state import Batch, OnlineState
 
@@ -139,3 +141,70 @@ def test_non_finite_parameters_are_detected(make: Callable[[], Model]) -> None:
     model.load_state_dict(arrays)
     with pytest.raises(Exception, match="non-finite"):
         model.check_finite()
+
+
+def grown_stream() -> list[LoggedEvent]:
+    """Events of 20 users over 30 items, then of 20 more users over 60 items."""
+    later = stream(n=300, seed=1, items=60)
+    return stream(n=300, items=30) + [
+        LoggedEvent(e.type, "later-" + e.user_id, e.item_id, e.ts + 50_000.0) for e in later
+    ]
+
+
+def test_a_load_into_a_model_that_learned_more_is_a_fresh_load(make: Callable[[], Model]) -> None:
+    """A version put back is copied into the arrays the model holds (rows past it reset):
+    it must then learn and score exactly as a model that loaded it new."""
+    state, parts = batches(grown_stream(), 100)
+    model = make()
+    for b in parts[:2]:
+        model.learn(b)
+    saved = {k: v.copy() for k, v in model.state_dict().items()}
+    for b in parts[2:-1]:  # more users and items: the model's arrays have grown
+        model.learn(b)
+    model.load_state_dict(saved)
+    fresh = make()
+    fresh.load_state_dict(saved)
+    model.learn(parts[-1])
+    fresh.learn(parts[-1])
+    for key, value in fresh.state_dict().items():
+        np.testing.assert_array_equal(model.state_dict()[key], value, err_msg=key)
+    for user in ("u0", "later-u3", "nobody"):
+        np.testing.assert_array_equal(
+            model.score(state.view(user), all_items(state)),
+            fresh.score(state.view(user), all_items(state)),
+        )
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+def test_a_frozen_copy_read_in_place_scores_as_the_model(
+    make: Callable[[], Model], sparse: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a gate tests: a version read from its snapshot where it lies."""
+    from freshrec.registry import store as store_module
+
+    if sparse:  # every array stored as its entries other than 0 (or -1)
+        monkeypatch.setattr(store_module, "SPARSE_MIN_BYTES", 0)
+        monkeypatch.setattr(store_module, "SPARSE_MAX_SHARE", 1.0)
+    state, parts = batches(grown_stream(), 100)
+    model = make()
+    for b in parts:
+        model.learn(b)
+    store = store_module.SnapshotStore(tmp_path)
+    folder = store.save(1, {f"m/{k}": v for k, v in model.state_dict().items()}, {}, {})
+    snap = store.load(folder, mapped=True)
+    arrays = {k.removeprefix("m/"): v for k, v in snap.arrays.items()}
+    if sparse and isinstance(model, CoVisitation):
+        assert isinstance(arrays["nbr"], SparseArray)  # its rows made dense as they are read
+    frozen = make()
+    frozen.load_frozen(arrays)
+    for user in ("u0", "later-u3", "nobody"):
+        np.testing.assert_array_equal(
+            frozen.score(state.view(user), all_items(state)),
+            model.score(state.view(user), all_items(state)),
+        )
+        try:
+            expected = model.candidates(state.view(user), 10)
+        except NotImplementedError:
+            continue
+        np.testing.assert_array_equal(frozen.candidates(state.view(user), 10), expected)
+        snap.release()

@@ -202,10 +202,10 @@ def test_params_recreate_the_model() -> None:
 def test_the_negatives_are_the_drawn_items_the_user_scores_highest() -> None:
     model = OnlineMF(factors=2, negatives=1, negative_oversampling=16, seed=1)
     model.learn(make_batch(items=[0, 1, 2], users=[1, 1, 1]))  # three items seen
-    arrays = model.state_dict()
+    arrays = {k: v.copy() for k, v in model.state_dict().items()}  # views: loads write them
     arrays["user_factors"][0] = [1.0, 0.0]
     arrays["item_factors"][:] = [[0.0, 1.0], [1.0, 0.0], [-1.0, 0.0]]  # user 0 likes item 1
-    model.load_state_dict({k: v.copy() for k, v in arrays.items()})
+    model.load_state_dict(arrays)
     model.learn(make_batch(items=[0], users=[0]))
     after = model.state_dict()["item_factors"]
     assert not np.array_equal(after[1], arrays["item_factors"][1])  # the hard one was pushed

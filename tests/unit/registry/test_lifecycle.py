@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from freshrec import Engine
 from freshrec.cli import app as cli_app
 from freshrec.errors import Conflict, NotFound, StorageError
+from freshrec.registry import store as store_module
 from freshrec.serving import create_app
 from freshrec.sim import ShopSimulator
 
@@ -84,7 +85,17 @@ def sabotage(engine: Engine, seed: int = 0) -> None:
         model.load_state_dict(arrays)
 
 
-def test_rollback_restores_exactly_what_a_version_served(tmp_path: Path) -> None:
+@pytest.fixture(params=["dense", "sparse"])
+def storage(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Versions with co-visitation's tables stored whole, or as their set entries (as at a
+    large catalogue): frozen copies then make rows dense as they read them, and a put-back
+    copies them in a chunk at a time."""
+    if request.param == "sparse":
+        monkeypatch.setattr(store_module, "SPARSE_MIN_BYTES", 0)
+    return request.param
+
+
+def test_rollback_restores_exactly_what_a_version_served(tmp_path: Path, storage: str) -> None:
     sim = shop()
     with Engine.open(tmp_path, registry_gate_events=0, **SMALL) as engine:
         feed(engine, sim.take(4000))
@@ -110,7 +121,7 @@ def test_rollback_restores_exactly_what_a_version_served(tmp_path: Path) -> None
         assert recs(restarted) == served_second  # the restored parameters survive a restart
 
 
-def test_gate_rejects_a_bad_update_and_promotes_a_good_one(tmp_path: Path) -> None:
+def test_gate_rejects_a_bad_update_and_promotes_a_good_one(tmp_path: Path, storage: str) -> None:
     sim = shop(6)
     settings = {**SMALL, "registry_gate_events": 1500, "registry_gate_every": 3}
     with Engine.open(tmp_path, registry_watch_events=0, **settings) as engine:
