@@ -53,8 +53,8 @@ from freshrec.engine.recommender import Recommender
 from freshrec.errors import Conflict, NotFound, StorageError
 from freshrec.events import LoggedEvent
 from freshrec.models import CoVisitation, Model, ModelError
-from freshrec.models.base import dense
 from freshrec.models.ensemble import Ensemble
+from freshrec.registry.mapped import loadable
 from freshrec.registry.store import Snapshot
 from freshrec.registry.versions import VersionBook, version_folder, version_name
 from freshrec.state import OnlineState, UserView
@@ -453,9 +453,7 @@ class Lifecycle:
         for model in self.models:
             arrays = _section(snap.arrays, model.name)
             if arrays:
-                model.load_state_dict(
-                    arrays if model.reads_in_place else {k: dense(v) for k, v in arrays.items()}
-                )
+                model.load_state_dict(loadable(model, arrays))
                 snap.release()
             try:
                 model.check_finite()
@@ -467,7 +465,7 @@ class Lifecycle:
                 self.processor.failed.pop(model.name, None)
         quality = _section(snap.arrays, self.quality.name)
         if quality:
-            self.quality.load_state_dict({k: dense(v) for k, v in quality.items()})
+            self.quality.load_state_dict(loadable(self.quality, quality))
         if snap.meta.get("weights"):
             self.ensemble.weights = dict(snap.meta["weights"])
 

@@ -24,6 +24,7 @@ from freshrec.log import EventLog
 from freshrec.models import Model, ModelError
 from freshrec.registry import SnapshotStore
 from freshrec.registry.background import ForkedSnapshot, can_fork, fork_write
+from freshrec.registry.mapped import loadable
 from freshrec.state import Batch, OnlineState
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ class Processor:
 
     def restore(self) -> int:
         """Load the newest intact snapshot; returns the offset replay must start from."""
-        snap = self.snapshots.load_latest() if self.snapshots else None
+        snap = self.snapshots.load_latest(mapped=True) if self.snapshots else None
         if snap is not None and snap.offset > self.log.end_offset():
             raise StorageError(
                 f"snapshot at offset {snap.offset} is ahead of the event log "
@@ -114,11 +115,14 @@ class Processor:
             )
         if snap is not None:
             with self.lock:
+                # read in place and copied a part (a chunk) at a time: never two copies
                 self.state.restore(_section(snap.arrays, "state"), snap.documents)
+                snap.release()
                 for part in self._parts:
                     arrays = _section(snap.arrays, part.name)
                     if arrays:
-                        part.load_state_dict(arrays)
+                        part.load_state_dict(loadable(part, arrays))
+                        snap.release()
                 for model in self.models:
                     try:
                         model.check_finite()

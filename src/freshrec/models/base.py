@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from freshrec.errors import FreshrecError
+from freshrec.registry.mapped import copied
 from freshrec.state import Batch, UserView
 
 
@@ -101,9 +102,9 @@ class Model(abc.ABC):
     def load_frozen(self, arrays: dict[str, Any]) -> None:
         """Hold a version's ``arrays`` to rank with, never to learn (a gate's frozen copy).
         They may be read in place from the snapshot's file (``freshrec.registry.mapped``), a
-        large sparse one as a ``SparseArray``. Here: made dense and loaded as usual (copies:
-        right for a small model); a large model reads them where they are instead."""
-        self.load_state_dict({k: dense(v) for k, v in arrays.items()})
+        large sparse one as a ``SparseArray``. Here: copied into memory and loaded as usual
+        (right for a small model); a large model reads them where they are instead."""
+        self.load_state_dict({k: copied(v) for k, v in arrays.items()})
 
     def check_finite(self) -> None:
         """Raise ``ModelError`` if any learned parameter is NaN or infinite."""

@@ -214,3 +214,23 @@ def as_held(array: np.ndarray, dtype: type) -> np.ndarray:
     copy when it already is (a ``MappedArrays`` member); a copy otherwise -- a read-only or
     unaligned array would be another type to numba, compiled again on first use."""
     return np.require(array, dtype=dtype, requirements=["C", "A", "W"])
+
+
+def copied(array: np.ndarray | SparseArray, dtype: Any = None) -> np.ndarray:
+    """A new in-memory copy of ``array`` (as ``dtype``), made by ``copy_rows``: a mapped
+    array's pages are released as they are copied."""
+    out = np.empty(array.shape, dtype=array.dtype if dtype is None else dtype)
+    if out.ndim == 0:
+        out[()] = array if isinstance(array, np.ndarray) else array.dense()
+    else:
+        copy_rows(out, array)
+    return out
+
+
+def loadable(part: object, arrays: dict[str, Any]) -> dict[str, Any]:
+    """``arrays`` as ``part.load_state_dict`` takes them: as they are for a model that reads
+    them in place (``reads_in_place``), else ``copied`` into memory, so that it keeps nothing
+    of a mapping (whose pages are released under it)."""
+    if getattr(part, "reads_in_place", False):
+        return arrays
+    return {k: copied(v) for k, v in arrays.items()}

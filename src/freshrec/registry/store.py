@@ -289,7 +289,7 @@ class SnapshotStore:
             if f"-{os.getpid()}-" not in tmp.name:
                 shutil.rmtree(tmp, ignore_errors=True)
 
-    def _read(self, folder: Path, mapped: bool = False) -> Snapshot:
+    def _read(self, folder: Path, mapped: bool = False, documents: bool = True) -> Snapshot:
         meta = json.loads((folder / _META).read_text())
         if not isinstance(meta, dict) or not isinstance(meta.get("sha256"), dict):
             raise ValueError(f"{_META} is not a snapshot's metadata")
@@ -301,23 +301,22 @@ class SnapshotStore:
         for name, expected in meta["sha256"].items():
             if _digest(folder / name) != expected:
                 raise ValueError(f"checksum mismatch in {name}")
-        if mapped:  # parameters to rank with: the state's documents (ids) are not read
+        mapping = None
+        if mapped:
             mapping = MappedArrays(folder / _ARRAYS)
-            return Snapshot(
-                int(meta["offset"]), gather_sparse(mapping.arrays, _SPARSE), {}, meta, mapping
-            )
-        with np.load(folder / _ARRAYS, allow_pickle=False) as data:
-            arrays = unpack_sparse({key: data[key] for key in data.files})
-        documents = msgspec.msgpack.decode((folder / _DOCS).read_bytes())
-        return Snapshot(int(meta["offset"]), arrays, documents, meta)
+            arrays = gather_sparse(mapping.arrays, _SPARSE)
+        else:
+            with np.load(folder / _ARRAYS, allow_pickle=False) as data:
+                arrays = unpack_sparse({key: data[key] for key in data.files})
+        docs = msgspec.msgpack.decode((folder / _DOCS).read_bytes()) if documents else {}
+        return Snapshot(int(meta["offset"]), arrays, docs, meta, mapping)
 
-    def load(self, folder: Path, mapped: bool = False) -> Snapshot:
+    def load(self, folder: Path, mapped: bool = False, documents: bool = True) -> Snapshot:
         """The snapshot in ``folder``, checksums verified (``OSError``/``ValueError`` if damaged
         or missing). ``mapped``: its arrays read in place (``MappedArrays``), the large sparse
-        ones as ``SparseArray``, and not its documents (the state's ids: a frozen version
-        ranks with the live state)."""
+        ones as ``SparseArray``; ``documents`` off: the state's ids are not read."""
         try:
-            return self._read(folder, mapped)
+            return self._read(folder, mapped, documents)
         except (KeyError, msgspec.DecodeError) as exc:
             raise ValueError(f"damaged snapshot {folder}: {exc}") from exc
 
@@ -336,8 +335,9 @@ class SnapshotStore:
         return name is not None and (self.root / name).is_dir()
 
     def load_version(self, version: str, mapped: bool = False) -> Snapshot:
-        """``version``'s snapshot, checksums verified (see ``load``)."""
-        return self.load(self.root / (version_folder(version) or version), mapped)
+        """``version``'s parameters, checksums verified (see ``load``), without the state's
+        documents: a version put back or gated ranks with the live state."""
+        return self.load(self.root / (version_folder(version) or version), mapped, False)
 
     def listing(self) -> list[tuple[str, dict[str, Any] | None]]:
         """Every version here with its metadata (None if unreadable), newest first."""
@@ -347,15 +347,16 @@ class SnapshotStore:
         """Every version here, newest first (``listing`` without reading any metadata)."""
         return [version_name(f.name) for f in self.versions()]
 
-    def load_latest(self) -> Snapshot | None:
-        """The newest intact snapshot, or None when there is none."""
+    def load_latest(self, mapped: bool = False) -> Snapshot | None:
+        """The newest intact snapshot (``mapped``: see ``load``), or None when there is
+        none."""
         for folder in self.versions():
             why = self.unwanted(folder.name)
             if why is not None:
                 log.warning("not restoring from snapshot %s: %s", folder, why)
                 continue
             try:
-                return self._read(folder)
+                return self._read(folder, mapped)
             except (OSError, ValueError, KeyError, msgspec.DecodeError) as exc:
                 log.warning("skipping damaged snapshot %s: %s", folder, exc)
                 self.on_damaged(folder.name, str(exc))

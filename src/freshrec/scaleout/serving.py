@@ -215,7 +215,8 @@ class ServingStore:
         """The version of the newest publication (0 = none)."""
         return int(self.redis.hget(self.key, "version") or 0)
 
-    def load_latest(self) -> Snapshot | None:
+    def load_latest(self, mapped: bool = False) -> Snapshot | None:
+        """The newest snapshot stored, or None (read into memory: ``mapped`` is for files)."""
         version, base_id, diff = self.redis.hmget(self.key, ["version", "base_id", "diff"])
         if diff is None:
             return None

@@ -415,7 +415,8 @@ class RedisSnapshotStore:
         """The version of the stored snapshot (0 = none)."""
         return int(self.redis.hget(self.key, "version") or 0)
 
-    def load_latest(self) -> Snapshot | None:
+    def load_latest(self, mapped: bool = False) -> Snapshot | None:
+        """The newest snapshot stored, or None (read into memory: ``mapped`` is for files)."""
         found = self.redis.hmget(self.key, ["arrays", "documents", "meta", "version"])
         if found[0] is None:
             return None

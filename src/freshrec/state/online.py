@@ -24,6 +24,7 @@ import numpy as np
 
 from freshrec.events import EventType, LoggedEvent
 from freshrec.features.context import Context, enrich_many
+from freshrec.registry.mapped import copied
 from freshrec.state.arrays import grow
 from freshrec.state.batch import Batch
 from freshrec.state.ids import IdMap
@@ -485,7 +486,7 @@ class OnlineState:
             "rec_count",
             "item_events",
         ):
-            setattr(self, name, arrays[name].copy())
+            setattr(self, name, copied(arrays[name]))  # a mapped snapshot's pages released
         # added later: snapshots written before them restore with "unknown"
         nu, ni = self.last_ts.shape[0], self.item_events.shape[0]
         for name, shape, fill in (
@@ -500,11 +501,10 @@ class OnlineState:
             value = arrays.get(name)
             if value is None:
                 value = np.full(shape, fill, dtype=old.dtype)
-            setattr(self, name, value.astype(old.dtype, copy=True))
+            setattr(self, name, copied(value, old.dtype))
         self._categories = bool((self.item_category >= 0).any())
         self.purchased = {}
-        for u, i in zip(
-            arrays["purchased_user"].tolist(), arrays["purchased_item"].tolist(), strict=True
-        ):
+        bought = copied(arrays["purchased_user"]), copied(arrays["purchased_item"])
+        for u, i in zip(bought[0].tolist(), bought[1].tolist(), strict=True):
             self.purchased.setdefault(u, set()).add(i)
-        self.max_ts = float(arrays["max_ts"][0])
+        self.max_ts = float(copied(arrays["max_ts"])[0])
