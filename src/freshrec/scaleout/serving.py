@@ -59,6 +59,7 @@ USER_STATE = (
     "rec_session",
     "rec_ts",
     "rec_count",
+    "session_key",
 )
 # per-user arrays of model parts (sent with zero rows) and parts left out altogether
 USER_ROWS = ("mf/user_factors", "mf/user_events")

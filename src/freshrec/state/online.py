@@ -176,6 +176,50 @@ def _advance(
             rec_count[u] = c + 1
 
 
+@numba.njit(cache=True, nogil=True)
+def _fnv1a(data, ends, out):  # pragma: no cover - compiled
+    """64-bit FNV-1a of each ``data[ends[k-1]:ends[k]]`` into ``out`` (0 reserved: made 1)."""
+    start = 0
+    for k in range(ends.shape[0]):
+        h = np.uint64(0xCBF29CE484222325)
+        for j in range(start, ends[k]):
+            h = (h ^ np.uint64(data[j])) * np.uint64(0x100000001B3)
+        out[k] = np.int64(h) if h != 0 else np.int64(1)
+        start = ends[k]
+
+
+@numba.njit(cache=True, nogil=True)
+def _flag_sessions(users, keys, store, out):  # pragma: no cover - compiled
+    """In order: an event without a session id (key 0), in its user's last session, or in a
+    new one (then remembered in ``store``)."""
+    for k in range(users.shape[0]):
+        if keys[k] == 0:
+            out[k] = _NO_FLAG
+            continue
+        u = users[k]
+        out[k] = _SAME if store[u] == keys[k] else _NEW
+        store[u] = keys[k]
+
+
+def session_keys(ids: list[str | None]) -> np.ndarray:
+    """A stable 64-bit key (FNV-1a of the UTF-8 bytes) of each session id; 0 for None. The
+    ids go to the hash as one string: their lengths in characters are their lengths in bytes
+    unless one is not ASCII, which is then encoded on its own."""
+    texts = [i or "" for i in ids]
+    joined = "".join(texts)
+    data = joined.encode()
+    if len(data) == len(joined):
+        lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    else:
+        parts = [t.encode() for t in texts]
+        data = b"".join(parts)
+        lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+    keys = np.empty(len(texts), dtype=np.int64)
+    _fnv1a(np.frombuffer(data, dtype=np.uint8), np.cumsum(lengths), keys)
+    keys[np.fromiter((i is None for i in ids), dtype=np.bool_, count=len(ids))] = 0
+    return keys
+
+
 def _empty(dtype: type) -> np.ndarray:
     return np.zeros(0, dtype=dtype)
 
@@ -228,7 +272,7 @@ class OnlineState:
         self.type_weights = np.asarray(type_weights, dtype=np.float64)
         self.users = IdMap()
         self.items = IdMap()
-        self._sessions: dict[int, str] = {}
+        self.session_key = np.zeros(0, dtype=np.int64)  # hash of the last session id, 0: none
         self.purchased: dict[int, set[int]] = {}
         self.last_ts = np.zeros(0, dtype=np.float64)
         self.session_no = np.zeros(0, dtype=np.int32)
@@ -247,6 +291,7 @@ class OnlineState:
         self.max_ts = 0.0
 
     def _ensure(self, n_users: int, n_items: int) -> None:
+        self.session_key = grow(self.session_key, n_users)
         self.last_ts = grow(self.last_ts, n_users)
         self.session_no = grow(self.session_no, n_users)
         self.session_start = grow(self.session_start, n_users)
@@ -268,10 +313,10 @@ class OnlineState:
         items = self.items.indices(list(map(_ITEM_ID, events)))
         types = np.fromiter(map(_TYPE, events), dtype=np.int8, count=n)
         ts = np.fromiter(map(_TS, events), dtype=np.float64, count=n)
+        self._ensure(len(self.users), len(self.items))
         flags = self._session_flags(users, list(map(_SESSION_ID, events)))
         weight = self.weights_of(events, types)
         context = enrich_many(list(map(_CONTEXT, events)), ts)
-        self._ensure(len(self.users), len(self.items))
         W, C = self.session_window, self.category_window
         prev_items = np.full((n, W), -1, dtype=np.int32)
         prev_types = np.zeros((n, W), dtype=np.int8)
@@ -346,18 +391,14 @@ class OnlineState:
         )
 
     def _session_flags(self, users: np.ndarray, session_ids: list[str | None]) -> np.ndarray:
-        """Per event: no session id, the user's session as before, or a new one (remembered)."""
+        """Per event: no session id, the user's session as before, or a new one (remembered
+        as a 64-bit hash of the id: at a million shoppers the ids themselves took 100 MB)."""
         n = len(session_ids)
         if session_ids.count(None) == n:
             return np.full(n, _NO_FLAG, dtype=np.int8)
-        flags = [_NO_FLAG] * n
-        sessions = self._sessions
-        get = sessions.get
-        for k, (u, sid) in enumerate(zip(users.tolist(), session_ids, strict=True)):
-            if sid is not None:
-                flags[k] = _SAME if get(u) == sid else _NEW
-                sessions[u] = sid
-        return np.asarray(flags, dtype=np.int8)
+        flags = np.empty(n, dtype=np.int8)
+        _flag_sessions(users, session_keys(session_ids), self.session_key, flags)
+        return flags
 
     def weights_of(self, events: list[LoggedEvent], types: np.ndarray | None = None) -> np.ndarray:
         """Model weight of each event: its type's weight; ratings below 3.5 weigh nothing."""
@@ -456,6 +497,7 @@ class OnlineState:
             "purchased_user": np.asarray(pu, dtype=np.int32),
             "purchased_item": np.asarray(pi, dtype=np.int32),
             "max_ts": np.asarray([self.max_ts]),
+            "session_key": self.session_key[:nu],
         }
 
     def documents(self) -> dict[str, object]:
@@ -463,20 +505,19 @@ class OnlineState:
         return {
             "users": self.users.keys(),
             "items": self.items.keys(),
-            "session_users": list(self._sessions),
-            "session_ids": list(self._sessions.values()),
         }
 
     def restore(self, arrays: dict[str, np.ndarray], documents: dict[str, object]) -> None:
         self.users = IdMap(documents["users"])  # type: ignore[arg-type]
         self.items = IdMap(documents["items"])  # type: ignore[arg-type]
-        self._sessions = dict(
-            zip(
-                documents["session_users"],
-                documents["session_ids"],  # type: ignore[call-overload]
-                strict=True,
-            )
-        )
+        nu = len(self.users)
+        if "session_key" in arrays:
+            self.session_key = copied(arrays["session_key"])
+        else:  # a snapshot from before the keys: the ids themselves, in its documents
+            self.session_key = np.zeros(nu, dtype=np.int64)
+            ids = list(documents.get("session_ids", ()))  # type: ignore[call-overload]
+            at = np.asarray(documents.get("session_users", ()), dtype=np.int64)
+            self.session_key[at] = session_keys(ids)
         for name in (
             "last_ts",
             "session_no",

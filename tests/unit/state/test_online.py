@@ -6,6 +6,7 @@ from freshrec.events import EventType, LoggedEvent
 from freshrec.features.context import DEVICE_IDS, category_id, country_id, price_bucket
 from freshrec.settings import Settings
 from freshrec.state import OnlineState
+from freshrec.state.online import session_keys
 
 
 def make_state(**kw: object) -> OnlineState:
@@ -47,6 +48,24 @@ def test_explicit_session_ids_win_over_the_gap() -> None:
         ]
     )
     assert batch.new_session.tolist() == [True, True, False]
+
+
+def test_session_ids_are_kept_as_stable_keys_across_restores() -> None:
+    assert session_keys(["abc", None]).tolist() == [np.int64(np.uint64(0xE71FA2190541574B)), 0]
+    mixed = session_keys(["s1", "séance", "s1", None])  # a non-ASCII id among ASCII ones
+    assert mixed.tolist() == [*session_keys(["s1"]), *session_keys(["séance"]), mixed[0], 0]
+    state = make_state(session_gap_seconds=100)
+    state.advance([ev("u", "a", 0, session="s1"), ev("v", "b", 1, session="t")])
+    assert "session_users" not in state.documents()  # ids are not kept: 8 bytes a user
+    for documents in (state.documents(), {**state.documents(), "legacy": True}):
+        arrays = {k: v.copy() for k, v in state.arrays().items()}
+        if "legacy" in documents:  # a snapshot written before the keys: the ids themselves
+            del arrays["session_key"]
+            documents = {**documents, "session_users": [0, 1], "session_ids": ["s1", "t"]}
+        copy = make_state(session_gap_seconds=100)
+        copy.restore(arrays, documents)
+        batch = copy.advance([ev("u", "c", 5, session="s1"), ev("v", "d", 6, session="t2")])
+        assert batch.new_session.tolist() == [False, True]
 
 
 def test_batches_and_single_events_give_the_same_state() -> None:
