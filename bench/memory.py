@@ -7,8 +7,9 @@ settings (MF with 64 factors, every model of the ensemble) processes a synthetic
 which every one of 1M users and 100k items appears (2M events, sessions of two events). First
 all but the last ``registry_gate_events + 1`` (20,001), then a snapshot, which starts a gate
 (frozen copies of two versions, ``freshrec.registry.mapped``), then those, on which the gate
-tests the new version and decides (on this seed it rejects it: the current version is put
-back). Then a few recommendations are served and a snapshot is written (the next gate starts).
+tests the new version and decides (it promotes it). Then a rollback by hand puts the version
+before back (copied into the models) and a promotion by hand the new one again; a few
+recommendations are served and a snapshot is written (the next gate starts).
 Last, a fresh process opens the data directory (restores the newest snapshot, as after a
 crash) and serves one recommendation.
 
@@ -69,12 +70,13 @@ def run(quick: bool = False, seed: int = 42) -> Result:
                     engine.log.append(part[c : c + CHUNK])
                 engine.process()
             del tail
-            gates = [
-                {"version": v["version"], "status": v["status"], "gate": v["gate"]}
+            # two put-backs (each version copied into the models' arrays): back, and forth
+            engine.promote(engine.rollback()["rolled_back"])
+            versions = [
+                {k: v[k] for k in ("version", "status", "gate", "restored_from") if k in v}
                 for v in engine.lifecycle.versions()
-                if v.get("gate")
             ]
-            log(f"processed in {time.perf_counter() - t:.1f} s; gates decided: {gates}")
+            log(f"processed in {time.perf_counter() - t:.1f} s; versions: {versions}")
             for n in range(0, n_users, max(1, n_users // 200)):
                 engine.recommend(f"u{n}", k=10)
             engine.processor.snapshot()
@@ -104,7 +106,7 @@ def run(quick: bool = False, seed: int = 42) -> Result:
         "items": stats["items"],
         "factors": 64,
         "arrays_mb": {k: round(v, 1) for k, v in arrays.items()},
-        "gates": gates,
+        "versions": versions,
         "machine": machine(),
     }
     headline = (

@@ -315,6 +315,16 @@ class Settings(BaseSettings):
     registry_rollback_drop: float = Field(
         0.1, ge=0, le=1, description="Automatic rollback when the watched hit rate falls this much."
     )
+    registry_confidence: float = Field(
+        0.95,
+        ge=0,
+        lt=1,
+        description=(
+            "Confidence a gate needs that a candidate is worse by more than the tolerance (a"
+            " watch: that the hit rate fell by more than the drop) before it rejects (rolls"
+            " back); 0.5 or less: the measured difference alone."
+        ),
+    )
     registry_keep_promoted: int = Field(
         3, ge=2, description="Promoted versions kept as rollback targets (never pruned)."
     )

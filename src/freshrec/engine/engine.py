@@ -239,6 +239,7 @@ class Engine(LogIngest):
             min_tests=s.registry_gate_min_tests,
             watch_events=s.registry_watch_events,
             rollback_drop=s.registry_rollback_drop,
+            confidence=s.registry_confidence,
             drift_count=lambda: sum(self.drift.record.counts().values()),
         )
 

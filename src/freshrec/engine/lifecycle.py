@@ -40,10 +40,12 @@ micro-batch.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from statistics import NormalDist
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -75,6 +77,7 @@ class _Trial:
     start: int
     tester: LiveQuality | None  # None while a gate's frozen copies load (``_Loading``)
     baseline: float = 0.0
+    baseline_tests: int = 0  # the tests behind the baseline (a watch's)
     drifts: int = 0
     followers: list[str] = field(default_factory=list)  # versions written while it ran
     loading: _Loading | None = None
@@ -107,6 +110,28 @@ class _Loading(threading.Thread):
 def _section(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
     start = prefix + "/"
     return {k[len(start) :]: v for k, v in arrays.items() if k.startswith(start)}
+
+
+def paired_bound(n: int, better: int, worse: int, z: float) -> float:
+    """Upper confidence bound of a candidate's hit rate minus the current version's, from
+    ``n`` tests of both on the same events, ``better`` of them hit by the candidate alone and
+    ``worse`` by the current alone: the mean difference plus ``z`` standard errors (paired: the
+    tests both hit or both miss say nothing about the difference)."""
+    if n == 0:
+        return 0.0
+    mean = (better - worse) / n
+    spread = max(0.0, (better + worse) / n - mean * mean)
+    return mean + z * math.sqrt(spread / n)
+
+
+def fall_bound(baseline: float, baseline_tests: int, rate: float, tests: int, z: float) -> float:
+    """Lower confidence bound of how far a hit rate ``rate`` (over ``tests`` tests) fell below
+    ``baseline`` (over ``baseline_tests``; 0: taken as exact): the fall minus ``z`` standard
+    errors of the difference of two independent rates."""
+    var = rate * (1 - rate) / max(tests, 1)
+    if baseline_tests > 0:
+        var += baseline * (1 - baseline) / baseline_tests
+    return (baseline - rate) - z * math.sqrt(var)
 
 
 def _check_finite(name: str, arrays: dict[str, Any], snap: Snapshot) -> None:
@@ -161,6 +186,7 @@ class Lifecycle:
         min_tests: int = 30,
         watch_events: int = 20_000,
         rollback_drop: float = 0.1,
+        confidence: float = 0.95,
         drift_count: Callable[[], int] = lambda: 0,
     ) -> None:
         self.store = store
@@ -178,6 +204,8 @@ class Lifecycle:
         self.min_tests = min_tests
         self.watch_events = watch_events
         self.rollback_drop = rollback_drop
+        # a one-sided bound: z standard errors (0 below a confidence of one half)
+        self.z = NormalDist().inv_cdf(confidence) if confidence > 0.5 else 0.0
         self.drift_count = drift_count
         self.processor: Processor | None = None  # set once the engine has built it
         # set by an owner that must choose when the snapshot of restored parameters is written
@@ -258,7 +286,8 @@ class Lifecycle:
             self.gate.followers.append(version)
         elif self.book.current is None or self.gate_events == 0:
             self.book.promote(version, gate=None)
-            self._start_watch(version, offset, self.quality.hit_rates()["ensemble"])
+            tests = min(self.quality.tests, self.quality.window)
+            self._start_watch(version, offset, self.quality.hit_rates()["ensemble"], tests)
         else:
             self._start_gate(version, offset)
 
@@ -335,11 +364,14 @@ class Lifecycle:
             self.gate = None
         self.book.promote(gate.version, gate={"skipped": str(exc)})
 
-    def _start_watch(self, version: str, offset: int, baseline: float) -> None:
+    def _start_watch(self, version: str, offset: int, baseline: float, tests: int) -> None:
+        """Watch the live hit rate after ``version``'s promotion, against ``baseline``
+        (measured on ``tests`` tests)."""
         self.watch = None
         if self.watch_events > 0:
             tester = self._tester({"live": self.recommender.top_k}, self.watch_events)
             self.watch = _Trial(version, offset, tester, baseline, self.drift_count())
+            self.watch.baseline_tests = tests
 
     def _decide(self, offset: int) -> None:
         gate = self.gate
@@ -348,18 +380,21 @@ class Lifecycle:
             if tests < self.min_tests and offset < gate.start + 4 * self.gate_events:
                 return  # too few testable events yet: keep testing a while longer
             rates = gate.tester.hit_rates()
+            n, better, worse = gate.tester.discordant("candidate", "current")
+            bound = paired_bound(n, better, worse, self.z)
             result = {
                 "events": offset - gate.start,
                 "tests": tests,
                 "candidate": rates["candidate"],
                 "current": rates["current"],
                 "tolerance": self.tolerance,
+                "bound": round(bound, 4),
             }
             self.gate = None
-            if tests < self.min_tests or rates["candidate"] >= rates["current"] - self.tolerance:
+            if tests < self.min_tests or bound >= -self.tolerance:
                 self.book.promote(gate.version, gate=result)
                 log.info("promoted %s: %s", gate.version, result)
-                self._start_watch(gate.version, offset, rates["candidate"])
+                self._start_watch(gate.version, offset, rates["candidate"], n)
             else:
                 self._reject(gate.version, result, gate.followers)
         watch = self.watch
@@ -384,9 +419,11 @@ class Lifecycle:
     def _judge(self, watch: _Trial) -> None:
         """End of a post-promotion watch: roll back if the live hit rate fell too far."""
         rate, tests = watch.tester.hit_rates()["live"], watch.tester.tests
-        if tests < self.min_tests or rate >= watch.baseline - self.rollback_drop:
+        n = min(tests, watch.tester.window)
+        fall = fall_bound(watch.baseline, watch.baseline_tests, rate, n, self.z)
+        if tests < self.min_tests or fall <= self.rollback_drop:
             return
-        details = {"live": rate, "baseline": watch.baseline, "tests": tests}
+        details = {"live": rate, "baseline": watch.baseline, "tests": tests, "fall": fall}
         if self.drift_count() > watch.drifts:
             log.warning("hit rate fell after %s, drift explains it: %s", watch.version, details)
         elif self.book.current == watch.version and self.book.previous():

@@ -90,6 +90,13 @@ class LiveQuality:
         rates = self._hits[:, :n].mean(axis=1)
         return {name: float(r) for name, r in zip(self.names, rates, strict=True)}
 
+    def discordant(self, a: str, b: str) -> tuple[int, int, int]:
+        """Over the window's tests: how many there are, how many ``a`` hit and ``b`` missed,
+        and how many the other way round (a paired comparison of the two)."""
+        n = min(self.tests, self.window)
+        ha, hb = self._hits[self.names.index(a), :n], self._hits[self.names.index(b), :n]
+        return n, int((ha & ~hb).sum()), int((hb & ~ha).sum())
+
     def last_hits(self) -> dict[str, bool]:
         """Each ranker's hit (True) or miss in the latest test (empty before any test)."""
         if self.tests == 0:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ from typer.testing import CliRunner
 
 from freshrec import Engine
 from freshrec.cli import app as cli_app
+from freshrec.engine.lifecycle import fall_bound, paired_bound
 from freshrec.errors import Conflict, NotFound, StorageError
 from freshrec.registry import store as store_module
 from freshrec.serving import create_app
@@ -138,6 +140,7 @@ def test_gate_rejects_a_bad_update_and_promotes_a_good_one(tmp_path: Path, stora
         entry = next(v for v in engine.versions() if v["version"] == bad)
         assert entry["status"] == "rejected", entry["gate"]
         assert entry["gate"]["candidate"] < entry["gate"]["current"] - 0.02
+        assert entry["gate"]["bound"] < -0.02  # worse beyond the tolerance, with confidence
         restored = next(v for v in engine.versions() if v["current"])
         assert restored["restored_from"] == good and restored["status"] == "restored"
 
@@ -156,7 +159,8 @@ def test_live_hit_rate_falling_after_a_promotion_rolls_back(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     sim = shop(7)
-    settings = {**SMALL, "registry_gate_events": 0, "registry_gate_every": 3}
+    # the baseline (the live hit rate) measured on about as many tests as the watch
+    settings = {**SMALL, "registry_gate_events": 0, "registry_gate_every": 3, "live_eval_every": 3}
     with Engine.open(
         tmp_path, registry_watch_events=1500, registry_rollback_drop=0.05, **settings
     ) as engine:
@@ -175,6 +179,19 @@ def test_live_hit_rate_falling_after_a_promotion_rolls_back(
         assert current["restored_from"] == before
         statuses = {v["version"]: v["status"] for v in engine.versions()}
         assert statuses[promoted] == "rolled_back"
+
+
+def test_the_gate_and_the_watch_act_on_evidence_not_on_noise() -> None:
+    z = NormalDist().inv_cdf(0.95)
+    # 90 tests, the candidate 2 hits behind (5 hits alone, the current 7): the measured
+    # difference (-0.022) is past a tolerance of 0.02, but well within the noise of 90 tests
+    assert paired_bound(90, 5, 7, z) > -0.02
+    assert paired_bound(90, 5, 7, 0.0) == pytest.approx(-2 / 90)  # the plain rule rejects it
+    assert paired_bound(500, 10, 80, z) < -0.1  # a clearly worse candidate
+    assert paired_bound(500, 0, 0, z) == 0.0  # both always agree: no difference at all
+    # a watch: 0.30 over 200 tests, then 0.22 over 100 is a fall of 0.08, not surely past 0.05
+    assert fall_bound(0.30, 200, 0.22, 100, z) < 0.05 < fall_bound(0.30, 200, 0.22, 100, 0.0)
+    assert fall_bound(0.30, 2000, 0.10, 1000, z) > 0.15
 
 
 def test_damaged_snapshots_are_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

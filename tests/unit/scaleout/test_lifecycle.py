@@ -199,6 +199,7 @@ def test_a_partition_rolls_back_on_its_own_between_chunks(
         redis_prefix,
         registry_gate_events=0,
         registry_gate_every=3,
+        live_eval_every=3,  # the baseline (the live rate) measured on as many tests as the watch
         registry_watch_events=1500,
         registry_rollback_drop=0.05,
         mf_factors=8,
