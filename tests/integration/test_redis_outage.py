@@ -123,3 +123,50 @@ def test_outage_is_visible_and_recovered_from(private_redis: PrivateRedis, tmp_p
     assert not thread.is_alive()
     _, rows = query(tmp_path / "data", 'SELECT count(*), count(DISTINCT "offset") FROM events')
     assert rows[0] == (31, 31)  # the outage cost the archive nothing, and nothing twice
+
+
+def test_a_worker_and_a_replica_started_before_redis_wait_for_it(tmp_path: Path) -> None:
+    """Services start in any order: a worker and a replica whose Redis is not up yet wait for
+    it (a worker used to exit), then work as usual once it answers."""
+    server = PrivateRedis(tmp_path)  # its port picked, not started yet
+    settings = Settings(
+        redis_url=server.url,
+        redis_partitions=2,
+        redis_timeout_seconds=0.3,
+        scaleout_publish_seconds=0.05,
+        serving_poll_seconds=0.05,
+    )
+    worker = Worker(settings)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    engine = ClusterEngine(settings)
+    try:
+        time.sleep(1.5)  # the worker has met the refused connection by now
+        assert thread.is_alive()
+        server.start()
+        with TestClient(create_app(engine)) as client:
+            deadline = time.monotonic() + 20
+            while client.get("/readyz").status_code != 200:
+                assert time.monotonic() < deadline, "replica did not find Redis"
+                time.sleep(0.1)
+            events = make_checkerboard(5)
+            assert client.post("/v1/events", json={"events": events}).status_code == 202
+            assert engine.wait_processed(20), "the worker did not start processing"
+            stats = client.get("/v1/stats").json()
+            assert stats["events_accepted"] == stats["events_processed"] == len(events)
+    finally:
+        worker.stop()
+        thread.join(20)
+        engine.close()
+        server.stop()
+    assert not thread.is_alive()
+
+
+def test_a_worker_stopped_before_redis_answers_exits_cleanly(tmp_path: Path) -> None:
+    worker = Worker(Settings(redis_url=PrivateRedis(tmp_path).url, redis_timeout_seconds=0.3))
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    time.sleep(0.5)
+    worker.stop()
+    thread.join(10)
+    assert not thread.is_alive()

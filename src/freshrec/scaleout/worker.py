@@ -63,6 +63,7 @@ class Worker:
             settings.redis_partitions,
             settings.redis_prefix,
             timeout=max(settings.redis_timeout_seconds, 5.0),
+            wait=True,  # a worker may start before Redis: ``run`` waits for it
         )
         self.redis = self.log.redis
         self.keys = Keys(settings.redis_prefix)
@@ -230,9 +231,11 @@ class Worker:
         return len(changes)
 
     def run(self) -> None:
-        """Process until ``stop`` is called; Redis outages are waited out."""
-        for p in range(self.log.partitions):
-            self.log.ensure_group(p)
+        """Process until ``stop`` is called; Redis outages are waited out, a Redis not up yet
+        at the start too."""
+        if not self._wait_for_redis():  # stopped before Redis ever answered: nothing to hand
+            self._close()
+            return
         while not self._stop.is_set():
             try:
                 self.step()
@@ -246,6 +249,31 @@ class Worker:
     def stop(self) -> None:
         self._stop.set()
 
+    def _wait_for_redis(self) -> bool:
+        """Check the log's partitions and create the consumer groups once Redis answers
+        (logged when it does not, and when it does again); False if stopped meanwhile. A log
+        with another partition count still raises: that is a setting to fix, not a wait."""
+        waiting = False
+        while not self._stop.is_set():
+            try:
+                self.log.check_partitions()
+                for p in range(self.log.partitions):
+                    self.log.ensure_group(p)
+            except (redis.RedisError, StorageError) as exc:
+                if isinstance(exc, StorageError) and not isinstance(
+                    exc.__cause__, redis.RedisError
+                ):
+                    raise
+                if not waiting:
+                    log.warning("waiting for Redis: %s", exc)
+                    waiting = True
+                self._stop.wait(1.0)
+                continue
+            if waiting:
+                log.info("Redis answers: processing")
+            return True
+        return False
+
     def shutdown(self) -> None:
         """Hand every partition over and leave the group (on SIGTERM / Ctrl-C)."""
         try:
@@ -255,6 +283,9 @@ class Worker:
         except redis.RedisError as exc:
             log.warning("could not hand partitions over cleanly (%s)", exc)
         finally:
-            if self.archiver is not None:
-                self.archiver.close()
-            self.log.close()
+            self._close()
+
+    def _close(self) -> None:
+        if self.archiver is not None:
+            self.archiver.close()
+        self.log.close()
