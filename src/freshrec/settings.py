@@ -158,6 +158,18 @@ class Settings(BaseSettings):
     redis_timeout_seconds: float = Field(
         1.0, gt=0, description="Redis socket timeout: an outage becomes a 503 this fast."
     )
+    redis_read_timeout_seconds: float = Field(
+        0.05,
+        gt=0,
+        description=(
+            "Scale-out: a recommendation waits this long for the user's record; after one"
+            " such read times out, none is tried for redis_read_pause_seconds (the user is"
+            " served as a newcomer)."
+        ),
+    )
+    redis_read_pause_seconds: float = Field(
+        1.0, ge=0, description="How long recommendations skip Redis after a read failed."
+    )
     worker_lease_seconds: float = Field(
         3.0, gt=0, description="A worker's partition lease; a dead worker's pass on after it."
     )

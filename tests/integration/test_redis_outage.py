@@ -38,7 +38,8 @@ class PrivateRedis:
     def start(self) -> None:
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", HOST, "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.folder)],
+             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.folder),
+             "--enable-debug-command", "local"],  # DEBUG SLEEP: a Redis that stalls
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
         client = redis.Redis.from_url(self.url)
@@ -170,3 +171,69 @@ def test_a_worker_stopped_before_redis_answers_exits_cleanly(tmp_path: Path) -> 
     worker.stop()
     thread.join(10)
     assert not thread.is_alive()
+
+
+def test_recommendations_do_not_wait_out_a_stalled_redis(
+    private_redis: PrivateRedis, tmp_path: Path
+) -> None:
+    """Redis stops answering (``DEBUG SLEEP``): a recommendation waits for the user's record
+    at most ``redis_read_timeout_seconds``, the ones after it do not try for a moment, and all
+    are answered while Redis still sleeps -- as for a newcomer, personal again afterwards."""
+    settings = Settings(
+        redis_url=private_redis.url,
+        redis_partitions=2,
+        redis_timeout_seconds=2.0,  # what any other read would wait
+        redis_read_timeout_seconds=0.05,
+        redis_read_pause_seconds=0.5,
+        scaleout_publish_seconds=0.05,
+        serving_poll_seconds=0.05,
+        cache_max_entries=0,
+    )
+    worker = Worker(settings)
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    engine = ClusterEngine(settings)
+    try:
+        with TestClient(create_app(engine)) as client:
+            assert (
+                client.post("/v1/events", json={"events": make_checkerboard(5)}).status_code == 202
+            )
+            assert engine.wait_processed(20)
+            deadline = time.monotonic() + 10
+            while engine.refresh() or None in engine.partitions:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            params = {"user_id": "u1"}
+            assert (
+                client.get("/v1/recommendations", params=params).json()["items"][0]["reason"][
+                    "type"
+                ]
+                == "because_you_viewed"
+            )
+
+            sleeping = threading.Thread(
+                target=lambda: redis.Redis.from_url(private_redis.url).execute_command(
+                    "DEBUG", "SLEEP", "3"
+                )
+            )
+            sleeping.start()
+            time.sleep(0.2)  # the sleep has begun
+            answers = [client.get("/v1/recommendations", params=params) for _ in range(5)]
+            assert sleeping.is_alive()  # every answer came while Redis was still asleep
+            for answer in answers:
+                assert answer.status_code == 200 and answer.json()["items"]
+                reasons = {i["reason"]["type"] for i in answer.json()["items"]}
+                assert "because_you_viewed" not in reasons  # served as a newcomer
+            assert engine.records.skipped >= 3  # not each after its own timeout
+            sleeping.join(10)
+            deadline = time.monotonic() + 10
+            while True:  # personal again once Redis answers and the pause is over
+                items = client.get("/v1/recommendations", params=params).json()["items"]
+                if items and items[0]["reason"]["type"] == "because_you_viewed":
+                    break
+                assert time.monotonic() < deadline, "recommendations did not recover"
+                time.sleep(0.1)
+    finally:
+        worker.stop()
+        thread.join(20)
+        engine.close()

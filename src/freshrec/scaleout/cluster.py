@@ -45,7 +45,7 @@ from freshrec.engine.recommender import Recommendation, Recommender, Served
 from freshrec.errors import StorageError, ValidationError
 from freshrec.events import EventValidator, LoggedEvent
 from freshrec.features.context import Context
-from freshrec.log.redis import RedisLog, partition_of, unavailable
+from freshrec.log.redis import RedisLog, connect, partition_of, unavailable
 from freshrec.scaleout.feed import ChunkFeed
 from freshrec.scaleout.keys import Keys
 from freshrec.scaleout.lifecycle import ClusterLifecycle
@@ -75,15 +75,41 @@ class _SnapshotOnly(ChunkFeed):
         return int(self.store.loaded_meta.get("offset", 0))
 
 
+class UserRecords:
+    """The Redis read on the recommendation path, a user's record, held to a request's time:
+    a short timeout (``redis_read_timeout_seconds``), and once a read has failed -- a stalled
+    or lost Redis -- none for ``redis_read_pause_seconds``. Those requests are answered at once
+    (the user as a newcomer: the replica's popular items), not each after a full timeout."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic) -> None:
+        assert settings.redis_url is not None
+        self.client = connect(settings.redis_url, settings.redis_read_timeout_seconds)
+        self.prefix = settings.redis_prefix
+        self.pause = settings.redis_read_pause_seconds
+        self.clock = clock
+        self.skipped = 0  # reads not tried: Redis failed a read less than ``pause`` ago
+        self._until = 0.0
+
+    def get(self, user_id: str) -> bytes | None:
+        """The user's record (None: no record); ``redis.RedisError`` when it is not read."""
+        if self.clock() < self._until:
+            self.skipped += 1
+            raise redis.ConnectionError("not tried: Redis failed a read a moment ago")
+        try:
+            return self.client.get(user_key(self.prefix, user_id))  # type: ignore[return-value]
+        except redis.RedisError:
+            self._until = self.clock() + self.pause
+            raise
+
+
 class RedisUserViews:
     """Stands in for ``OnlineState`` in a replica's ``Recommender``: users come from Redis,
     items from the partition's snapshot."""
 
-    def __init__(self, engine: Engine, client: redis.Redis, prefix: str) -> None:
+    def __init__(self, engine: Engine, records: UserRecords) -> None:
         self.engine = engine
         self.items: IdMap = engine.state.items
-        self.redis = client
-        self.prefix = prefix
+        self.records = records
         self.failures = 0
 
     def __getattr__(self, name: str) -> Any:
@@ -93,7 +119,7 @@ class RedisUserViews:
     def view(self, user_id: str, max_items: int | None = None, context: Context | None = None):  # type: ignore[no-untyped-def]
         state = self.engine.state
         try:
-            data = self.redis.get(user_key(self.prefix, user_id))
+            data = self.records.get(user_id)
         except redis.RedisError:
             self.failures += 1  # serve them as a newcomer: the partition's popular items
             data = None
@@ -126,6 +152,7 @@ class ClusterEngine(LogIngest):
             wait=True,  # a replica starts, and answers 503, while Redis is down
         )
         self.redis = self.log.redis
+        self.records = UserRecords(settings)  # the recommendation path's reads
         self.keys = Keys(settings.redis_prefix)
         self.lifecycle = ClusterLifecycle(
             self.redis,
@@ -187,7 +214,7 @@ class ClusterEngine(LogIngest):
         engine.catalogue = Catalogue(lambda: engine.state.items)
         engine.profiles = self.profiles
         engine.recommender = Recommender(
-            RedisUserViews(engine, self.redis, self.settings.redis_prefix),  # type: ignore[arg-type]
+            RedisUserViews(engine, self.records),  # type: ignore[arg-type]
             engine.ensemble,
             engine.covisitation,
             self.settings.exclude_recent,
@@ -355,7 +382,7 @@ class ClusterEngine(LogIngest):
         unreachable."""
         revision = self.profiles.revisions.get(user_id, 0)
         try:
-            data = self.redis.get(user_key(self.settings.redis_prefix, user_id))
+            data = self.records.get(user_id)
         except redis.RedisError:
             return None
         if data is None:
@@ -488,6 +515,7 @@ class ClusterEngine(LogIngest):
                 "model_version": self.model_version,
                 **self._last_stats,
                 "events_rejected": self.rejected,
+                "user_reads_skipped": self.records.skipped,
                 "ready": False,
                 "reason": str(unavailable(self.settings.redis_url or "", exc)),
             }
@@ -507,7 +535,7 @@ class ClusterEngine(LogIngest):
             "partitions": n,
             "ready": True,
         }
-        return dict(self._last_stats)
+        return {**self._last_stats, "user_reads_skipped": self.records.skipped}
 
     def extra_metrics(self) -> Iterator[Metric]:
         """The cluster's freshness histogram: acknowledged -> visible to serving."""

@@ -143,7 +143,12 @@ class Worker:
         """Give partition ``p`` to its new owner: publish a snapshot, then free the lease."""
         runner = self.runners[p]
         runner.engine.lifecycle.active = False  # the hand-over snapshot starts no gate
-        runner.publish(force=True)
+        try:
+            runner.publish(force=True)
+        except LeaseLost as exc:  # its lease lapsed (a stalled Redis): the new owner has it
+            log.warning("partition %d not handed over: %s", p, exc)
+            self._drop(p)
+            return
         if self.archiver is not None:
             self.archiver.flush()
         self._release(keys=[self.keys.lease(p)], args=[self.id])

@@ -238,6 +238,22 @@ def test_partitions_move_to_the_worker_that_stays(
         first.shutdown()
 
 
+def test_a_worker_whose_leases_lapsed_shuts_down_cleanly(
+    settings: Settings, replica: ClusterEngine
+) -> None:
+    """Redis stalled past the lease: another worker holds the partitions when this one is
+    stopped. It drops them (their new owner has them) instead of failing the hand-over."""
+    first = Worker(settings)
+    first.step(block_ms=1)
+    assert set(first.runners) == {0, 1}
+    replica.ingest(make_checkerboard(3))
+    first.step(block_ms=1)
+    for p in (0, 1):  # the leases lapsed and a second worker took them
+        first.redis.set(first.keys.lease(p), "worker-b", px=60_000)
+    first.shutdown()  # used to raise LeaseLost from the hand-over's snapshot
+    assert first.runners == {}
+
+
 def test_archive_query_and_backfill(redis_prefix: str, tmp_path: Path) -> None:
     settings = scaleout_settings(redis_prefix, data_dir=tmp_path / "data")
     replica = ClusterEngine(settings)
