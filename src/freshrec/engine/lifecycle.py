@@ -99,8 +99,7 @@ class _Loading(threading.Thread):
         rankers = {}
         for role, version in zip(("candidate", "current"), self.versions, strict=True):
             try:  # the book is the processor's: a damaged version is marked when it takes this
-                snap = self.lifecycle._load(version, mark=False)
-                rankers[role] = self.lifecycle._frozen(snap)
+                rankers[role] = self.lifecycle._frozen(self.lifecycle._load(version, mark=False))
             except Exception as exc:  # a thread that died would leave the gate waiting forever
                 self.failed = (version, exc)
                 return
@@ -370,8 +369,9 @@ class Lifecycle:
         self.watch = None
         if self.watch_events > 0:
             tester = self._tester({"live": self.recommender.top_k}, self.watch_events)
-            self.watch = _Trial(version, offset, tester, baseline, self.drift_count())
-            self.watch.baseline_tests = tests
+            self.watch = _Trial(
+                version, offset, tester, baseline, baseline_tests=tests, drifts=self.drift_count()
+            )
 
     def _decide(self, offset: int) -> None:
         gate = self.gate

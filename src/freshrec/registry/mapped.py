@@ -1,16 +1,23 @@
-"""A snapshot's arrays read in place: its ``arrays.npz`` memory-mapped, read-only.
+"""A snapshot's arrays read in place: its ``arrays.npz`` memory-mapped, never written.
 
 A gate tests two frozen versions (``freshrec.engine.lifecycle``) on a few hundred events. Read
 into memory, each would be a full copy of the models -- at a million shoppers MF's user factors
 and co-visitation's tables, about 480 MB a version -- when a test touches a few rows of each.
 Mapped, a version costs only the pages a test reads, and ``release`` gives those back after it
 (``MADV_DONTNEED``: the process stops holding them; the kernel keeps them in its page cache
-while memory allows, so the next test reads them from memory, not disk).
+while memory allows, so the next test reads them from memory, not disk). A version put back,
+and the snapshot a start restores, are copied out of the mapping a chunk at a time
+(``copy_rows``, ``rows_into``, ``copied``), each chunk's pages released once copied, so that
+neither ever holds the snapshot and the models at once.
 
 The ``.npz`` is an uncompressed zip (``ZIP_STORED``) of ``.npy`` members, so each member's
 bytes lie in the file as they are: its array is the mapping at that offset. A large array
 stored as its other entries (``freshrec.registry.store.pack_sparse``) stays so: a
 ``SparseArray`` whose rows are made dense one request at a time (``rows``).
+
+The mapping is copy-on-write (``ACCESS_COPY``) only so that its arrays are writable, which
+numba needs to take them as it takes the live ones; nothing writes to them (a page written
+would be private, and ``release`` would drop it).
 """
 
 from __future__ import annotations
@@ -78,12 +85,10 @@ class SparseArray:
 
 
 class MappedArrays:
-    """The arrays of one ``.npz`` file, each a read-only view of one shared mapping."""
+    """The arrays of one ``.npz`` file, each a view of one shared mapping of it."""
 
     def __init__(self, path: Path) -> None:
-        with open(path, "rb") as f:
-            # copy-on-write, never written: arrays numba takes as it takes the live ones (a
-            # read-only array is another type to it, compiled again), the file never changes
+        with open(path, "rb") as f:  # copy-on-write, never written: see the module's docstring
             self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
         key = id(self._map)
         _MAPS[key] = weakref.ref(self._map, lambda _, key=key: _MAPS.pop(key, None))

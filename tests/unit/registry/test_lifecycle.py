@@ -155,15 +155,18 @@ def test_gate_rejects_a_bad_update_and_promotes_a_good_one(tmp_path: Path, stora
     assert served  # (the watched users had recommendations at the good version)
 
 
+@pytest.mark.parametrize("drifts_before", [0, 3])
 def test_live_hit_rate_falling_after_a_promotion_rolls_back(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, drifts_before: int
 ) -> None:
+    """Drifts detected before the watch began do not explain its fall: only new ones do."""
     sim = shop(7)
     # the baseline (the live hit rate) measured on about as many tests as the watch
     settings = {**SMALL, "registry_gate_events": 0, "registry_gate_every": 3, "live_eval_every": 3}
     with Engine.open(
         tmp_path, registry_watch_events=1500, registry_rollback_drop=0.05, **settings
     ) as engine:
+        engine.lifecycle.drift_count = lambda: drifts_before
         feed(engine, sim.take(5000))
         engine.processor.snapshot()
         before = engine.model_version
