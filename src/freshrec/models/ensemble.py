@@ -82,6 +82,33 @@ def _distribute(scores, logits, temperature):  # pragma: no cover - compiled
     return out, True
 
 
+@numba.njit(cache=True, nogil=True)
+def _blend(scores, served, logits, weights, temperature, k):  # pragma: no cover - compiled
+    """The blend of one request in one pass: ``scores[j]`` (member j's scores of the sorted
+    candidates) made a distribution (``_distribute``) and weighted by ``weights[j]``, summed
+    over the ``served`` members; the positions of the ``k`` best sums, best first (ties: the lower
+    position, so the lower item), those sums and their parts. ``finite[j]`` is False for a
+    served member with a non-finite score: it sits the request out."""
+    m, n = scores.shape
+    parts = np.zeros((n, m))
+    finite = np.ones(m, dtype=np.bool_)
+    for j in range(m):
+        if not served[j]:
+            continue
+        share, ok = _distribute(scores[j], logits[j], temperature)
+        if not ok:
+            finite[j] = False
+            continue
+        for i in range(n):
+            parts[i, j] = weights[j] * share[i]
+    total = np.zeros(n)
+    for i in range(n):
+        for j in range(m):
+            total[i] += parts[i, j]
+    order = np.argsort(-total, kind="mergesort")[: min(k, n)]  # stable: ties keep position
+    return order, total[order], parts[order], finite
+
+
 class Ensemble:
     """Weighted blend of member models with weights driven by live quality."""
 
@@ -159,18 +186,21 @@ class Ensemble:
         if candidates.size == 0:
             empty = np.zeros(0)
             return Ranked(candidates, empty, np.zeros((0, len(names))), names)
-        parts = np.zeros((candidates.shape[0], len(self.members)))
+        scores = np.zeros((len(self.members), candidates.shape[0]))
+        weights = np.zeros(len(self.members))
+        served = np.zeros(len(self.members), dtype=np.bool_)
+        logits = np.zeros(len(self.members), dtype=np.bool_)
         for j, member in enumerate(self.members):
             if member.name in self.disabled:
                 continue
-            share = _distribution(
-                member.score(user, candidates), member.scores_are_logits, self.temperature
-            )
-            if share is None:  # a non-finite score: this member sits this one out, never served
-                self.errors[member.name] = self.errors.get(member.name, 0) + 1
-                continue
-            parts[:, j] = self.weights[member.name] * share
-        scores = parts.sum(axis=1)
-        n = min(k, candidates.shape[0])
-        top = best_first(candidates, scores, n)  # exact at the cut: ties to the lower index
-        return Ranked(candidates[top], scores[top], parts[top], names)
+            scores[j] = member.score(user, candidates)
+            weights[j] = self.weights[member.name]
+            served[j] = True
+            logits[j] = member.scores_are_logits
+        top, best, parts, finite = _blend(
+            scores, served, logits, weights, self.temperature, k
+        )
+        for j in np.flatnonzero(~finite).tolist():  # this member sat this one out, never served
+            name = names[j]
+            self.errors[name] = self.errors.get(name, 0) + 1
+        return Ranked(candidates[top], best, parts, names)
