@@ -71,6 +71,50 @@ _EXACT_ITEMS = 4_000  # up to this many items, one exact float32 pass instead of
 _GATHER_MAX = 64  # candidates scored by gathering their rows; more read the request's exact pass
 
 
+@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _gathered(Q, n_items, candidates, p):  # pragma: no cover - compiled
+    """``Q[c] . p`` (float32 sums) for each candidate ``c`` below ``n_items``, else 0."""
+    out = np.zeros(candidates.shape[0])
+    for i in range(candidates.shape[0]):
+        c = candidates[i]
+        if 0 <= c < n_items:
+            acc = np.float32(0.0)
+            for j in range(p.shape[0]):
+                acc += Q[c, j] * p[j]
+            out[i] = acc
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _query(Q, n_items, recent, p_u, has_p, mix):  # pragma: no cover - compiled
+    """``(1 - mix) p_u + mix f`` (``p_u`` alone without recent items, ``f`` alone without
+    ``has_p``), ``f = sum_r w_r Q[r] / sum_r w_r`` over the recent items known (< n_items),
+    ``w_r = 1 / (1 + r's place among them)``; float32, as the factors."""
+    f = Q.shape[1]
+    fold = np.zeros(f, dtype=np.float32)
+    total = np.float32(0.0)
+    place = 0
+    for i in range(recent.shape[0]):
+        r = recent[i]
+        if r < 0 or r >= n_items:
+            continue
+        w = np.float32(1.0 / (1.0 + place))
+        place += 1
+        total += w
+        for j in range(f):
+            fold[j] += w * Q[r, j]
+    if place == 0:
+        return p_u.copy()  # zeros for a user with neither
+    for j in range(f):
+        fold[j] /= total
+    if not has_p:
+        return fold
+    keep = np.float32(1.0) - mix
+    for j in range(f):
+        fold[j] = keep * p_u[j] + mix * fold[j]
+    return fold
+
+
 @numba.njit(cache=True, nogil=True)
 def _mix(z):  # pragma: no cover - compiled; splitmix64 finaliser
     z = (z ^ (z >> np.uint64(30))) * _M1
@@ -378,33 +422,33 @@ class OnlineMF(Model):
     def query_vector(self, p_u: np.ndarray | None, recent_items: np.ndarray) -> np.ndarray:
         """The query vector of a user with factors ``p_u`` (None: none learned yet) and these
         recent items (scale-out replicas pass the factors read from the user's record)."""
-        fold = self.fold_in(recent_items)
-        if p_u is not None:
-            if fold is None or self.recent_mix == 0.0:
-                return p_u
-            mix = np.float32(self.recent_mix)
-            return (np.float32(1.0) - mix) * p_u + mix * fold
-        return np.zeros(self.factors, dtype=np.float32) if fold is None else fold
+        if p_u is not None and self.recent_mix == 0.0:
+            return p_u
+        return _query(
+            self._Q,
+            self._n_items,
+            recent_items,
+            np.zeros(self.factors, dtype=np.float32) if p_u is None else p_u,
+            p_u is not None,
+            np.float32(self.recent_mix),
+        )
 
     def fold_in(self, recent_items: np.ndarray) -> np.ndarray | None:
         """``sum_r w_r q_r / sum_r w_r``, ``w_r = 1 / (1 + position)``; None without items."""
         recent = recent_items[(recent_items >= 0) & (recent_items < self._n_items)]
         if recent.size == 0:
             return None
-        w = (1.0 / (1.0 + np.arange(recent.shape[0]))).astype(np.float32)
-        return (w @ self._Q[recent]) / w.sum()
+        zero = np.zeros(self.factors, dtype=np.float32)
+        return _query(self._Q, self._n_items, recent, zero, False, np.float32(1.0))
 
     def score(self, user: UserView, candidates: np.ndarray) -> np.ndarray:
         candidates = np.asarray(candidates)
-        out = np.zeros(candidates.shape[0])
-        known = (candidates >= 0) & (candidates < self._n_items)
-        if known.any():
-            p = self.user_vector(user)
-            if self._n_items <= _EXACT_ITEMS and candidates.shape[0] > _GATHER_MAX:
-                out[known] = self._exact_scores(user, p)[candidates[known]]
-            else:
-                out[known] = self._Q[candidates[known]] @ p
-        return out
+        if self._n_items <= _EXACT_ITEMS and candidates.shape[0] > _GATHER_MAX:
+            known = (candidates >= 0) & (candidates < self._n_items)
+            out = np.zeros(candidates.shape[0])
+            out[known] = self._exact_scores(user, self.user_vector(user))[candidates[known]]
+            return out
+        return _gathered(self._Q, self._n_items, candidates, self.user_vector(user))
 
     def top_k(
         self, user: UserView, k: int, exclude: np.ndarray | None = None
@@ -451,8 +495,8 @@ class OnlineMF(Model):
             return np.zeros(0, dtype=np.int32)
         if n >= count:
             return self.top_k(user, n)[0]
-        if count > _EXACT_ITEMS:
-            return _select_from(*self._scanned(user, p, n), n)[0]
+        if count > _EXACT_ITEMS:  # the scan's rows come best first
+            return self._scanned(user, p, n)[0][:n].astype(np.int32)
         return _select(self._exact_scores(user, p), n)[0]
 
     def _scanned(self, user: UserView, p: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:

@@ -87,9 +87,10 @@ def _refresh(Q, q8, scale, norm, bound, pos, dirty, rows):  # pragma: no cover -
 
 
 @numba.njit(cache=True, nogil=True, fastmath=True)
-def _scan(q8, scale, bound, p, n, m):  # pragma: no cover - compiled
-    """Positions of the ``m`` best ``scale[k] * q8[k] . p`` over positions < n and those
-    scores, stopping where ``bound`` says no later row can enter."""
+def _scan(q8, scale, bound, row_at, p, n, m):  # pragma: no cover - compiled
+    """Rows (``row_at`` of their positions) of the ``m`` best ``scale[k] * q8[k] . p`` over
+    positions < n and those scores, best first (ties: the lower row), stopping where ``bound``
+    says no later row can enter."""
     heap_s = np.full(m, -np.inf, dtype=np.float32)  # min-heap of the best m
     heap_k = np.full(m, -1, dtype=np.int64)
     f = q8.shape[1]
@@ -125,7 +126,11 @@ def _scan(q8, scale, bound, p, n, m):  # pragma: no cover - compiled
                 heap_k[i], heap_k[child] = heap_k[child], heap_k[i]
                 i = child
     kept = heap_k >= 0
-    return heap_k[kept], heap_s[kept]
+    rows = row_at[heap_k[kept]]
+    scores = heap_s[kept]
+    by_row = np.argsort(rows, kind="mergesort")
+    order = by_row[np.argsort(-scores[by_row], kind="mergesort")]  # stable: ties by row
+    return rows[order], scores[order]
 
 
 class QuantisedRows:
@@ -169,8 +174,8 @@ class QuantisedRows:
             self._sort(n)
 
     def top(self, Q: np.ndarray, p: np.ndarray, n: int, m: int) -> np.ndarray:
-        """Up to ``m`` row indices of ``Q[:n]`` with the best approximate scores (unordered);
-        rows still dirty are re-quantised first."""
+        """Up to ``m`` row indices of ``Q[:n]`` with the best approximate scores, best first
+        (ties: the lower row); rows still dirty are re-quantised first."""
         return self.best(Q, p, n, m)[0]
 
     def best(self, Q: np.ndarray, p: np.ndarray, n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
@@ -181,8 +186,7 @@ class QuantisedRows:
             self.refresh(Q, n)
         if m <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        at, approx = _scan(self.q8, self.scale, self.bound, p, n, m)
-        return self.row_at[at], approx
+        return _scan(self.q8, self.scale, self.bound, self.row_at, p, n, m)
 
     def row(self, r: int) -> tuple[np.ndarray, float]:
         """Row ``r``'s int8 values and scale."""
