@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from freshrec.models.base import Model, best_first
+from freshrec.models.base import Model
 from freshrec.state import UserView
 from freshrec.state.arrays import member_of, sorted_unique
 
@@ -197,9 +197,7 @@ class Ensemble:
             weights[j] = self.weights[member.name]
             served[j] = True
             logits[j] = member.scores_are_logits
-        top, best, parts, finite = _blend(
-            scores, served, logits, weights, self.temperature, k
-        )
+        top, best, parts, finite = _blend(scores, served, logits, weights, self.temperature, k)
         for j in np.flatnonzero(~finite).tolist():  # this member sat this one out, never served
             name = names[j]
             self.errors[name] = self.errors.get(name, 0) + 1

@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from freshrec.engine import Engine
 from freshrec.errors import FreshrecError
 from freshrec.features.useragent import warm_up
-from freshrec.serving.lane import FastLane
+from freshrec.serving.lane import FastLane, LaneApp
 from freshrec.serving.metrics import LatencyMiddleware, Metrics
 from freshrec.serving.responses import error_body
 from freshrec.serving.routes import (
@@ -40,7 +40,7 @@ def create_app(
     close_engine: bool = False,
     freeze_heap: bool = False,
     fast_lane: bool = True,
-) -> FastAPI:
+) -> LaneApp:
     """An app serving ``engine``; its processor runs in the background while the app is up.
 
     With ``close_engine`` the engine is closed (final snapshot) when the server shuts down, before
@@ -48,8 +48,9 @@ def create_app(
     everything alive once the engine is loaded and warmed up is moved out of the cyclic garbage
     collector's sight (``gc.freeze``): with a large catalogue its full collections otherwise
     scan millions of long-lived objects, a pause of a few hundred milliseconds that every
-    request in flight waits for. ``fast_lane`` serves ``GET /v1/recommendations`` around
-    FastAPI's routing and dependency machinery (``freshrec.serving.lane``; same responses).
+    request in flight waits for. ``fast_lane`` serves ``GET /v1/recommendations`` in front of
+    FastAPI's layers, routing and dependency machinery (``freshrec.serving.lane``; same
+    responses).
     """
 
     @asynccontextmanager
@@ -77,7 +78,7 @@ def create_app(
             if close_engine:
                 engine.close()
 
-    app = FastAPI(
+    app = LaneApp(
         title="freshrec",
         version="0.1.0",
         lifespan=lifespan,
@@ -107,11 +108,12 @@ def create_app(
 
     if WEB_DIR.is_dir():
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
-    if fast_lane:  # innermost: added before the metrics middleware, which wraps it
-        app.add_middleware(
-            FastLane,
-            api=app,
-            endpoints={"/v1/recommendations": recommendations.recommendations},
+    if fast_lane:  # at the door: in front of FastAPI's layers and the middleware below
+        app.lane = FastLane(
+            app,
+            {"/v1/recommendations": recommendations.recommendations},
+            metrics,
+            cors=bool(engine.settings.cors_origins),
         )
     app.add_middleware(LatencyMiddleware, metrics=metrics)
     if engine.settings.cors_origins:  # outermost: preflights are answered before anything

@@ -77,6 +77,47 @@ def test_the_lane_takes_endpoints_of_the_request_alone() -> None:
     async def takes_more(request: Request, k: int) -> None: ...
 
     api = create_app(Engine.open(), run_processor=False)
-    FastLane(api, api, {"/a": takes_request})
+    metrics = api.state.metrics
+    FastLane(api, {"/a": takes_request}, metrics)
     with pytest.raises(TypeError, match="takes the Request alone"):
-        FastLane(api, api, {"/b": takes_more})
+        FastLane(api, {"/b": takes_more}, metrics)
+
+
+def test_an_unexpected_error_in_the_lane_is_a_500_and_counted(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app(engine, run_processor=False)
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(app.state.service, "recommend_async", broken)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        r = client.get("/v1/recommendations", params={"user_id": "u1"})
+        assert (r.status_code, r.text) == (500, "Internal Server Error")
+        metrics = client.get("/metrics").text
+    assert 'method="GET",route="/v1/recommendations",status="500"} 1.0' in metrics
+
+
+def test_with_cors_a_cross_origin_request_gets_its_headers(tmp_path: Path) -> None:
+    shop = "https://shop.example"
+    engine = Engine.open(tmp_path, cors_origins=[shop])
+    app = create_app(engine, run_processor=False)
+    served = []
+    serve = app.lane.serve  # type: ignore[union-attr]
+
+    async def counted(*args: object) -> None:
+        served.append(True)
+        await serve(*args)  # type: ignore[arg-type]
+
+    app.lane.serve = counted  # type: ignore[union-attr,method-assign]
+    with TestClient(app) as client:
+        plain = client.get("/v1/recommendations", params={"user_id": "u1"})
+        assert plain.status_code == 200 and len(served) == 1  # the lane
+        cross = client.get(
+            "/v1/recommendations", params={"user_id": "u1"}, headers={"Origin": shop}
+        )
+        assert cross.status_code == 200 and len(served) == 1  # routed: CORS middleware
+        assert cross.headers["access-control-allow-origin"] == shop
+        assert cross.json()["items"] == plain.json()["items"]
+    engine.close()
