@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 from typing import Any
 
+import numba
 import numpy as np
 
 from freshrec.errors import FreshrecError
@@ -20,15 +21,61 @@ from freshrec.state import Batch, UserView
 
 def best_first(keys: np.ndarray, scores: np.ndarray, k: int) -> np.ndarray:
     """Positions of the ``k`` best ``scores``, best first, ties broken by the lower key; exact
-    at the cut (every tie of the k-th score competes). Only the scores at or above the k-th
-    best are sorted."""
-    if k <= 0:
+    at the cut (every tie of the k-th score competes); a NaN score ranks below every other.
+    One compiled pass keeping the best ``k`` in a heap, then those sorted (``_heap_best``)."""
+    if k <= 0 or keys.shape[0] == 0:
         return np.zeros(0, dtype=np.intp)
-    if k < keys.shape[0]:
-        cut = keys.shape[0] - k
-        kept = np.flatnonzero(scores >= np.partition(scores, cut)[cut])
-        return kept[np.lexsort((keys[kept], -scores[kept]))[:k]]
-    return np.lexsort((keys, -scores))
+    return _heap_best(keys, scores, min(k, keys.shape[0]))
+
+
+@numba.njit(inline="always")
+def _worse(scores, keys, a, b):  # pragma: no cover - compiled
+    """Whether position ``a`` ranks below ``b``: a lower score (NaN lowest), or the same score
+    and a higher key."""
+    sa, sb = scores[a], scores[b]
+    if sa != sa:
+        return sb == sb or keys[a] > keys[b]
+    if sb != sb:
+        return False
+    return sa < sb or (sa == sb and keys[a] > keys[b])
+
+
+@numba.njit(cache=True, nogil=True)
+def _sift_down(heap, size, i, scores, keys):  # pragma: no cover - compiled
+    """Restore the heap (worst at the root) below ``i``."""
+    while True:
+        left = 2 * i + 1
+        if left >= size:
+            return
+        child = left
+        if left + 1 < size and _worse(scores, keys, heap[left + 1], heap[left]):
+            child = left + 1
+        if not _worse(scores, keys, heap[child], heap[i]):
+            return
+        heap[i], heap[child] = heap[child], heap[i]
+        i = child
+
+
+@numba.njit(cache=True, nogil=True)
+def _heap_best(keys, scores, k):  # pragma: no cover - compiled
+    """``best_first`` for 0 < k <= len(keys): a heap of the best ``k`` seen so far, its worst
+    at the root (one comparison for each position that does not enter), then emptied worst
+    first from the back."""
+    heap = np.empty(k, dtype=np.intp)
+    for i in range(k):
+        heap[i] = i
+    for i in range(k // 2 - 1, -1, -1):
+        _sift_down(heap, k, i, scores, keys)
+    for i in range(k, keys.shape[0]):
+        if _worse(scores, keys, heap[0], i):
+            heap[0] = i
+            _sift_down(heap, k, 0, scores, keys)
+    out = np.empty(k, dtype=np.intp)
+    for size in range(k, 0, -1):
+        out[size - 1] = heap[0]
+        heap[0] = heap[size - 1]
+        _sift_down(heap, size - 1, 0, scores, keys)
+    return out
 
 
 def best_positions(scores: np.ndarray, k: int) -> np.ndarray:

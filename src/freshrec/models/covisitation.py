@@ -104,9 +104,10 @@ def _row_scale(nbw, r, weight, exponent):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True)
 def _accumulate(
-    nbr, nbw, sources, weights, rexp, mark, slot, stamp, items, acc
+    nbr, nbw, rows, sources, weights, rexp, mark, slot, stamp, items, acc
 ):  # pragma: no cover
-    """Sum ``weights[s]`` times each partner's weight over source ``s``'s row total to the
+    """Over the ``sources`` below ``rows`` (the others are unknown items, passed over), sum
+    ``weights[s]`` times each partner's weight over source ``s``'s row total to the
     power ``rexp`` (1: its share of the row) into ``acc``; each
     partner met is listed once in ``items`` (in order of first sight, its sum in
     ``acc[slot[j]]``). ``mark[j] == stamp`` says ``j`` was met in this call: the scratch arrays
@@ -115,6 +116,8 @@ def _accumulate(
     u = 0
     for s in range(sources.shape[0]):
         r = sources[s]
+        if r < 0 or r >= rows:
+            continue
         scale = _row_scale(nbw, r, weights[s], rexp)
         for c in range(width):
             j = nbr[r, c]
@@ -309,28 +312,25 @@ class CoVisitation(Model):
 
     def reach(self, sources: np.ndarray, source_weights: np.ndarray) -> Reached:
         """``aggregate``'s partners and scores, unsorted, with their lookup marks."""
-        known = sources < self._n_items
         marks = self._marks()
-        if not known.any():
+        n = self._n_items
+        if sources.shape[0] == 0 or n == 0:
             empty = np.zeros(0, dtype=np.int32)
             return Reached(empty, np.zeros(0), marks, empty, empty, -1)
-        stamp, (mark, slot) = marks.take(self._n_items)
-        room = int(known.sum()) * self.neighbours
+        stamp, (mark, slot) = marks.take(n)
+        room = sources.shape[0] * self.neighbours
         items, acc = np.empty(room, dtype=np.int32), np.empty(room)
-        nbr, nbw, rows = self._table(sources[known].astype(np.int64))
-        n = _accumulate(
-            nbr,
-            nbw,
-            rows,
-            np.asarray(source_weights, dtype=np.float64)[known],
-            self.row_exponent,
-            mark,
-            slot,
-            stamp,
-            items,
-            acc,
+        weights = np.asarray(source_weights, dtype=np.float64)
+        if self._frozen:  # the known sources' rows alone, read from the snapshot
+            known = (sources >= 0) & (sources < n)
+            nbr, nbw, rows = self._table(sources[known].astype(np.int64))
+            sources, weights, n = rows, weights[known], rows.shape[0]
+        else:
+            nbr, nbw = self._nbr, self._nbw
+        found = _accumulate(
+            nbr, nbw, n, sources, weights, self.row_exponent, mark, slot, stamp, items, acc
         )
-        return Reached(items[:n], acc[:n], marks, mark, slot, stamp)
+        return Reached(items[:found], acc[:found], marks, mark, slot, stamp)
 
     def _table(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Neighbour tables holding ``rows`` (item indices, all known), and where each row is

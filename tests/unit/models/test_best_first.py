@@ -18,6 +18,21 @@ def test_best_first_matches_a_full_sort_with_ties_at_the_cut() -> None:
             assert best_first(keys, scores, k).tolist() == expected.tolist()
 
 
+def test_best_first_ranks_nan_below_everything_in_any_dtype() -> None:
+    rng = np.random.default_rng(2)
+    for dtype, key_dtype in ((np.float64, np.int64), (np.float32, np.int32)):
+        for _ in range(200):
+            n = int(rng.integers(1, 300))
+            keys = rng.permutation(5000)[:n].astype(key_dtype)
+            scores = rng.integers(-2, 3, n).astype(dtype)
+            scores[rng.random(n) < 0.1] = -np.inf
+            scores[rng.random(n) < 0.1] = np.nan
+            nan = np.isnan(scores)
+            expected = np.lexsort((keys, -np.where(nan, 0, scores), nan))
+            for k in (1, 7, n // 2, n):
+                assert best_first(keys, scores, k).tolist() == expected[:k].tolist()
+
+
 def test_top_indices_of_models_and_baselines_are_exact_at_the_cut() -> None:
     """The evaluator's top-k (every baseline's) and MF's: positions, ties to the lower one
     also at the cut, non-finite scores never listed."""
