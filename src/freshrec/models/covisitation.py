@@ -146,12 +146,19 @@ def _lookup(candidates, mark, slot, stamp, acc, out):  # pragma: no cover - comp
 
 
 @numba.njit(cache=True, nogil=True)
-def _top_sources(nbr, nbw, n_items, sources, weights, rexp, items):  # pragma: no cover - compiled
-    """For each of ``items``, the index of the source contributing most to it (-1: none)."""
-    order = np.argsort(items)
-    ordered = items[order]
+def _top_sources(
+    nbr, nbw, n_items, sources, weights, rexp, items, mark, slot, stamp
+):  # pragma: no cover - compiled
+    """For each of ``items``, the index of the source contributing most to it (-1: none).
+    ``items`` are marked in ``mark`` with ``stamp`` (their index in ``slot``), so each partner
+    of a source is looked up at once."""
     best = np.full(items.shape[0], -1, dtype=np.int64)
     best_w = np.zeros(items.shape[0], dtype=np.float64)
+    for i in range(items.shape[0]):
+        j = items[i]
+        if 0 <= j < mark.shape[0]:
+            mark[j] = stamp
+            slot[j] = i
     width = nbr.shape[1]
     for s in range(sources.shape[0]):
         r = sources[s]
@@ -160,17 +167,14 @@ def _top_sources(nbr, nbw, n_items, sources, weights, rexp, items):  # pragma: n
         scale = _row_scale(nbw, r, weights[s], rexp)
         for c in range(width):
             j = nbr[r, c]
-            if j < 0:
+            if j < 0 or mark[j] != stamp:
                 continue
-            pos = np.searchsorted(ordered, j)
-            if pos < ordered.shape[0] and ordered[pos] == j:
-                w = nbw[r, c] * scale
-                if best[pos] < 0 or w > best_w[pos]:
-                    best[pos] = s
-                    best_w[pos] = w
-    out = np.empty(items.shape[0], dtype=np.int64)
-    out[order] = best
-    return out
+            pos = slot[j]
+            w = nbw[r, c] * scale
+            if best[pos] < 0 or w > best_w[pos]:
+                best[pos] = s
+                best_w[pos] = w
+    return best
 
 
 @dataclass(slots=True)
@@ -355,17 +359,17 @@ class CoVisitation(Model):
         Only for the few items shown, so ranking never pays for it."""
         if items.size == 0 or sources.size == 0:
             return np.full(items.shape[0], -1, dtype=np.int64)
-        sources = sources.astype(np.int64)
-        known = (sources >= 0) & (sources < self._n_items)
-        nbr, nbw, rows = self._table(np.where(known, sources, 0))
+        weights = np.asarray(source_weights, dtype=np.float64)
+        stamp, (mark, slot) = self._marks().take(self._n_items)
+        if self._frozen:  # the known sources' rows alone, read from the snapshot
+            sources = sources.astype(np.int64)
+            known = (sources >= 0) & (sources < self._n_items)
+            nbr, nbw, rows = self._table(np.where(known, sources, 0))
+            sources = np.where(known, rows, -1)
+        else:
+            nbr, nbw = self._nbr, self._nbw
         return _top_sources(
-            nbr,
-            nbw,
-            nbr.shape[0],
-            np.where(known, rows, -1),
-            np.asarray(source_weights, dtype=np.float64),
-            self.row_exponent,
-            items.astype(np.int64),
+            nbr, nbw, self._n_items, sources, weights, self.row_exponent, items, mark, slot, stamp
         )
 
     def _for_user(self, user: UserView) -> Reached:
@@ -504,6 +508,13 @@ REASON_BY_TYPE = {
 def recency_weights(user: UserView, exponent: float = 1.0) -> np.ndarray:
     """Weight of each recent item as a source: ``(1 + position) ** -exponent``, doubled inside
     the session."""
-    n = user.recent_items.shape[0]
-    w = (1.0 + np.arange(n)) ** -exponent
-    return np.where(user.in_session, 2.0 * w, w)
+    return _recency(user.in_session, float(exponent))
+
+
+@numba.njit(cache=True, nogil=True)
+def _recency(in_session, exponent):  # pragma: no cover - compiled
+    out = np.empty(in_session.shape[0])
+    for i in range(in_session.shape[0]):
+        w = (1.0 + i) ** -exponent
+        out[i] = 2.0 * w if in_session[i] else w
+    return out
