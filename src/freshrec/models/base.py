@@ -58,9 +58,56 @@ def _sift_down(heap, size, i, scores, keys):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True)
 def _heap_best(keys, scores, k):  # pragma: no cover - compiled
-    """``best_first`` for 0 < k <= len(keys): a heap of the best ``k`` seen so far, its worst
-    at the root (one comparison for each position that does not enter), then emptied worst
-    first from the back."""
+    """``best_first`` for 0 < k <= len(keys). Without NaN: the k-th best score by selection
+    (``np.partition``), then the positions at or above it sorted (``_sorted_best``); with a
+    NaN or many ties at the cut, ``_heap_select``."""
+    n = scores.shape[0]
+    neg = np.empty(n)
+    for i in range(n):
+        v = scores[i]
+        if v != v:
+            return _heap_select(keys, scores, k)
+        neg[i] = -v
+    if k >= n:
+        return _sorted_best(keys, neg, np.arange(n), k)
+    cut = np.partition(neg, k - 1)[k - 1]
+    kept = np.empty(n, dtype=np.intp)
+    c = 0
+    for i in range(n):
+        if neg[i] <= cut:  # every tie of the k-th best competes
+            kept[c] = i
+            c += 1
+    if c > 4 * k:  # ties at the cut by the hundred (zeros): sorting them all costs more
+        return _heap_select(keys, scores, k)
+    return _sorted_best(keys, neg, kept[:c], k)
+
+
+@numba.njit(cache=True, nogil=True)
+def _sorted_best(keys, neg, at, k):  # pragma: no cover - compiled
+    """The first ``k`` of positions ``at`` in order of ``neg`` (the negated scores), then key."""
+    c = at.shape[0]
+    if c > 32:  # two stable sorts
+        at = at[np.argsort(keys[at], kind="mergesort")]
+        at = at[np.argsort(neg[at], kind="mergesort")]
+        return at[:k].copy()
+    out = at.copy()
+    for i in range(1, c):  # insertion sort: a few dozen positions
+        p = out[i]
+        j = i - 1
+        while j >= 0 and (
+            neg[out[j]] > neg[p] or (neg[out[j]] == neg[p] and keys[out[j]] > keys[p])
+        ):
+            out[j + 1] = out[j]
+            j -= 1
+        out[j + 1] = p
+    return out[:k]
+
+
+@numba.njit(cache=True, nogil=True)
+def _heap_select(keys, scores, k):  # pragma: no cover - compiled
+    """``_heap_best`` by a heap of the best ``k`` seen so far, its worst at the root (one
+    comparison for each position that does not enter), emptied worst first from the back;
+    NaN ranks below every other score."""
     heap = np.empty(k, dtype=np.intp)
     for i in range(k):
         heap[i] = i

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from freshrec.models.base import Model
+from freshrec.models.base import Model, _heap_best
 from freshrec.state import UserView
 from freshrec.state.arrays import member_of, sorted_unique
 
@@ -85,27 +85,54 @@ def _distribute(scores, logits, temperature):  # pragma: no cover - compiled
 @numba.njit(cache=True, nogil=True)
 def _blend(scores, served, logits, weights, temperature, k):  # pragma: no cover - compiled
     """The blend of one request in one pass: ``scores[j]`` (member j's scores of the sorted
-    candidates) made a distribution (``_distribute``) and weighted by ``weights[j]``, summed
-    over the ``served`` members; the positions of the ``k`` best sums, best first (ties: the lower
-    position, so the lower item), those sums and their parts. ``finite[j]`` is False for a
-    served member with a non-finite score: it sits the request out."""
+    candidates) made a distribution (as ``_distribute``: one pass for the range, one for the
+    shares) and weighted by ``weights[j]``, summed over the ``served`` members; the positions
+    of the ``k`` best sums, best first (ties: the lower position, so the lower item), those
+    sums and their parts. ``finite[j]`` is False for a served member with a non-finite score:
+    it sits the request out."""
     m, n = scores.shape
-    parts = np.zeros((n, m))
     finite = np.ones(m, dtype=np.bool_)
+    if n == 0 or k <= 0:
+        return np.zeros(0, dtype=np.intp), np.zeros(0), np.zeros((0, m)), finite
+    parts = np.zeros((n, m))
+    total = np.zeros(n)
+    share = np.empty(n)
     for j in range(m):
         if not served[j]:
             continue
-        share, ok = _distribute(scores[j], logits[j], temperature)
+        row = scores[j]
+        hi = row[0]
+        lo = row[0]
+        ok = True
+        for i in range(n):
+            v = row[i]
+            if not np.isfinite(v):
+                ok = False
+                break
+            hi = max(hi, v)
+            lo = min(lo, v)
         if not ok:
             finite[j] = False
             continue
+        if hi == lo:  # all equal: no opinion
+            continue
+        mass = 0.0
+        if logits[j]:
+            for i in range(n):
+                share[i] = np.exp((row[i] - hi) / temperature)
+                mass += share[i]
+        else:
+            for i in range(n):
+                share[i] = max(row[i], 0.0)
+                mass += share[i]
+            if mass <= 0.0:
+                continue
+        scale = weights[j] / mass
         for i in range(n):
-            parts[i, j] = weights[j] * share[i]
-    total = np.zeros(n)
-    for i in range(n):
-        for j in range(m):
-            total[i] += parts[i, j]
-    order = np.argsort(-total, kind="mergesort")[: min(k, n)]  # stable: ties keep position
+            part = share[i] * scale
+            parts[i, j] = part
+            total[i] += part
+    order = _heap_best(np.arange(n), total, min(k, n))  # ties: the lower position
     return order, total[order], parts[order], finite
 
 
