@@ -29,7 +29,6 @@ import numpy as np
 
 from freshrec.models.base import Model, _heap_best
 from freshrec.state import UserView
-from freshrec.state.arrays import member_of, sorted_unique
 
 
 @dataclass(slots=True)
@@ -136,6 +135,37 @@ def _blend(scores, served, logits, weights, temperature, k):  # pragma: no cover
     return order, total[order], parts[order], finite
 
 
+@numba.njit(cache=True, nogil=True)
+def _union(values):  # pragma: no cover - compiled
+    """The distinct ``values``, sorted, as int32 item indices."""
+    ordered = np.sort(values)
+    out = np.empty(ordered.shape[0], dtype=np.int32)
+    u = 0
+    for i in range(ordered.shape[0]):
+        if i == 0 or ordered[i] != ordered[i - 1]:
+            out[u] = ordered[i]
+            u += 1
+    return out[:u]
+
+
+@numba.njit(cache=True, nogil=True)
+def _without(candidates, exclude):  # pragma: no cover - compiled
+    """The sorted ``candidates`` that are not in ``exclude`` (any order), in order."""
+    banned = np.sort(exclude)
+    out = np.empty(candidates.shape[0], dtype=candidates.dtype)
+    u = 0
+    b = 0
+    for i in range(candidates.shape[0]):
+        c = candidates[i]
+        while b < banned.shape[0] and banned[b] < c:
+            b += 1
+        if b < banned.shape[0] and banned[b] == c:
+            continue
+        out[u] = c
+        u += 1
+    return out[:u]
+
+
 class Ensemble:
     """Weighted blend of member models with weights driven by live quality."""
 
@@ -198,8 +228,7 @@ class Ensemble:
                 found.append(member.candidates(user, max(n, self.candidates_per_member)))
             except NotImplementedError:
                 continue
-        merged = sorted_unique(np.concatenate(found)) if found else np.zeros(0)
-        merged = merged.astype(np.int32)
+        merged = _union(np.concatenate(found)) if found else np.zeros(0, dtype=np.int32)
         merged.flags.writeable = False
         user.memo[key] = merged
         return merged
@@ -209,7 +238,7 @@ class Ensemble:
         names = [m.name for m in self.members]
         candidates = self.candidates(user, k + (0 if exclude is None else exclude.shape[0]))
         if exclude is not None and exclude.size and candidates.size:
-            candidates = candidates[~member_of(candidates, exclude)]
+            candidates = _without(candidates, exclude)
         if candidates.size == 0:
             empty = np.zeros(0)
             return Ranked(candidates, empty, np.zeros((0, len(names))), names)
