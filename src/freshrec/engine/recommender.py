@@ -153,14 +153,15 @@ class Recommender:
             rows.append(self._fill(fs, excluded, rows, fetch))
         items = np.concatenate([r[0] for r in rows]) if rows else np.zeros(0, np.int32)
         scores = np.concatenate([r[1] for r in rows]) if rows else np.zeros(0)
-        source = np.concatenate([np.full(r[0].shape[0], j) for j, r in enumerate(rows)] or [[]])
-        position = np.concatenate([np.arange(r[0].shape[0]) for r in rows] or [[]]).astype(int)
+        at = np.arange(items.shape[0])  # where each item listed is in the rows, one after another
         if filters.max_per_category > 0 and items.size:
             cats = self.catalogue.categories(items, self.state.item_category)
-            keep = diversify(cats, filters.max_per_category)
-            items, scores = items[keep], scores[keep]
-            source, position = source[keep], position[keep]
-        items, scores, source, position = items[:k], scores[:k], source[:k], position[:k]
+            at = np.flatnonzero(diversify(cats, filters.max_per_category))
+            items, scores = items[at], scores[at]
+        items, scores, at = items[:k], scores[:k], at[:k]
+        bounds = np.cumsum([0, *(r[0].shape[0] for r in rows)])
+        source = np.searchsorted(bounds, at, side="right") - 1  # the row each item came from
+        position = at - bounds[source]  # and its place there
         reasons: list[dict[str, str]] = [_POPULAR] * items.shape[0]
         keys = self.state.items.keys()
         for j, (_, _, given) in enumerate(rows):
@@ -424,6 +425,8 @@ def _first_passing(fs: FilterSet, pool: np.ndarray, n: int) -> np.ndarray:
 
 def _named(reason: dict[str, int | str], keys: list[str]) -> dict[str, str]:
     """A model's reason with item indices replaced by item ids (``item`` -> ``item_id``)."""
+    if len(reason) == 1 and type(reason.get("type")) is str:
+        return reason  # type: ignore[return-value]  # the usual without an item: as it is
     if len(reason) == 2 and "item" in reason and type(reason.get("type")) is str:
         return {"type": reason["type"], "item_id": keys[int(reason["item"])]}  # the usual
     out = {k: str(v) for k, v in reason.items() if k != "item"}
