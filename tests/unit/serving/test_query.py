@@ -24,3 +24,19 @@ def test_query_is_documented_and_its_errors_name_the_field() -> None:
         assert client.get("/v1/recommendations?k=3").json()["error"].startswith("user_id: ")
         ok = client.get("/v1/recommendations?user_id=a&k=3&exclude_viewed=yes&min_price=2.5")
         assert ok.status_code == 200 and ok.json()["user_id"] == "a"
+
+
+def test_query_strings_split_as_starlette_does() -> None:
+    from starlette.datastructures import QueryParams
+
+    from freshrec.serving.query import query_dict
+
+    for raw in [
+        b"user_id=u1&k=10",
+        b"user_id=caf%C3%A9+cr%C3%A8me&exclude=a%2Cb,c&k=",
+        b"a=1&a=2&&b&c=x%3Dy=z&%6B=3",
+        b"",
+        b"only",
+        b"plus=a+b&pct=100%25&raw=\xc3\xa9",
+    ]:
+        assert query_dict(raw) == dict(QueryParams(raw.decode("latin-1")))
