@@ -192,6 +192,10 @@ class Ensemble:
         self.weights: dict[str, float] = {}
         self.disabled: dict[str, str] = {}  # member -> why it is not served (e.g. diverged)
         self.errors: dict[str, int] = {}  # non-finite score vectors met while ranking
+        self._names = [m.name for m in self.members]
+        self._logits = np.asarray([m.scores_are_logits for m in self.members], dtype=np.bool_)
+        # members that propose candidates (a re-ranker's ``candidates`` is the base's: raises)
+        self._proposers = [m for m in self.members if type(m).candidates is not Model.candidates]
         self.update_weights(self.hit_rates)
 
     def disable(self, name: str, reason: str) -> None:
@@ -221,11 +225,12 @@ class Ensemble:
         if out is not None:
             return out  # type: ignore[return-value]
         found = []
-        for member in self.members:
+        want = max(n, self.candidates_per_member)
+        for member in self._proposers:
             if member.name in self.disabled:
                 continue
             try:
-                found.append(member.candidates(user, max(n, self.candidates_per_member)))
+                found.append(member.candidates(user, want))
             except NotImplementedError:
                 continue
         merged = _union(np.concatenate(found)) if found else np.zeros(0, dtype=np.int32)
@@ -235,26 +240,28 @@ class Ensemble:
 
     def rank(self, user: UserView, k: int, exclude: np.ndarray | None = None) -> Ranked:
         """The top ``k`` items for ``user`` (``exclude`` left out) with each member's share."""
-        names = [m.name for m in self.members]
+        names = self._names
         candidates = self.candidates(user, k + (0 if exclude is None else exclude.shape[0]))
         if exclude is not None and exclude.size and candidates.size:
             candidates = _without(candidates, exclude)
         if candidates.size == 0:
             empty = np.zeros(0)
             return Ranked(candidates, empty, np.zeros((0, len(names))), names)
-        scores = np.zeros((len(self.members), candidates.shape[0]))
-        weights = np.zeros(len(self.members))
-        served = np.zeros(len(self.members), dtype=np.bool_)
-        logits = np.zeros(len(self.members), dtype=np.bool_)
+        m = len(names)
+        scores = np.zeros((m, candidates.shape[0]))
+        weights = np.zeros(m)
+        served = np.zeros(m, dtype=np.bool_)
+        disabled, shares = self.disabled, self.weights
         for j, member in enumerate(self.members):
-            if member.name in self.disabled:
+            if disabled and member.name in disabled:
                 continue
             scores[j] = member.score(user, candidates)
-            weights[j] = self.weights[member.name]
+            weights[j] = shares[member.name]
             served[j] = True
-            logits[j] = member.scores_are_logits
-        top, best, parts, finite = _blend(scores, served, logits, weights, self.temperature, k)
-        for j in np.flatnonzero(~finite).tolist():  # this member sat this one out, never served
-            name = names[j]
-            self.errors[name] = self.errors.get(name, 0) + 1
+        top, best, parts, finite = _blend(
+            scores, served, self._logits, weights, self.temperature, k
+        )
+        if not finite.all():  # a member with a non-finite score sat this one out, never served
+            for j in np.flatnonzero(~finite).tolist():
+                self.errors[names[j]] = self.errors.get(names[j], 0) + 1
         return Ranked(candidates[top], best, parts, names)
