@@ -192,11 +192,21 @@ class Ensemble:
         self.weights: dict[str, float] = {}
         self.disabled: dict[str, str] = {}  # member -> why it is not served (e.g. diverged)
         self.errors: dict[str, int] = {}  # non-finite score vectors met while ranking
-        self._names = [m.name for m in self.members]
-        self._logits = np.asarray([m.scores_are_logits for m in self.members], dtype=np.bool_)
-        # members that propose candidates (a re-ranker's ``candidates`` is the base's: raises)
-        self._proposers = [m for m in self.members if type(m).candidates is not Model.candidates]
+        self._layout_key: tuple[int, int] = (0, -1)
         self.update_weights(self.hit_rates)
+
+    def _layout(self) -> tuple[list[str], np.ndarray, list[Model]]:
+        """The members' names, which score in logits, and which propose candidates (a
+        re-ranker's ``candidates`` is the base's, which raises): worked out again only when
+        the members list changes."""
+        key = (id(self.members), len(self.members))
+        if key != self._layout_key:
+            members = self.members
+            self._names = [m.name for m in members]
+            self._logits = np.asarray([m.scores_are_logits for m in members], dtype=np.bool_)
+            self._proposers = [m for m in members if type(m).candidates is not Model.candidates]
+            self._layout_key = key
+        return self._names, self._logits, self._proposers
 
     def disable(self, name: str, reason: str) -> None:
         """Stop serving member ``name`` (its learning diverged); the others carry on."""
@@ -226,7 +236,7 @@ class Ensemble:
             return out  # type: ignore[return-value]
         found = []
         want = max(n, self.candidates_per_member)
-        for member in self._proposers:
+        for member in self._layout()[2]:
             if member.name in self.disabled:
                 continue
             try:
@@ -240,7 +250,7 @@ class Ensemble:
 
     def rank(self, user: UserView, k: int, exclude: np.ndarray | None = None) -> Ranked:
         """The top ``k`` items for ``user`` (``exclude`` left out) with each member's share."""
-        names = self._names
+        names, logits, _ = self._layout()
         candidates = self.candidates(user, k + (0 if exclude is None else exclude.shape[0]))
         if exclude is not None and exclude.size and candidates.size:
             candidates = _without(candidates, exclude)
@@ -258,9 +268,7 @@ class Ensemble:
             scores[j] = member.score(user, candidates)
             weights[j] = shares[member.name]
             served[j] = True
-        top, best, parts, finite = _blend(
-            scores, served, self._logits, weights, self.temperature, k
-        )
+        top, best, parts, finite = _blend(scores, served, logits, weights, self.temperature, k)
         if not finite.all():  # a member with a non-finite score sat this one out, never served
             for j in np.flatnonzero(~finite).tolist():
                 self.errors[names[j]] = self.errors.get(names[j], 0) + 1
