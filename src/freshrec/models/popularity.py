@@ -88,6 +88,7 @@ class DecayedPopularity(Model):
         self._top: np.ndarray | None = None
         self._touched: list[np.ndarray] = []  # items learned since the top list was ordered
         self._marks = Marks()  # scratch of the top list's merge
+        self._highest: float | None = None  # ``highest()`` until the scores change
 
     def params(self) -> dict[str, float]:
         if self.half_life_events is not None:
@@ -105,6 +106,7 @@ class DecayedPopularity(Model):
             self._scores *= factor
         w = batch.weight * self._clock.weights(ts)
         np.add.at(self._scores, batch.items, w)  # in event order: sums independent of batching
+        self._highest = None
         if self._top is not None:
             self._touched.append(batch.items[w > 0])
 
@@ -113,16 +115,19 @@ class DecayedPopularity(Model):
         return self._scores[: self._n_items]
 
     def score(self, user: UserView, candidates: np.ndarray) -> np.ndarray:
-        top = self.highest()
+        top = self._highest if self._highest is not None else self.highest()
         if top <= 0:
             return np.zeros(candidates.shape[0])
         return self.raw_scores()[candidates] / top
 
     def highest(self) -> float:
         """The highest stored popularity, from the cached top list (no pass over the
-        catalogue per request); 0 before anything was learned."""
-        best = self.top(1)
-        return float(self._scores[best[0]]) if best.size else 0.0
+        catalogue per request), remembered until the scores change; 0 before anything was
+        learned."""
+        if self._highest is None:
+            best = self.top(1)
+            self._highest = float(self._scores[best[0]]) if best.size else 0.0
+        return self._highest
 
     def top(self, n: int) -> np.ndarray:
         """Indices of the ``n`` most popular items, best first.
@@ -167,6 +172,7 @@ class DecayedPopularity(Model):
             self._count.seen = int(arrays["events"][0]) if "events" in arrays else 0
         self._top = None
         self._touched = []
+        self._highest = None
 
     # -- drift hooks (freshrec.drift.policy) -------------------------------------------------
     def forget(self, factor: float) -> None:
@@ -176,3 +182,4 @@ class DecayedPopularity(Model):
         if not 0.0 < factor <= 1.0:
             raise ValueError(f"factor must be in (0, 1], got {factor!r}")
         self._scores[: self._n_items] *= factor
+        self._highest = None
