@@ -338,6 +338,51 @@ def _score(
         out[c] = 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
 
 
+@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _score_in_context(
+    candidates,
+    n_items,
+    on,
+    user,
+    hour,
+    weekday,
+    device,
+    country,
+    session,
+    hour_buckets,
+    V,
+    w,
+    bias,
+    item_cat,
+    item_bucket,
+    recent_cat,
+    recent_ts,
+    now,
+    out,
+):  # pragma: no cover - compiled
+    """``_score`` after ``_context_rows`` of the request's context: one call per request."""
+    rows = np.empty(_N_FIELDS, dtype=np.int64)
+    nc = _context_rows(
+        rows, on, V.shape[0] - 1, user, hour, weekday, device, country, session, hour_buckets
+    )
+    _score(
+        candidates,
+        n_items,
+        rows,
+        nc,
+        V,
+        w,
+        bias,
+        item_cat,
+        item_bucket,
+        recent_cat,
+        recent_ts,
+        now,
+        on,
+        out,
+    )
+
+
 class ContextRanker(Model):
     """Factorisation machine over user, item and context features, learned online."""
 
@@ -450,7 +495,7 @@ class ContextRanker(Model):
 
     # -- scoring -----------------------------------------------------------------------------
     def score(self, user: UserView, candidates: np.ndarray) -> np.ndarray:
-        candidates = np.asarray(candidates, dtype=np.int64)
+        candidates = np.asarray(candidates)
         out = np.zeros(candidates.shape[0])
         if self._meta[1] == 0 or candidates.shape[0] == 0:
             return out
@@ -465,11 +510,10 @@ class ContextRanker(Model):
             )
         else:
             (hour, weekday), device, country = local_time(now), 0, 0
-        rows = np.empty(_N_FIELDS, dtype=np.int64)
-        nc = _context_rows(
-            rows,
+        _score_in_context(
+            candidates,
+            self._n_items,
             self._on,
-            self._V.shape[0] - 1,
             user.index,
             hour,
             weekday,
@@ -477,21 +521,14 @@ class ContextRanker(Model):
             country,
             user.session_events,
             self.hour_buckets,
-        )
-        _score(
-            candidates,
-            self._n_items,
-            rows,
-            nc,
             self._V,
             self._w,
             self._bias,
             self._item_cat,
             self._item_bucket,
-            np.asarray(user.recent_categories, dtype=np.int32),
-            np.asarray(user.category_ts, dtype=np.float64),
+            user.recent_categories,
+            user.category_ts,
             float(now),
-            self._on,
             out,
         )
         return out
