@@ -104,15 +104,17 @@ def _row_scale(nbw, r, weight, exponent):  # pragma: no cover - compiled
 
 @numba.njit(cache=True, nogil=True)
 def _accumulate(
-    nbr, nbw, rows, sources, weights, rexp, mark, slot, stamp, items, acc
+    nbr, nbw, rows, sources, weights, rexp, mark, slot, stamp, items, acc, best
 ):  # pragma: no cover
     """Over the ``sources`` below ``rows`` (the others are unknown items, passed over), sum
     ``weights[s]`` times each partner's weight over source ``s``'s row total to the
     power ``rexp`` (1: its share of the row) into ``acc``; each
     partner met is listed once in ``items`` (in order of first sight, its sum in
-    ``acc[slot[j]]``). ``mark[j] == stamp`` says ``j`` was met in this call: the scratch arrays
-    are never cleared. Returns the number of partners."""
+    ``acc[slot[j]]``, the source that gave it the most in ``best[slot[j]]``, the earlier on a
+    tie: what ``_top_sources`` finds). ``mark[j] == stamp`` says ``j`` was met in this call:
+    the scratch arrays are never cleared. Returns the number of partners."""
     width = nbr.shape[1]
+    most = np.empty(items.shape[0])
     u = 0
     for s in range(sources.shape[0]):
         r = sources[s]
@@ -123,13 +125,21 @@ def _accumulate(
             j = nbr[r, c]
             if j < 0:
                 continue
+            w = nbw[r, c] * scale
             if mark[j] != stamp:
                 mark[j] = stamp
                 slot[j] = u
                 items[u] = j
-                acc[u] = 0.0
+                acc[u] = w
+                best[u] = s
+                most[u] = w
                 u += 1
-            acc[slot[j]] += nbw[r, c] * scale
+                continue
+            at = slot[j]
+            acc[at] += w
+            if w > most[at]:
+                best[at] = s
+                most[at] = w
     return u
 
 
@@ -143,6 +153,18 @@ def _lookup(candidates, mark, slot, stamp, acc, out):  # pragma: no cover - comp
             out[c] = acc[slot[j]]
         else:
             out[c] = 0.0
+
+
+@numba.njit(cache=True, nogil=True)
+def _lookup_source(items, mark, slot, stamp, best, out):  # pragma: no cover - compiled
+    """``out[i]`` = the source ``_accumulate`` found giving item ``items[i]`` the most in the
+    pass of ``stamp``, else -1."""
+    for i in range(items.shape[0]):
+        j = items[i]
+        if 0 <= j < mark.shape[0] and mark[j] == stamp:
+            out[i] = best[slot[j]]
+        else:
+            out[i] = -1
 
 
 @numba.njit(cache=True, nogil=True)
@@ -191,6 +213,20 @@ class Reached:
     mark: np.ndarray
     slot: np.ndarray
     stamp: int
+    best: np.ndarray | None = None  # per partner, the position of the source giving it most
+
+    def fresh(self) -> bool:
+        """Whether the marks are still this pass's (no other pass took the scratch since)."""
+        return self.marks.stamp == self.stamp and self.marks.arrays[0] is self.mark
+
+    def sources_of(self, items: np.ndarray) -> np.ndarray | None:
+        """For each of ``items``, the position of the source that gave it the most (-1: none
+        did), looked up from the pass; None if the marks are stale or the pass kept none."""
+        if self.best is None or not self.fresh():
+            return None
+        out = np.empty(items.shape[0], dtype=np.int64)
+        _lookup_source(items, self.mark, self.slot, self.stamp, self.best, out)
+        return out
 
     def ordered(self) -> tuple[np.ndarray, np.ndarray]:
         """The partners sorted, and their scores."""
@@ -202,7 +238,7 @@ class Reached:
         out = np.zeros(candidates.shape[0])
         if self.items.shape[0] == 0 or candidates.shape[0] == 0:
             return out
-        if self.marks.stamp == self.stamp and self.marks.arrays[0] is self.mark:
+        if self.fresh():
             _lookup(candidates, self.mark, self.slot, self.stamp, self.scores, out)
             return out
         items, scores = self.ordered()
@@ -324,17 +360,21 @@ class CoVisitation(Model):
         stamp, (mark, slot) = marks.take(n)
         room = sources.shape[0] * self.neighbours
         items, acc = np.empty(room, dtype=np.int32), np.empty(room)
+        best = np.empty(room, dtype=np.int64)
         weights = np.asarray(source_weights, dtype=np.float64)
-        if self._frozen:  # the known sources' rows alone, read from the snapshot
+        frozen = self._frozen
+        if frozen:  # the known sources' rows alone, read from the snapshot
             known = (sources >= 0) & (sources < n)
             nbr, nbw, rows = self._table(sources[known].astype(np.int64))
             sources, weights, n = rows, weights[known], rows.shape[0]
         else:
             nbr, nbw = self._nbr, self._nbw
         found = _accumulate(
-            nbr, nbw, n, sources, weights, self.row_exponent, mark, slot, stamp, items, acc
+            nbr, nbw, n, sources, weights, self.row_exponent, mark, slot, stamp, items, acc, best
         )
-        return Reached(items[:found], acc[:found], marks, mark, slot, stamp)
+        # a frozen pass's source positions are among the known sources only: not kept
+        kept = None if frozen else best[:found]
+        return Reached(items[:found], acc[:found], marks, mark, slot, stamp, kept)
 
     def _table(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Neighbour tables holding ``rows`` (item indices, all known), and where each row is
@@ -400,8 +440,11 @@ class CoVisitation(Model):
         return found.items[best_first(found.items, found.scores, n)]
 
     def explain(self, user: UserView, items: np.ndarray) -> list[dict[str, int | str]]:
-        """``because_you_<what you did>`` naming the recent item that contributed most."""
-        source = self.top_sources(user.recent_items, self._sources(user), items)
+        """``because_you_<what you did>`` naming the recent item that contributed most (as the
+        request's pass found it, else ``top_sources``)."""
+        source = self._for_user(user).sources_of(items)
+        if source is None:
+            source = self.top_sources(user.recent_items, self._sources(user), items)
         out: list[dict[str, int | str]] = []
         for s in source.tolist():
             if s < 0:
