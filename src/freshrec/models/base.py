@@ -56,58 +56,81 @@ def _sift_down(heap, size, i, scores, keys):  # pragma: no cover - compiled
         i = child
 
 
+@numba.njit(inline="always")
+def _sink(hs, hk, hp, size, s, key, p):  # pragma: no cover - compiled
+    """Put (score ``s``, ``key``, position ``p``) at the root of the heap's first ``size``
+    entries and sift it down: a child worse than it moves up."""
+    pos = 0
+    while True:
+        left = 2 * pos + 1
+        if left >= size:
+            break
+        child = left
+        right = left + 1
+        if right < size and (
+            hs[right] < hs[left] or (hs[right] == hs[left] and hk[right] > hk[left])
+        ):
+            child = right
+        cs, ck = hs[child], hk[child]
+        if cs < s or (cs == s and ck > key):
+            hs[pos] = cs
+            hk[pos] = ck
+            hp[pos] = hp[child]
+            pos = child
+        else:
+            break
+    hs[pos] = s
+    hk[pos] = key
+    hp[pos] = p
+
+
 @numba.njit(cache=True, nogil=True)
 def _heap_best(keys, scores, k):  # pragma: no cover - compiled
-    """``best_first`` for 0 < k <= len(keys). Without NaN: the k-th best score by selection
-    (``np.partition``), then the positions at or above it sorted (``_sorted_best``); with a
-    NaN or many ties at the cut, ``_heap_select``."""
+    """``best_first`` for 0 < k <= len(keys): a heap of the best ``k`` seen so far, held as
+    its own scores, keys and positions (no indirection), its worst at the root so that a
+    position that does not beat it costs one comparison; then emptied worst first from the
+    back. A NaN score hands over to ``_heap_select``."""
     n = scores.shape[0]
-    neg = np.empty(n)
+    hs = np.empty(k, dtype=np.float64)
+    hk = np.empty(k, dtype=np.int64)
+    hp = np.empty(k, dtype=np.intp)
+    size = 0
     for i in range(n):
-        v = scores[i]
-        if v != v:
+        s = np.float64(scores[i])
+        if s != s:
             return _heap_select(keys, scores, k)
-        neg[i] = -v
-    if k >= n:
-        return _sorted_best(keys, neg, np.arange(n), k)
-    cut = np.partition(neg, k - 1)[k - 1]
-    kept = np.empty(n, dtype=np.intp)
-    c = 0
-    for i in range(n):
-        if neg[i] <= cut:  # every tie of the k-th best competes
-            kept[c] = i
-            c += 1
-    if c > 4 * k:  # ties at the cut by the hundred (zeros): sorting them all costs more
-        return _heap_select(keys, scores, k)
-    return _sorted_best(keys, neg, kept[:c], k)
-
-
-@numba.njit(cache=True, nogil=True)
-def _sorted_best(keys, neg, at, k):  # pragma: no cover - compiled
-    """The first ``k`` of positions ``at`` in order of ``neg`` (the negated scores), then key."""
-    c = at.shape[0]
-    if c > 32:  # two stable sorts
-        at = at[np.argsort(keys[at], kind="mergesort")]
-        at = at[np.argsort(neg[at], kind="mergesort")]
-        return at[:k].copy()
-    out = at.copy()
-    for i in range(1, c):  # insertion sort: a few dozen positions
-        p = out[i]
-        j = i - 1
-        while j >= 0 and (
-            neg[out[j]] > neg[p] or (neg[out[j]] == neg[p] and keys[out[j]] > keys[p])
-        ):
-            out[j + 1] = out[j]
-            j -= 1
-        out[j + 1] = p
-    return out[:k]
+        key = np.int64(keys[i])
+        if size == k:
+            if not (s < hs[0] or (s == hs[0] and key > hk[0])):
+                _sink(hs, hk, hp, size, s, key, i)  # the new one replaces the worst
+        else:  # fill: sift up (a parent worse than the new one moves down)
+            pos = size
+            size += 1
+            while pos > 0:
+                parent = (pos - 1) >> 1
+                ps, pk = hs[parent], hk[parent]
+                if s < ps or (s == ps and key > pk):
+                    hs[pos] = ps
+                    hk[pos] = pk
+                    hp[pos] = hp[parent]
+                    pos = parent
+                else:
+                    break
+            hs[pos] = s
+            hk[pos] = key
+            hp[pos] = i
+    out = np.empty(size, dtype=np.intp)
+    # the worst to the back, the heap's last entry sifted down from the root
+    for last in range(size - 1, -1, -1):
+        out[last] = hp[0]
+        _sink(hs, hk, hp, last, hs[last], hk[last], hp[last])
+    return out
 
 
 @numba.njit(cache=True, nogil=True)
 def _heap_select(keys, scores, k):  # pragma: no cover - compiled
-    """``_heap_best`` by a heap of the best ``k`` seen so far, its worst at the root (one
-    comparison for each position that does not enter), emptied worst first from the back;
-    NaN ranks below every other score."""
+    """``_heap_best`` with NaN scores (ranked below every other): the heap holds positions
+    and compares through ``_worse``."""
     heap = np.empty(k, dtype=np.intp)
     for i in range(k):
         heap[i] = i
