@@ -12,6 +12,7 @@ popular list, when the models fail or run out of time.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import accumulate
 
 import msgspec
 import numpy as np
@@ -159,7 +160,7 @@ class Recommender:
             at = np.flatnonzero(diversify(cats, filters.max_per_category))
             items, scores = items[at], scores[at]
         items, scores, at = items[:k], scores[:k], at[:k]
-        bounds = np.cumsum([0, *(r[0].shape[0] for r in rows)])
+        bounds = np.fromiter(accumulate((r[0].shape[0] for r in rows), initial=0), np.intp)
         source = np.searchsorted(bounds, at, side="right") - 1  # the row each item came from
         position = at - bounds[source]  # and its place there
         reasons: list[dict[str, str]] = [_POPULAR] * items.shape[0]
