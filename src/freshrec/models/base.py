@@ -57,10 +57,9 @@ def _sift_down(heap, size, i, scores, keys):  # pragma: no cover - compiled
 
 
 @numba.njit(inline="always")
-def _sink(hs, hk, hp, size, s, key, p):  # pragma: no cover - compiled
-    """Put (score ``s``, ``key``, position ``p``) at the root of the heap's first ``size``
+def _sink(hs, hk, hp, size, pos, s, key, p):  # pragma: no cover - compiled
+    """Put (score ``s``, ``key``, position ``p``) at ``pos`` of the heap's first ``size``
     entries and sift it down: a child worse than it moves up."""
-    pos = 0
     while True:
         left = 2 * pos + 1
         if left >= size:
@@ -89,41 +88,30 @@ def _heap_best(keys, scores, k):  # pragma: no cover - compiled
     """``best_first`` for 0 < k <= len(keys): a heap of the best ``k`` seen so far, held as
     its own scores, keys and positions (no indirection), its worst at the root so that a
     position that does not beat it costs one comparison; then emptied worst first from the
-    back. A NaN score hands over to ``_heap_select``."""
+    back. NaN scores hand over to ``_heap_select``."""
     n = scores.shape[0]
     hs = np.empty(k, dtype=np.float64)
     hk = np.empty(k, dtype=np.int64)
     hp = np.empty(k, dtype=np.intp)
-    size = 0
     for i in range(n):
-        s = np.float64(scores[i])
-        if s != s:
+        if scores[i] != scores[i]:
             return _heap_select(keys, scores, k)
+    for i in range(k):
+        hs[i] = scores[i]
+        hk[i] = keys[i]
+        hp[i] = i
+    for i in range(k // 2 - 1, -1, -1):  # heapify
+        _sink(hs, hk, hp, k, i, hs[i], hk[i], hp[i])
+    for i in range(k, n):
+        s = np.float64(scores[i])
         key = np.int64(keys[i])
-        if size == k:
-            if not (s < hs[0] or (s == hs[0] and key > hk[0])):
-                _sink(hs, hk, hp, size, s, key, i)  # the new one replaces the worst
-        else:  # fill: sift up (a parent worse than the new one moves down)
-            pos = size
-            size += 1
-            while pos > 0:
-                parent = (pos - 1) >> 1
-                ps, pk = hs[parent], hk[parent]
-                if s < ps or (s == ps and key > pk):
-                    hs[pos] = ps
-                    hk[pos] = pk
-                    hp[pos] = hp[parent]
-                    pos = parent
-                else:
-                    break
-            hs[pos] = s
-            hk[pos] = key
-            hp[pos] = i
-    out = np.empty(size, dtype=np.intp)
+        if not (s < hs[0] or (s == hs[0] and key > hk[0])):
+            _sink(hs, hk, hp, k, 0, s, key, i)  # the new one replaces the worst
+    out = np.empty(k, dtype=np.intp)
     # the worst to the back, the heap's last entry sifted down from the root
-    for last in range(size - 1, -1, -1):
+    for last in range(k - 1, -1, -1):
         out[last] = hp[0]
-        _sink(hs, hk, hp, last, hs[last], hk[last], hp[last])
+        _sink(hs, hk, hp, last, 0, hs[last], hk[last], hp[last])
     return out
 
 

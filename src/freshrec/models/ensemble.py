@@ -44,48 +44,51 @@ class Ranked:
 def _distribution(scores: np.ndarray, logits: bool, temperature: float = 1.0) -> np.ndarray | None:
     """A member's scores as a distribution over the candidates: the softmax of logits, else
     the non-negative scores divided by their sum (zero stays "no opinion"). Scores that are all
-    equal rank nothing: they count as no opinion at all. None if a score is not finite."""
-    out, finite = _distribute(np.asarray(scores, dtype=np.float64), logits, temperature)
-    return out if finite else None
+    equal rank nothing: they count as no opinion at all. None if a score is not finite. (What
+    ``_blend`` does with each member's scores, one at a time.)"""
+    scores = np.asarray(scores, dtype=np.float64)
+    out = np.zeros(scores.shape[0])
+    mass, finite = _shares(scores, logits, temperature, out)
+    if not finite:
+        return None
+    return out / mass if mass > 0.0 else np.zeros(scores.shape[0])
 
 
 @numba.njit(cache=True, nogil=True)
-def _distribute(scores, logits, temperature):  # pragma: no cover - compiled
+def _shares(scores, logits, temperature, out):  # pragma: no cover - compiled
+    """A member's shares before normalising, written into ``out``: ``exp((s - max) / T)`` of
+    logits, else the score clipped at 0; returns their sum (0: no opinion -- every score equal,
+    or none above 0 -- and ``out`` is then not to be read) and whether every score is finite."""
     n = scores.shape[0]
-    out = np.zeros(n)
-    for i in range(n):
-        if not np.isfinite(scores[i]):
-            return out, False
     if n == 0:
-        return out, True
+        return 0.0, True
     hi = scores[0]
     lo = scores[0]
-    for i in range(1, n):
-        hi = max(hi, scores[i])
-        lo = min(lo, scores[i])
+    for i in range(n):
+        v = scores[i]
+        if not np.isfinite(v):
+            return 0.0, False
+        hi = max(hi, v)
+        lo = min(lo, v)
     if hi == lo:
-        return out, True
-    total = 0.0
+        return 0.0, True
+    mass = 0.0
     if logits:
         for i in range(n):
             out[i] = np.exp((scores[i] - hi) / temperature)
-            total += out[i]
+            mass += out[i]
     else:
         for i in range(n):
             out[i] = max(scores[i], 0.0)
-            total += out[i]
-        if total <= 0.0:
-            return out, True
-    for i in range(n):
-        out[i] /= total
-    return out, True
+            mass += out[i]
+    return mass, True
 
 
 @numba.njit(cache=True, nogil=True)
 def _blend(scores, served, logits, weights, temperature, k):  # pragma: no cover - compiled
     """The blend of one request in one pass: ``scores[j]`` (member j's scores of the sorted
-    candidates) made a distribution (as ``_distribute``: one pass for the range, one for the
-    shares) and weighted by ``weights[j]``, summed over the ``served`` members; the positions
+    candidates) made a distribution (``_shares`` over their sum) and weighted by
+    ``weights[j]``, summed over the ``served`` members; the positions
     of the ``k`` best sums, best first (ties: the lower position, so the lower item), those
     sums and their parts. ``finite[j]`` is False for a served member with a non-finite score:
     it sits the request out."""
@@ -99,33 +102,12 @@ def _blend(scores, served, logits, weights, temperature, k):  # pragma: no cover
     for j in range(m):
         if not served[j]:
             continue
-        row = scores[j]
-        hi = row[0]
-        lo = row[0]
-        ok = True
-        for i in range(n):
-            v = row[i]
-            if not np.isfinite(v):
-                ok = False
-                break
-            hi = max(hi, v)
-            lo = min(lo, v)
+        mass, ok = _shares(scores[j], logits[j], temperature, share)
         if not ok:
             finite[j] = False
             continue
-        if hi == lo:  # all equal: no opinion
+        if mass <= 0.0:  # no opinion
             continue
-        mass = 0.0
-        if logits[j]:
-            for i in range(n):
-                share[i] = np.exp((row[i] - hi) / temperature)
-                mass += share[i]
-        else:
-            for i in range(n):
-                share[i] = max(row[i], 0.0)
-                mass += share[i]
-            if mass <= 0.0:
-                continue
         scale = weights[j] / mass
         for i in range(n):
             part = share[i] * scale

@@ -286,8 +286,14 @@ def _learn(
 def _score(
     candidates,
     n_items,
-    ctx_rows,
-    nc,
+    on,
+    user,
+    hour,
+    weekday,
+    device,
+    country,
+    session,
+    hour_buckets,
     V,
     w,
     bias,
@@ -296,12 +302,16 @@ def _score(
     recent_cat,
     recent_ts,
     now,
-    on,
     out,
 ):  # pragma: no cover - compiled
-    """``sigmoid(logit)`` per candidate: the context's sums are computed once, then each
-    candidate adds its own rows (0 for items never seen)."""
+    """``sigmoid(logit)`` per candidate: the request's context rows (``_context_rows``) and
+    their sums are computed once, then each candidate adds its own rows (0 for items never
+    seen)."""
     mask = V.shape[0] - 1
+    ctx_rows = np.empty(_N_FIELDS, dtype=np.int64)
+    nc = _context_rows(
+        ctx_rows, on, mask, user, hour, weekday, device, country, session, hour_buckets
+    )
     k = V.shape[1]
     Sc = np.zeros(k, dtype=np.float32)
     sq_c = np.float32(0.0)
@@ -336,51 +346,6 @@ def _score(
             pair += T[f] * T[f]
         z += np.float32(0.5) * (pair - sq)
         out[c] = 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
-
-
-@numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _score_in_context(
-    candidates,
-    n_items,
-    on,
-    user,
-    hour,
-    weekday,
-    device,
-    country,
-    session,
-    hour_buckets,
-    V,
-    w,
-    bias,
-    item_cat,
-    item_bucket,
-    recent_cat,
-    recent_ts,
-    now,
-    out,
-):  # pragma: no cover - compiled
-    """``_score`` after ``_context_rows`` of the request's context: one call per request."""
-    rows = np.empty(_N_FIELDS, dtype=np.int64)
-    nc = _context_rows(
-        rows, on, V.shape[0] - 1, user, hour, weekday, device, country, session, hour_buckets
-    )
-    _score(
-        candidates,
-        n_items,
-        rows,
-        nc,
-        V,
-        w,
-        bias,
-        item_cat,
-        item_bucket,
-        recent_cat,
-        recent_ts,
-        now,
-        on,
-        out,
-    )
 
 
 class ContextRanker(Model):
@@ -510,7 +475,7 @@ class ContextRanker(Model):
             )
         else:
             (hour, weekday), device, country = local_time(now), 0, 0
-        _score_in_context(
+        _score(
             candidates,
             self._n_items,
             self._on,
