@@ -47,6 +47,7 @@ import numba
 import numpy as np
 
 from freshrec.models.base import Model, ModelError, best_first, best_positions, dense
+from freshrec.models.common import _FASTMATH, _below, _choice, _init_rows, _number
 from freshrec.models.quantised import QuantisedRows
 from freshrec.registry.mapped import as_held, release_pages, rows_into
 from freshrec.state import Batch, UserView
@@ -55,12 +56,7 @@ from freshrec.state.arrays import grow, member_of
 LOSSES = ("isgd", "isgd_neg", "bpr")
 SAMPLING = ("recent", "uniform")
 _ISGD, _ISGD_NEG, _BPR = range(3)
-_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
 _USER_SALT, _ITEM_SALT = 1, 2
-# Vectorisable reductions, but keep inf/NaN semantics: the kernel checks for them.
-_FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 _RESCORE = 512  # approximate candidates ``top_k`` re-scores exactly, at least
 _SCAN_LEAST = 100  # rows a scan keeps at least: a live test's top-k of MF (k + the user's recent
 # items) and the ensemble's 100 candidates per member then share one scan; a heap of exactly
@@ -114,31 +110,6 @@ def _query(Q, n_items, recent, p_u, has_p, mix):  # pragma: no cover - compiled
     for j in range(f):
         fold[j] = keep * p_u[j] + mix * fold[j]
     return fold
-
-
-@numba.njit(cache=True, nogil=True)
-def _mix(z):  # pragma: no cover - compiled; splitmix64 finaliser
-    z = (z ^ (z >> np.uint64(30))) * _M1
-    z = (z ^ (z >> np.uint64(27))) * _M2
-    return z ^ (z >> np.uint64(31))
-
-
-@numba.njit(cache=True, nogil=True)
-def _below(rng, n):  # pragma: no cover - compiled; uniform integer in [0, n), n < 2**32
-    rng[0] += _GOLDEN
-    return np.int64(((_mix(rng[0]) >> np.uint64(32)) * np.uint64(n)) >> np.uint64(32))
-
-
-@numba.njit(cache=True, nogil=True)
-def _init_rows(a, start, seed, salt, std):  # pragma: no cover - compiled
-    """Rows ``start:`` uniform with standard deviation ``std``, a function of (seed, index)."""
-    key = _mix(np.uint64(seed) * _GOLDEN + np.uint64(salt))
-    k = a.shape[1]
-    half = math.sqrt(3.0) * std
-    for r in range(start, a.shape[0]):
-        for f in range(k):
-            z = _mix(key + np.uint64(r * k + f) * _GOLDEN)
-            a[r, f] = ((z >> np.uint64(11)) * 2.0**-53 * 2.0 - 1.0) * half
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FASTMATH)
@@ -434,14 +405,6 @@ class OnlineMF(Model):
             np.float32(self.recent_mix),
         )
 
-    def fold_in(self, recent_items: np.ndarray) -> np.ndarray | None:
-        """``sum_r w_r q_r / sum_r w_r``, ``w_r = 1 / (1 + position)``; None without items."""
-        recent = recent_items[(recent_items >= 0) & (recent_items < self._n_items)]
-        if recent.size == 0:
-            return None
-        zero = np.zeros(self.factors, dtype=np.float32)
-        return _query(self._Q, self._n_items, recent, zero, False, np.float32(1.0))
-
     def score(self, user: UserView, candidates: np.ndarray) -> np.ndarray:
         candidates = np.asarray(candidates)
         if self._n_items <= _EXACT_ITEMS and candidates.shape[0] > _GATHER_MAX:
@@ -616,24 +579,3 @@ def _select(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices of the ``k`` largest finite ``scores``, best first (ties: lower index)."""
     top = best_positions(scores, k)
     return top.astype(np.int32), scores[top].astype(np.float64)
-
-
-def _number(
-    name: str, value: object, *, integer: bool = False, zero: bool = False, most: float = math.inf
-) -> None:
-    """Raise ``ValueError`` naming ``name`` unless ``value`` is a number > 0 (>= 0 if ``zero``)."""
-    kind = (int, np.integer) if integer else (int, float, np.integer, np.floating)
-    if isinstance(value, bool) or not isinstance(value, kind):
-        value_ok = False
-    else:
-        low = value >= 0 if zero else value > 0  # type: ignore[operator]
-        value_ok = low and value <= most and math.isfinite(value)  # type: ignore[operator,arg-type]
-    if not value_ok:
-        what = f"{'an integer' if integer else 'a number'} {'>=' if zero else '>'} 0"
-        what += f" and <= {most}" if most < math.inf else ""
-        raise ValueError(f"{name} must be {what}, got {value!r}")
-
-
-def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")

@@ -53,7 +53,7 @@ import numpy as np
 
 from freshrec.features.context import local_time
 from freshrec.models.base import Model, ModelError, dense
-from freshrec.models.mf import _FASTMATH, _below, _choice, _init_rows, _mix, _number
+from freshrec.models.common import _FASTMATH, _below, _choice, _init_rows, _mix, _number
 from freshrec.registry.mapped import as_held
 from freshrec.state import Batch, UserView
 from freshrec.state.arrays import grow
