@@ -115,7 +115,7 @@ class DecayedPopularity(Model):
         return self._scores[: self._n_items]
 
     def score(self, user: UserView, candidates: np.ndarray) -> np.ndarray:
-        top = self._highest if self._highest is not None else self.highest()
+        top = self.highest()
         if top <= 0:
             return np.zeros(candidates.shape[0])
         return self.raw_scores()[candidates] / top
