@@ -96,6 +96,47 @@ def _recent_distinct(
 
 
 @numba.njit(cache=True, nogil=True)
+def _view(
+    rec_item, rec_type, rec_session, rec_ts, session, count, u, size, item_category, window
+):  # pragma: no cover - compiled
+    """What a ``UserView`` reads of user ``u``'s ring in one call: up to ``size`` distinct
+    recent items (``_recent_distinct``: type, in session ``session``, time) and up to
+    ``window`` distinct recent categories with their times (``_recent_categories``)."""
+    items = np.empty(size, dtype=rec_item.dtype)
+    types = np.empty(size, dtype=rec_type.dtype)
+    in_session = np.empty(size, dtype=np.bool_)
+    recent_ts = np.empty(size, dtype=np.float64)
+    n = _recent_distinct(
+        rec_item,
+        rec_type,
+        rec_session,
+        rec_ts,
+        session,
+        count,
+        u,
+        items,
+        types,
+        in_session,
+        recent_ts,
+    )
+    categories = np.full(window, -1, dtype=np.int32)
+    category_ts = np.zeros(window, dtype=np.float64)
+    found = 0
+    if window > 0:
+        found = _recent_categories(
+            rec_item, rec_ts, count, u, item_category, categories, category_ts
+        )
+    return (
+        items[:n],
+        types[:n],
+        in_session[:n],
+        recent_ts[:n],
+        categories[:found],
+        category_ts[:found],
+    )
+
+
+@numba.njit(cache=True, nogil=True)
 def _advance(
     users,
     items,
@@ -430,11 +471,7 @@ class OnlineState:
             )
         c = int(self.rec_count[u])
         size = min(c, self.recent_items, self.recent_items if max_items is None else max_items)
-        items = np.empty(size, dtype=self.rec_item.dtype)
-        types = np.empty(size, dtype=self.rec_type.dtype)
-        in_session = np.empty(size, dtype=np.bool_)
-        recent_ts = np.empty(size, dtype=np.float64)
-        n = _recent_distinct(
+        items, types, in_session, recent_ts, categories, category_ts = _view(
             self.rec_item,
             self.rec_type,
             self.rec_session,
@@ -442,33 +479,23 @@ class OnlineState:
             self.session_no[u],
             c,
             u,
-            items,
-            types,
-            in_session,
-            recent_ts,
-        )
-        categories = np.full(self.category_window, -1, dtype=np.int32)
-        category_ts = np.zeros(self.category_window, dtype=np.float64)
-        found = (
-            _recent_categories(
-                self.rec_item, self.rec_ts, c, u, self.item_category, categories, category_ts
-            )
-            if self._categories
-            else 0
+            size,
+            self.item_category,
+            self.category_window if self._categories else 0,
         )
         last = float(self.last_ts[u])
         at = context.ts if context is not None else self.max_ts
         live = at - last <= self.session_gap_seconds
         return UserView(
             u,
-            items[:n],
-            types[:n],
-            in_session[:n],
+            items,
+            types,
+            in_session,
             self.purchased.get(u, set()),
             self.max_ts,
-            recent_ts=recent_ts[:n],
-            recent_categories=categories[:found],
-            category_ts=category_ts[:found],
+            recent_ts=recent_ts,
+            recent_categories=categories,
+            category_ts=category_ts,
             last_ts=last,
             session_start=float(self.session_start[u]),
             session_events=int(self.session_events[u]) if live else 0,
