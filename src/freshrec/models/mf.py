@@ -430,7 +430,7 @@ class OnlineMF(Model):
         if n == 0 or k <= 0:
             return np.zeros(0, dtype=np.int32), np.zeros(0)
         p = self.user_vector(user)
-        if not p.any():  # nothing known about the user: no opinion, let others answer
+        if not np.count_nonzero(p):  # nothing known about the user: no opinion, let others answer
             return np.zeros(0, dtype=np.int32), np.zeros(0)
         excluded = np.zeros(0, dtype=np.int64) if exclude is None else np.asarray(exclude)
         if n <= _EXACT_ITEMS:
@@ -455,7 +455,7 @@ class OnlineMF(Model):
         if count == 0 or n <= 0:
             return np.zeros(0, dtype=np.int32)
         p = self.user_vector(user)
-        if not p.any():
+        if not np.count_nonzero(p):  # (a C call: ndarray.any goes through Python wrappers)
             return np.zeros(0, dtype=np.int32)
         if n >= count:
             return self.top_k(user, n)[0]
