@@ -44,6 +44,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from freshrec.models.base import _heap_best
 from freshrec.state.arrays import grow
 
 RESORT_CHANGES = 1.0  # re-sort after this many row changes per row since the last sort
@@ -128,8 +129,7 @@ def _scan(q8, scale, bound, row_at, p, n, m):  # pragma: no cover - compiled
     kept = heap_k >= 0
     rows = row_at[heap_k[kept]]
     scores = heap_s[kept]
-    by_row = np.argsort(rows, kind="mergesort")
-    order = by_row[np.argsort(-scores[by_row], kind="mergesort")]  # stable: ties by row
+    order = _heap_best(rows, scores, rows.shape[0])  # best first, ties: the lower row
     return rows[order], scores[order]
 
 
