@@ -362,9 +362,9 @@ class CoVisitation(Model):
         items, acc = np.empty(room, dtype=np.int32), np.empty(room)
         best = np.empty(room, dtype=np.int64)
         weights = np.asarray(source_weights, dtype=np.float64)
-        frozen = self._frozen
-        if frozen:  # the known sources' rows alone, read from the snapshot
-            known = (sources >= 0) & (sources < n)
+        known = None
+        if self._frozen:  # the known sources' rows alone, read from the snapshot
+            known = np.flatnonzero((sources >= 0) & (sources < n))
             nbr, nbw, rows = self._table(sources[known].astype(np.int64))
             sources, weights, n = rows, weights[known], rows.shape[0]
         else:
@@ -372,9 +372,8 @@ class CoVisitation(Model):
         found = _accumulate(
             nbr, nbw, n, sources, weights, self.row_exponent, mark, slot, stamp, items, acc, best
         )
-        # a frozen pass's source positions are among the known sources only: not kept
-        kept = None if frozen else best[:found]
-        return Reached(items[:found], acc[:found], marks, mark, slot, stamp, kept)
+        best = best[:found] if known is None else known[best[:found]]  # positions in ``sources``
+        return Reached(items[:found], acc[:found], marks, mark, slot, stamp, best)
 
     def _table(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Neighbour tables holding ``rows`` (item indices, all known), and where each row is
@@ -441,7 +440,7 @@ class CoVisitation(Model):
 
     def explain(self, user: UserView, items: np.ndarray) -> list[dict[str, int | str]]:
         """``because_you_<what you did>`` naming the recent item that contributed most (as the
-        request's pass found it, else ``top_sources``)."""
+        request's pass found it; ``top_sources`` if its scratch marks were reused since)."""
         source = self._for_user(user).sources_of(items)
         if source is None:
             source = self.top_sources(user.recent_items, self._sources(user), items)

@@ -29,7 +29,7 @@ import numpy as np
 
 from freshrec.models.base import Model, _heap_best
 from freshrec.state import UserView
-from freshrec.state.arrays import sorted_unique
+from freshrec.state.arrays import member_of, sorted_unique
 
 
 @dataclass(slots=True)
@@ -116,24 +116,6 @@ def _blend(scores, served, logits, weights, temperature, k):  # pragma: no cover
             total[i] += part
     order = _heap_best(np.arange(n), total, min(k, n))  # ties: the lower position
     return order, total[order], parts[order], finite
-
-
-@numba.njit(cache=True, nogil=True)
-def _without(candidates, exclude):  # pragma: no cover - compiled
-    """The sorted ``candidates`` that are not in ``exclude`` (any order), in order."""
-    banned = np.sort(exclude)
-    out = np.empty(candidates.shape[0], dtype=candidates.dtype)
-    u = 0
-    b = 0
-    for i in range(candidates.shape[0]):
-        c = candidates[i]
-        while b < banned.shape[0] and banned[b] < c:
-            b += 1
-        if b < banned.shape[0] and banned[b] == c:
-            continue
-        out[u] = c
-        u += 1
-    return out[:u]
 
 
 class Ensemble:
@@ -228,7 +210,7 @@ class Ensemble:
         names, logits, _ = self._layout()
         candidates = self.candidates(user, k + (0 if exclude is None else exclude.shape[0]))
         if exclude is not None and exclude.size and candidates.size:
-            candidates = _without(candidates, exclude)
+            candidates = candidates[~member_of(candidates, exclude)]
         if candidates.size == 0:
             empty = np.zeros(0)
             return Ranked(candidates, empty, np.zeros((0, len(names))), names)

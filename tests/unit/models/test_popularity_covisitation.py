@@ -118,6 +118,9 @@ def test_compiled_aggregation_matches_a_plain_reading_of_the_rows() -> None:
     # the pass kept each partner's strongest source: explanations read it, as top_sources
     strongest_of = [strongest[j][1] if j in strongest else -1 for j in asked.tolist()]
     assert reached.sources_of(asked).tolist() == strongest_of  # type: ignore[union-attr]
+    frozen = CoVisitation(neighbours=16, probes=4)
+    frozen.load_frozen(cv.state_dict())  # reads the known sources' rows alone: same positions
+    assert frozen.reach(sources, weights).sources_of(asked).tolist() == strongest_of  # type: ignore[union-attr]
     cv.reach(np.array([5, 6], dtype=np.int32), np.ones(2))  # this thread's scratch reused
     assert reached.marks.stamp != reached.stamp  # the lookups fall back to a binary search
     np.testing.assert_allclose(cv.score(user, asked), want, rtol=1e-5)  # type: ignore[arg-type]
