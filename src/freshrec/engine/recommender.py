@@ -160,13 +160,16 @@ class Recommender:
             at = np.flatnonzero(diversify(cats, filters.max_per_category))
             items, scores = items[at], scores[at]
         items, scores, at = items[:k], scores[:k], at[:k]
-        bounds = np.fromiter(accumulate((r[0].shape[0] for r in rows), initial=0), np.intp)
-        source = np.searchsorted(bounds, at, side="right") - 1  # the row each item came from
-        position = at - bounds[source]  # and its place there
         reasons: list[dict[str, str]] = [_POPULAR] * items.shape[0]
         keys = self.state.items.keys()
+        if len(rows) == 1:  # the usual: every item from the one row, at its place there
+            source, position = None, at
+        else:
+            bounds = np.fromiter(accumulate((r[0].shape[0] for r in rows), initial=0), np.intp)
+            source = np.searchsorted(bounds, at, side="right") - 1  # the row each item came from
+            position = at - bounds[source]  # and its place there
         for j, (_, _, given) in enumerate(rows):
-            at = np.flatnonzero(source == j)
+            at = np.arange(items.shape[0]) if source is None else np.flatnonzero(source == j)
             if at.size == 0:
                 continue
             if given is not None:

@@ -197,7 +197,7 @@ class Ensemble:
                 continue
         # numpy's sort: numba's is 8x slower on these lists (runs of repeats, sorted stretches)
         merged = (
-            sorted_unique(np.concatenate(found)).astype(np.int32)
+            sorted_unique(np.concatenate([f.astype(np.int32, copy=False) for f in found]))
             if found
             else np.zeros(0, dtype=np.int32)
         )

@@ -60,6 +60,7 @@ class FastLane:
         self.metrics = metrics
         self.cors = cors  # requests with an Origin header take the routed path (CORS headers)
         self.routes: dict[str, LaneRoute] = {}
+        self._latency: dict[tuple[str, int], Any] = {}  # the histogram's child per route, status
         for path, endpoint in endpoints.items():
             params = list(inspect.signature(endpoint).parameters.values())
             if len(params) != 1 or params[0].annotation not in (Request, "Request"):
@@ -100,9 +101,16 @@ class FastLane:
                 await PlainTextResponse("Internal Server Error", 500)(scope, receive, send)
             raise
         finally:
-            self.metrics.http_latency.labels("GET", route.path, str(status)).observe(
-                time.perf_counter() - start
+            self._histogram(route.path, status).observe(time.perf_counter() - start)
+
+    def _histogram(self, path: str, status: int) -> Any:
+        """The latency histogram's child for ``GET path`` answered ``status`` (looked up once)."""
+        child = self._latency.get((path, status))
+        if child is None:
+            child = self._latency[path, status] = self.metrics.http_latency.labels(
+                "GET", path, str(status)
             )
+        return child
 
     def _handler(self, exc: Exception) -> Any:
         """The app's exception handler for ``exc``'s class or its nearest base, if any."""

@@ -48,6 +48,16 @@ def query_dict(raw: bytes) -> dict[str, str]:
     return out
 
 
+def header(request: Request, name: bytes) -> str | None:
+    """The value of header ``name`` (lower-case bytes; the first one if repeated), as
+    ``request.headers.get`` gives it, read from the ASGI scope without building Starlette's
+    ``Headers`` for the request."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
 def query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     """The OpenAPI ``parameters`` of a query model (name, required, schema, description)."""
     schema = model.model_json_schema()

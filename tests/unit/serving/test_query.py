@@ -40,3 +40,15 @@ def test_query_strings_split_as_starlette_does() -> None:
         b"plus=a+b&pct=100%25&raw=\xc3\xa9",
     ]:
         assert query_dict(raw) == dict(QueryParams(raw.decode("latin-1")))
+
+
+def test_headers_read_as_starlette_does() -> None:
+    from starlette.requests import Request
+
+    from freshrec.serving.query import header
+
+    raw = [(b"host", b"x"), (b"user-agent", b"Mozilla/5.0 \xe9"), (b"cf-ipcountry", b"DE")]
+    raw.append((b"cf-ipcountry", b"FR"))  # a repeated header: the first one, as Headers.get
+    request = Request({"type": "http", "headers": raw})
+    for name in ("user-agent", "cf-ipcountry", "x-missing"):
+        assert header(request, name.encode()) == request.headers.get(name)

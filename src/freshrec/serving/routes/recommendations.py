@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from freshrec.serving.deps import EngineDep
-from freshrec.serving.query import parse_query, query_parameters
+from freshrec.serving.query import header, parse_query, query_parameters
 from freshrec.serving.responses import MsgspecResponse
+from freshrec.serving.service import recommendation_id
 
 router = APIRouter(tags=["recommendations"])
 
@@ -63,7 +63,7 @@ async def recommendations(request: Request) -> MsgspecResponse:
         ("tz_offset_minutes", q.tz_offset_minutes),
     )
     context = {key: v for key, v in given if v is not None}
-    header = engine.settings.trusted_country_header
+    trusted = engine.settings.trusted_country_header
     start = time.perf_counter()
     filters = engine.default_filters(
         exclude=tuple(x for x in q.exclude.split(",") if x) if q.exclude else None,
@@ -80,8 +80,8 @@ async def recommendations(request: Request) -> MsgspecResponse:
         filters,
         context or None,
         strategy=q.strategy,
-        user_agent=request.headers.get("user-agent"),
-        trusted_country=request.headers.get(header) if header else None,
+        user_agent=header(request, b"user-agent"),
+        trusted_country=header(request, trusted.lower().encode("latin-1")) if trusted else None,
     )
     state.metrics.recommend_latency.observe(time.perf_counter() - start)
     return MsgspecResponse(body)
@@ -93,7 +93,7 @@ async def similar(
 ) -> MsgspecResponse:
     return MsgspecResponse(
         {
-            "recommendation_id": uuid.uuid4().hex,
+            "recommendation_id": recommendation_id(),
             "model_version": engine.model_version,
             "item_id": item_id,
             "items": engine.similar(item_id, k),
