@@ -157,7 +157,7 @@ class Recommender:
         at = np.arange(items.shape[0])  # where each item listed is in the rows, one after another
         if filters.max_per_category > 0 and items.size:
             cats = self.catalogue.categories(items, self.state.item_category)
-            at = np.flatnonzero(diversify(cats, filters.max_per_category))
+            at = diversify(cats, filters.max_per_category).nonzero()[0]
             items, scores = items[at], scores[at]
         items, scores, at = items[:k], scores[:k], at[:k]
         reasons: list[dict[str, str]] = [_POPULAR] * items.shape[0]
@@ -166,10 +166,10 @@ class Recommender:
             source, position = None, at
         else:
             bounds = np.fromiter(accumulate((r[0].shape[0] for r in rows), initial=0), np.intp)
-            source = np.searchsorted(bounds, at, side="right") - 1  # the row each item came from
+            source = bounds.searchsorted(at, side="right") - 1  # the row each item came from
             position = at - bounds[source]  # and its place there
         for j, (_, _, given) in enumerate(rows):
-            at = np.arange(items.shape[0]) if source is None else np.flatnonzero(source == j)
+            at = np.arange(items.shape[0]) if source is None else (source == j).nonzero()[0]
             if at.size == 0:
                 continue
             if given is not None:
@@ -231,14 +231,14 @@ class Recommender:
                 np.concatenate(
                     [
                         self.catalogue.in_category(fs.category),
-                        np.flatnonzero(
-                            self.state.item_category[: len(self.state.items)] == fs.category
-                        ),
+                        (self.state.item_category[: len(self.state.items)] == fs.category)
+                        .nonzero()[0],
                     ]
                 )
             ).astype(np.int32)
             pool = pool[pool < raw.shape[0]]
-            pool = pool[np.lexsort((pool, -raw[pool]))]
+            # most popular first; the pool is ascending, so a stable sort breaks ties by index
+            pool = pool[(-raw[pool]).argsort(kind="stable")]
         else:
             pool = self._popular
             if fs.filters.restricts_items and self.popularity is not None:

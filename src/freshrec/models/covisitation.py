@@ -364,7 +364,7 @@ class CoVisitation(Model):
         weights = np.asarray(source_weights, dtype=np.float64)
         known = None
         if self._frozen:  # the known sources' rows alone, read from the snapshot
-            known = np.flatnonzero((sources >= 0) & (sources < n))
+            known = ((sources >= 0) & (sources < n)).nonzero()[0]
             nbr, nbw, rows = self._table(sources[known].astype(np.int64))
             sources, weights, n = rows, weights[known], rows.shape[0]
         else:

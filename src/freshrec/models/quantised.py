@@ -182,7 +182,7 @@ class QuantisedRows:
         """``top``'s rows and their approximate scores (float32)."""
         if n < self._n:  # positions < n would not be the rows < n
             raise ValueError(f"the copy mirrors {self._n} rows: a scan covers them all, not {n}")
-        if self._n != n or self.dirty[:n].any():
+        if self._n != n or np.count_nonzero(self.dirty[:n]):
             self.refresh(Q, n)
         if m <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)

@@ -45,7 +45,8 @@ def grow(array: np.ndarray, n: int, fill: float | int = 0) -> np.ndarray:
 
 def sorted_unique(values: np.ndarray) -> np.ndarray:
     """The distinct ``values``, sorted (``np.unique`` without its overhead)."""
-    out = np.sort(values, axis=None)
+    out = values.reshape(-1).copy()  # ndarray methods: numpy's functions add Python wrappers
+    out.sort()
     if out.shape[0] < 2:
         return out
     keep = np.empty(out.shape[0], dtype=np.bool_)
@@ -56,10 +57,11 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
 
 def member_of(values: np.ndarray, of: np.ndarray | list[int]) -> np.ndarray:
     """Per element of ``values``, whether it is in ``of`` (``np.isin`` without its overhead)."""
-    table = np.sort(np.asarray(of), axis=None)
+    table = np.asarray(of).reshape(-1).copy()
+    table.sort()
     if table.shape[0] == 0 or values.shape[0] == 0:
         return np.zeros(values.shape, dtype=np.bool_)
-    at = np.searchsorted(table, values)
+    at = table.searchsorted(values)
     np.minimum(at, table.shape[0] - 1, out=at)
     return table[at] == values
 

@@ -237,7 +237,7 @@ class Catalogue:
         found = self._by_category.get(category)
         if found is None:
             n = len(self.records)
-            s = self.c_state[np.flatnonzero(self.c_category[:n] == category)]
+            s = self.c_state[(self.c_category[:n] == category).nonzero()[0]]
             found = self._by_category[category] = s[s >= 0]
             found.flags.writeable = False
         return found
