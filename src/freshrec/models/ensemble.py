@@ -226,7 +226,7 @@ class Ensemble:
             weights[j] = shares[member.name]
             served[j] = True
         top, best, parts, finite = _blend(scores, served, logits, weights, self.temperature, k)
-        if np.count_nonzero(finite) < m:  # a member with a non-finite score sat this one out, never served
+        if np.count_nonzero(finite) < m:  # a member's non-finite score: it sat this one out
             for j in np.flatnonzero(~finite).tolist():
                 self.errors[names[j]] = self.errors.get(names[j], 0) + 1
         return Ranked(candidates[top], best, parts, names)
