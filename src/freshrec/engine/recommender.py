@@ -231,8 +231,9 @@ class Recommender:
                 np.concatenate(
                     [
                         self.catalogue.in_category(fs.category),
-                        (self.state.item_category[: len(self.state.items)] == fs.category)
-                        .nonzero()[0],
+                        (
+                            self.state.item_category[: len(self.state.items)] == fs.category
+                        ).nonzero()[0],
                     ]
                 )
             ).astype(np.int32)
