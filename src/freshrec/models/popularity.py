@@ -118,7 +118,7 @@ class DecayedPopularity(Model):
         top = self.highest()
         if top <= 0:
             return np.zeros(candidates.shape[0])
-        return self.raw_scores()[candidates] / top
+        return self.raw_scores().take(candidates) / top  # take: no fancy-index machinery
 
     def highest(self) -> float:
         """The highest stored popularity, from the cached top list (no pass over the

@@ -28,7 +28,10 @@ M = TypeVar("M", bound=BaseModel)
 def parse_query(model: type[M], request: Request) -> M:
     """``model`` from the request's query string (the last value of a repeated key)."""
     try:
-        return model.model_validate(query_dict(request.scope["query_string"]))
+        # the model's compiled validator itself (``model_validate`` wraps it in Python)
+        return model.__pydantic_validator__.validate_python(
+            query_dict(request.scope["query_string"])
+        )
     except PydanticError as exc:
         errors = [{**e, "loc": ("query", *e["loc"])} for e in exc.errors(include_url=False)]
         raise RequestValidationError(errors) from None
