@@ -70,6 +70,7 @@ def run_server(settings: Settings) -> None:
 
     from freshrec.engine import Engine
     from freshrec.serving import create_app
+    from freshrec.serving.transport import HttpProtocol
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -92,6 +93,7 @@ def run_server(settings: Settings) -> None:
             port=settings.port,
             log_level="warning",
             access_log=False,
+            http=HttpProtocol,  # one socket write per response (serving/transport.py)
         )
     except KeyboardInterrupt:
         pass
