@@ -39,7 +39,8 @@ class CoalescingTransport:
             return
         if not self._held:  # the first write of this turn: send at its end
             self._loop.call_soon(self.flush)
-        self._held.append(bytes(data))
+        # bytes are immutable: held as they are; a buffer the caller may reuse is copied
+        self._held.append(data if type(data) is bytes else bytes(data))
 
     def writelines(self, chunks: Any) -> None:
         for chunk in chunks:

@@ -30,7 +30,9 @@ def test_writes_of_one_loop_turn_leave_as_one_in_order() -> None:
         transport.write = spy  # type: ignore[method-assign]
         coalescing = CoalescingTransport(transport, loop)  # type: ignore[arg-type]
         coalescing.write(b"HTTP/1.1 200 OK\r\n\r\n")
-        coalescing.write(memoryview(b"body"))
+        reused = bytearray(b"body")
+        coalescing.write(reused)
+        reused[:] = b"XXXX"  # a caller's buffer reused after the write: what was written stays
         coalescing.write(b"")
         assert sent == [] and coalescing.get_write_buffer_size() == 23  # held until the turn ends
         await asyncio.sleep(0)
