@@ -37,6 +37,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import PlainTextResponse
 
 from freshrec.serving.metrics import Metrics
+from freshrec.serving.query import header
 
 
 class LaneRoute(NamedTuple):
@@ -75,7 +76,7 @@ class FastLane:
         if scope["type"] != "http" or scope["method"] != "GET":
             return None
         route = self.routes.get(scope["path"])
-        if route is not None and self.cors and any(k == b"origin" for k, _ in scope["headers"]):
+        if route is not None and self.cors and header(scope, b"origin") is not None:
             return None
         return route
 

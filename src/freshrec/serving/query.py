@@ -14,6 +14,7 @@ plain values, and the same dict.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 from urllib.parse import unquote_plus
 
@@ -51,11 +52,11 @@ def query_dict(raw: bytes) -> dict[str, str]:
     return out
 
 
-def header(request: Request, name: bytes) -> str | None:
+def header(scope: Mapping[str, Any], name: bytes) -> str | None:
     """The value of header ``name`` (lower-case bytes; the first one if repeated), as
     ``request.headers.get`` gives it, read from the ASGI scope without building Starlette's
     ``Headers`` for the request."""
-    for key, value in request.scope["headers"]:
+    for key, value in scope["headers"]:
         if key == name:
             return value.decode("latin-1")
     return None

@@ -51,4 +51,4 @@ def test_headers_read_as_starlette_does() -> None:
     raw.append((b"cf-ipcountry", b"FR"))  # a repeated header: the first one, as Headers.get
     request = Request({"type": "http", "headers": raw})
     for name in ("user-agent", "cf-ipcountry", "x-missing"):
-        assert header(request, name.encode()) == request.headers.get(name)
+        assert header(request.scope, name.encode()) == request.headers.get(name)

@@ -80,8 +80,10 @@ async def recommendations(request: Request) -> MsgspecResponse:
         filters,
         context or None,
         strategy=q.strategy,
-        user_agent=header(request, b"user-agent"),
-        trusted_country=header(request, trusted.lower().encode("latin-1")) if trusted else None,
+        user_agent=header(request.scope, b"user-agent"),
+        trusted_country=header(request.scope, trusted.lower().encode("latin-1"))
+        if trusted
+        else None,
     )
     state.metrics.recommend_latency.observe(time.perf_counter() - start)
     return MsgspecResponse(body)
