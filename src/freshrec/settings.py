@@ -282,6 +282,12 @@ class Settings(BaseSettings):
     drift_forget: float = Field(
         0.25, gt=0, le=1, description="On drift: scale decayed models' stored weights (1 = off)."
     )
+    drift_keep_events: int = Field(
+        10_000,
+        ge=0,
+        description="On drift: scale them further if need be, so that what they learned before "
+        "weighs at most this many events (0 = no cap).",
+    )
     drift_shrink_users: float = Field(
         0.5, ge=0, le=1, description="On drift: scale MF user factors (0 = reset, 1 = off)."
     )

@@ -4,7 +4,12 @@ Four moves, each a setting (1 = off):
 
 - **forget**: every decayed model's stored weights (popularity, co-visitation, slow and fast)
   are scaled by ``forget`` -- an instant extra decay of ``log2(1 / forget)`` half-lives, so the
-  events after the change outweigh everything before it sooner than the normal half-life would;
+  events after the change outweigh everything before it sooner than the normal half-life would
+  -- or by less, so that what they learned before weighs at most ``keep_events`` events (a
+  quarter of a long history is still a long history: a shop with months of events would keep
+  weeks of stale weight, which its new traffic would take weeks to outweigh). "Events learned"
+  counts the log's events since the start, less what earlier actions forgot: an upper bound of
+  what a decayed model still holds, so the kept weight is at most ``keep_events`` events;
 - **shrink users**: the online MF's user factors are scaled by ``shrink_users`` (0 resets them):
   stale profiles count less, the fold-in of the user's recent items more -- except when the
   detection says the *catalogue* changed (``new_items:category=…``: a category's items replaced
@@ -57,9 +62,12 @@ class Recalibration:
         boost_events: int = 50_000,
         cooldown_events: int = 20_000,
         history: float = 1.0,
+        keep_events: int = 0,
     ) -> None:
         if not 0 < forget <= 1 or not 0 <= shrink_users <= 1 or boost < 1 or not 0 <= history <= 1:
             raise ValueError("forget in (0, 1], shrink_users and history in [0, 1], boost >= 1")
+        if keep_events < 0:
+            raise ValueError("keep_events must be >= 0 (0: no cap)")
         self.decayed = list(decayed)
         self.mf = mf
         self.ensemble = ensemble
@@ -70,7 +78,9 @@ class Recalibration:
         self.boost_events = boost_events
         self.cooldown_events = cooldown_events
         self.history = history
+        self.keep_events = keep_events
         self.last_action: int | None = None
+        self.kept = 0.0  # events' worth of weight the last action left (see ``learned``)
         self._boost_until: int | None = None
         self._saved_priors: dict[str, float] = {}
 
@@ -81,13 +91,18 @@ class Recalibration:
         catalogue = signal.startswith(CATALOGUE_SIGNALS)
         if self.last_action is not None and at_event - self.last_action < self.cooldown_events:
             return "none (cooldown)"
+        learned = self.learned(at_event)
+        factor = self.forget
+        if factor < 1 and self.keep_events and learned > self.keep_events / factor:
+            factor = self.keep_events / learned
         self.last_action = at_event
+        self.kept = learned * factor
         done = []
-        if self.forget < 1:
+        if factor < 1:
             for model in self.decayed:
-                model.forget(self.forget)
+                model.forget(factor)
             names = ",".join(m.name for m in self.decayed)
-            done.append(f"forget x{self.forget:g} ({names})")
+            done.append(f"forget x{factor:.3g} ({names})")
         if self.mf is not None and self.shrink_users < 1:
             if catalogue:
                 done.append("user factors kept (catalogue change)")
@@ -112,6 +127,14 @@ class Recalibration:
             )
         return "; ".join(done) or "none"
 
+    def learned(self, at_event: int) -> float:
+        """Events' worth of weight the decayed models hold at log offset ``at_event``, at most:
+        the events since the start, or since the last action plus what it kept (decay not
+        counted)."""
+        if self.last_action is None:
+            return float(at_event + 1)
+        return self.kept + max(0, at_event - self.last_action)
+
     def tick(self, offset: int) -> None:
         """Called as events are processed: ends a weight boost that has run its course."""
         if self._boost_until is not None and offset >= self._boost_until:
@@ -124,6 +147,7 @@ class Recalibration:
         """The running boost and the last action, so a restart carries on where it was."""
         doc = {
             "last_action": self.last_action,
+            "kept": self.kept,
             "boost_until": self._boost_until,
             "saved": self._saved_priors,
             "boosted": {n: self.ensemble.priors[n] for n in self._saved_priors},
@@ -135,6 +159,7 @@ class Recalibration:
             return
         doc = msgspec.json.decode(arrays["policy"].tobytes())
         self.last_action = doc["last_action"]
+        self.kept = float(doc.get("kept", 0.0))
         self._boost_until = doc["boost_until"]
         self._saved_priors = {n: float(v) for n, v in doc["saved"].items()}
         for name, prior in doc["boosted"].items():

@@ -51,6 +51,7 @@ def build_monitor(
             boost_events=settings.drift_boost_events,
             cooldown_events=settings.drift_cooldown_events,
             history=settings.drift_history_weight,
+            keep_events=settings.drift_keep_events,
         )
     window = quality.window
 

@@ -51,6 +51,33 @@ def test_policy_forgets_shrinks_boosts_then_restores() -> None:
     assert ens.priors["popularity_fast"] == 1.0 and ens.weights["popularity_fast"] == 0.5
 
 
+def test_policy_forgets_a_long_history_down_to_keep_events() -> None:
+    """After a long history a quarter is still a lot: the factor shrinks so that what was
+    learned before weighs at most ``keep_events`` events; a short history gets ``forget``."""
+    slow, fast, mf, ens = _learned_members()
+    pop = slow.raw_scores().copy()
+    policy = Recalibration([slow, fast], mf, ens, forget=0.25, cooldown_events=50, keep_events=100)
+    assert policy.learned(999) == 1000
+    assert "forget x0.1 (popularity,popularity_fast)" in policy.act(999)  # 100 of 1,000 events
+    np.testing.assert_allclose(slow.raw_scores(), 0.1 * pop)
+    assert policy.kept == pytest.approx(100)
+    assert policy.act(1020) == "none (cooldown)"
+    assert policy.learned(1499) == pytest.approx(600)  # kept 100, then 500 more events
+    restarted = Recalibration(
+        [slow, fast], mf, ens, forget=0.25, cooldown_events=50, keep_events=100
+    )
+    restarted.load_state_dict(policy.state_dict())
+    assert restarted.learned(1499) == pytest.approx(600)
+    assert "forget x0.167 " in restarted.act(1499)
+    np.testing.assert_allclose(slow.raw_scores(), 0.1 * pop / 6)
+    short = Recalibration([slow], None, ens, forget=0.25, keep_events=100)
+    assert "forget x0.25 " in short.act(199)  # 200 events: a quarter keeps 50
+    off = Recalibration([slow], None, ens, forget=1.0, keep_events=100)
+    assert "forget" not in off.act(10_000)  # drift_forget 1 turns forgetting off, cap or not
+    with pytest.raises(ValueError, match="keep_events"):
+        Recalibration([slow], None, ens, keep_events=-1)
+
+
 def test_policy_keeps_user_factors_when_the_catalogue_changed() -> None:
     """A category's items renamed (new_items:category=...) is a catalogue change: forget and
     boost as usual, but the shoppers' profiles stay; any other signal shrinks them."""
