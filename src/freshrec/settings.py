@@ -71,6 +71,12 @@ class Settings(BaseSettings):
         description="A partner's weight is divided by its row's total to this power (1: rows "
         "sum to 1; lower: a busy item's partners count for more).",
     )
+    covis_distance_exponent: float = Field(
+        0.5,
+        ge=0,
+        description="A link between two items of a session weighs their distance in it "
+        "(1 = next to each other) to minus this.",
+    )
     covis_source_exponent: float = Field(
         1.0,
         ge=0,

@@ -22,8 +22,16 @@ Four moves, each a setting (1 = off):
   multiplied by ``boost`` for ``boost_events`` events, then restored; the weights still follow
   live hit rates on top of the priors.
 
+Forgetting needs a sign that what the models know about *items* has gone stale: a hit rate
+fell, the popular items stopped drawing the events, new items took over, served lists stopped
+being clicked. A shift of the category mix alone (``MIX_SIGNALS``: shoppers spend their attention
+on other categories) says no such thing -- what is known inside each category may still hold, as
+when a new category draws half of the traffic -- so it does the other moves but keeps the
+learned weights.
+
 Actions are rate-limited: a detection within ``cooldown_events`` of the last action is recorded
-with action ``"none (cooldown)"``.
+with action ``"none (cooldown)"`` -- unless it calls for forgetting and nothing was forgotten
+within the cooldown: then it forgets (and does nothing else).
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ class Forgetful(Protocol):
 
 
 CATALOGUE_SIGNALS = ("new_items:category=",)  # a change of the catalogue, not of the shoppers
+MIX_SIGNALS = ("category_shift",)  # the category mix moved: no sign that item knowledge is stale
 
 
 class Recalibration:
@@ -80,29 +89,29 @@ class Recalibration:
         self.history = history
         self.keep_events = keep_events
         self.last_action: int | None = None
-        self.kept = 0.0  # events' worth of weight the last action left (see ``learned``)
+        self.last_forget: int | None = None
+        self.kept = 0.0  # events' worth of weight the last forgetting left (see ``learned``)
         self._boost_until: int | None = None
         self._saved_priors: dict[str, float] = {}
 
     def act(self, at_event: int, signal: str = "", at_time: float | None = None) -> str:
         """React to a detection on ``signal`` at log offset ``at_event`` (event time
         ``at_time``); returns a description of the action. A catalogue signal
-        (``CATALOGUE_SIGNALS``) leaves the shoppers' side alone: user factors and histories."""
+        (``CATALOGUE_SIGNALS``) leaves the shoppers' side alone: user factors and histories; a
+        shift of the category mix (``MIX_SIGNALS``) keeps the learned weights."""
         catalogue = signal.startswith(CATALOGUE_SIGNALS)
-        if self.last_action is not None and at_event - self.last_action < self.cooldown_events:
+        forgets = self.forget < 1 and not signal.startswith(MIX_SIGNALS)
+        cooling = self._cooling(self.last_action, at_event)
+        if cooling and not (forgets and not self._cooling(self.last_forget, at_event)):
             return "none (cooldown)"
-        learned = self.learned(at_event)
-        factor = self.forget
-        if factor < 1 and self.keep_events and learned > self.keep_events / factor:
-            factor = self.keep_events / learned
-        self.last_action = at_event
-        self.kept = learned * factor
         done = []
-        if factor < 1:
-            for model in self.decayed:
-                model.forget(factor)
-            names = ",".join(m.name for m in self.decayed)
-            done.append(f"forget x{factor:.3g} ({names})")
+        if forgets:
+            done += self._forget(at_event)
+        elif self.forget < 1:
+            done.append("learned weights kept (category mix only)")
+        if cooling:
+            return "; ".join([*done, "the other moves in cooldown"])
+        self.last_action = at_event
         if self.mf is not None and self.shrink_users < 1:
             if catalogue:
                 done.append("user factors kept (catalogue change)")
@@ -127,13 +136,29 @@ class Recalibration:
             )
         return "; ".join(done) or "none"
 
+    def _cooling(self, last: int | None, at_event: int) -> bool:
+        return last is not None and at_event - last < self.cooldown_events
+
+    def _forget(self, at_event: int) -> list[str]:
+        """Scale the decayed models' weights by ``forget``, or by less after a long history
+        (``keep_events``); what was done."""
+        learned = self.learned(at_event)
+        factor = self.forget
+        if factor < 1 and self.keep_events and learned > self.keep_events / factor:
+            factor = self.keep_events / learned
+        self.last_forget = at_event
+        self.kept = learned * factor
+        for model in self.decayed:
+            model.forget(factor)
+        return [f"forget x{factor:.3g} ({','.join(m.name for m in self.decayed)})"]
+
     def learned(self, at_event: int) -> float:
         """Events' worth of weight the decayed models hold at log offset ``at_event``, at most:
-        the events since the start, or since the last action plus what it kept (decay not
+        the events since the start, or since the last forgetting plus what it kept (decay not
         counted)."""
-        if self.last_action is None:
+        if self.last_forget is None:
             return float(at_event + 1)
-        return self.kept + max(0, at_event - self.last_action)
+        return self.kept + max(0, at_event - self.last_forget)
 
     def tick(self, offset: int) -> None:
         """Called as events are processed: ends a weight boost that has run its course."""
@@ -147,6 +172,7 @@ class Recalibration:
         """The running boost and the last action, so a restart carries on where it was."""
         doc = {
             "last_action": self.last_action,
+            "last_forget": self.last_forget,
             "kept": self.kept,
             "boost_until": self._boost_until,
             "saved": self._saved_priors,
@@ -159,6 +185,7 @@ class Recalibration:
             return
         doc = msgspec.json.decode(arrays["policy"].tobytes())
         self.last_action = doc["last_action"]
+        self.last_forget = doc.get("last_forget")
         self.kept = float(doc.get("kept", 0.0))
         self._boost_until = doc["boost_until"]
         self._saved_priors = {n: float(v) for n, v in doc["saved"].items()}

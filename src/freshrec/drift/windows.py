@@ -51,6 +51,7 @@ def fast_members(settings: Settings) -> list[Model]:
                     settings.covis_neighbours,
                     settings.covis_backward_weight,
                     seconds,
+                    distance_exponent=settings.covis_distance_exponent,
                     row_exponent=settings.covis_row_exponent,
                     source_exponent=settings.covis_source_exponent,
                     half_life_events=events,

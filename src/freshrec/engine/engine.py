@@ -88,6 +88,7 @@ class Engine(LogIngest):
             settings.covis_neighbours,
             settings.covis_backward_weight,
             settings.covis_half_life_seconds,
+            distance_exponent=settings.covis_distance_exponent,
             row_exponent=settings.covis_row_exponent,
             source_exponent=settings.covis_source_exponent,
         )

@@ -78,6 +78,25 @@ def test_policy_forgets_a_long_history_down_to_keep_events() -> None:
         Recalibration([slow], None, ens, keep_events=-1)
 
 
+def test_a_shift_of_the_category_mix_keeps_learned_weights_until_they_go_stale() -> None:
+    """category_shift does the other moves but forgets nothing; a stale-knowledge signal
+    within its cooldown then forgets (only that), and a second one within the cooldown of
+    that forgetting does nothing."""
+    slow, fast, mf, ens = _learned_members()
+    pop, users = slow.raw_scores().copy(), mf.state_dict()["user_factors"].copy()
+    policy = Recalibration([slow, fast], mf, ens, ["popularity_fast"], 0.25, 0.5, 4.0, 100, 50)
+    action = policy.act(1000, "category_shift")
+    assert action.startswith("learned weights kept (category mix only); shrink user factors")
+    np.testing.assert_array_equal(slow.raw_scores(), pop)
+    action = policy.act(1010, "popularity_hit")
+    assert action == "forget x0.25 (popularity,popularity_fast); the other moves in cooldown"
+    np.testing.assert_allclose(slow.raw_scores(), 0.25 * pop)
+    np.testing.assert_allclose(mf.state_dict()["user_factors"], 0.5 * users)  # shrunk once
+    assert policy.act(1020, "hit_rate:covisitation") == "none (cooldown)"
+    assert policy.act(1030, "category_shift") == "none (cooldown)"
+    assert "forget x0.25" in policy.act(1060, "hit_rate:ensemble")  # both cooldowns over
+
+
 def test_policy_keeps_user_factors_when_the_catalogue_changed() -> None:
     """A category's items renamed (new_items:category=...) is a catalogue change: forget and
     boost as usual, but the shoppers' profiles stay; any other signal shrinks them."""
