@@ -169,7 +169,8 @@ class Recalibration:
             self._saved_priors = {}
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """The running boost and the last action, so a restart carries on where it was."""
+        """The running boost, the last action and forgetting (its offset, what it kept), so a
+        restart carries on where it was."""
         doc = {
             "last_action": self.last_action,
             "last_forget": self.last_forget,
