@@ -219,17 +219,15 @@ def streams_of(names: list[str], n: int, seed: int, quick: bool) -> list[tuple[s
     """``(name, events, shift point)`` of the streams asked for, built only when asked. The
     scenarios shift at ``n / 2``; abrupt and gradual run to ``3 n / 2`` (``LONG``: without drift
     handling Recall@10 takes longer than ``n / 2`` events to come back there), the others to
-    ``n``."""
+    ``n``; the ``HISTORY`` streams shift at ``n`` and run to ``2.6 n``."""
     out: list[tuple[str, list, int]] = []
     for name in names:
-        if name in HISTORY:  # shift at n, after twice the history; "off" back within 1.6 n
+        if name in SCENARIOS or name in HISTORY:
+            at = n if name in HISTORY else n // 2  # HISTORY: "off" back within 1.6 n after it
+            size = n * 26 // 10 if name in HISTORY else 3 * at if name in LONG else n
             kind = name.removesuffix("-long")
-            scenario = DriftScenario(kind, seed=seed, shift_at=n, span=n // 10, period=2 * n)
-            out.append((name, scenario.take(n * 26 // 10), n))
-        elif name in SCENARIOS:
-            at = n // 2
-            scenario = DriftScenario(name, seed=seed, shift_at=at, span=n // 10, period=n)
-            out.append((name, scenario.take(3 * at if name in LONG else n), at))
+            scenario = DriftScenario(kind, seed=seed, shift_at=at, span=n // 10, period=2 * at)
+            out.append((name, scenario.take(size), at))
         elif not (DATA / "userbehavior_user_sample.csv").exists():
             log(f"skipping {name}: {DATA} not found")
         else:

@@ -106,7 +106,7 @@ class Recalibration:
             return "none (cooldown)"
         done = []
         if forgets:
-            done += self._forget(at_event)
+            done.append(self._forget(at_event))
         elif self.forget < 1:
             done.append("learned weights kept (category mix only)")
         if cooling:
@@ -139,18 +139,18 @@ class Recalibration:
     def _cooling(self, last: int | None, at_event: int) -> bool:
         return last is not None and at_event - last < self.cooldown_events
 
-    def _forget(self, at_event: int) -> list[str]:
+    def _forget(self, at_event: int) -> str:
         """Scale the decayed models' weights by ``forget``, or by less after a long history
         (``keep_events``); what was done."""
         learned = self.learned(at_event)
         factor = self.forget
-        if factor < 1 and self.keep_events and learned > self.keep_events / factor:
+        if self.keep_events and learned > self.keep_events / factor:
             factor = self.keep_events / learned
         self.last_forget = at_event
         self.kept = learned * factor
         for model in self.decayed:
             model.forget(factor)
-        return [f"forget x{factor:.3g} ({','.join(m.name for m in self.decayed)})"]
+        return f"forget x{factor:.3g} ({','.join(m.name for m in self.decayed)})"
 
     def learned(self, at_event: int) -> float:
         """Events' worth of weight the decayed models hold at log offset ``at_event``, at most:
