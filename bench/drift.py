@@ -44,7 +44,12 @@ in 20 left the Taobao windows with about 50 tests each -- too few to read a 10 %
 - Recall@10 over the ``AFTER`` events after the shift, on and off (the same events tested: what
   drift handling gained or lost, without a threshold).
 
-    python -m bench.drift [--quick] [--json PATH] [--streams taobao+permute,taobao]
+With ``--bound``, abrupt and gradual (and their long twins) run a third time, drift handling
+off, with every model reset to a new engine's where the shift is complete (``reset``: an oracle
+that knows the shift, the most any recalibration of these models could do; columns ``reset:
+back`` and ``off / reset``).
+
+    python -m bench.drift [--quick] [--bound] [--json PATH] [--streams taobao+permute,taobao]
 
 Not part of ``make bench`` (``bench/__main__.py``): about 40 minutes on an idle 2-core machine
 (abrupt alone about 4, each long stream about 5); the probe learns event by event.
@@ -161,14 +166,30 @@ class Probe:
         pass
 
 
-def run(events: list[dict[str, Any]], on: bool) -> dict[str, Any]:
-    """Feed ``events`` through an engine; the probe's tested offsets and hits, detections."""
+def reset(engine: Engine, before: float) -> None:
+    """The most any recalibration can do (the bound's run): every model as a new engine's, of
+    the same settings, and co-visitation no longer reads the shoppers' items touched before
+    event time ``before`` as sources. What is kept is what no model learned: the shoppers'
+    recent items and sessions, the id maps, the ensemble's weights."""
+    for model in engine.processor.models:
+        model.load_state_dict(type(model)(**model.params()).state_dict())
+        if hasattr(model, "discount_history"):
+            model.discount_history(before, 0.0)
+
+
+def run(events: list[dict[str, Any]], on: bool, reset_at: int | None = None) -> dict[str, Any]:
+    """Feed ``events`` through an engine; the probe's tested offsets and hits, detections.
+    ``reset_at`` (a multiple of ``BATCH``): ``reset`` the models just before that event."""
+    if reset_at is not None and reset_at % BATCH:
+        raise ValueError(f"reset_at must be a multiple of {BATCH}, got {reset_at}")
     engine = Engine.open(None, live_eval_every=EVERY, drift_detection=on)
     probe = Probe(engine)
     engine.processor.monitors.insert(0, probe)  # tests before the live tests of the same event
     tested = probe.tested
     t = time.perf_counter()
     for i in range(0, len(events), BATCH):
+        if i == reset_at:
+            reset(engine, float(events[i]["timestamp"]))
         engine.ingest(events[i : i + BATCH])
         engine.process()
     seconds = time.perf_counter() - t
@@ -212,6 +233,7 @@ LONG = {"abrupt", "gradual"}  # run to 3 x the shift point: "off" comes back wit
 HISTORY = ("abrupt-long", "gradual-long")  # the same shifts after twice the history
 TAOBAO = ("taobao+permute", "taobao+remap", "taobao")
 SHIFTS = {"taobao+permute": "permute", "taobao+remap": "rename", "taobao": "none"}
+OPTIONAL = {"recovery_reset", "sooner_reset"}  # columns of --bound only
 PLACEBO = {"taobao"}  # no shift injected: recovery read at the midpoint, every detection false
 
 
@@ -234,6 +256,13 @@ def streams_of(names: list[str], n: int, seed: int, quick: bool) -> list[tuple[s
             events, at = taobao_with_shift(n if quick else None, SHIFTS[name])
             out.append((name, events, at))
     return out
+
+
+def shift_end(name: str, at: int, n: int) -> int:
+    """The first batch boundary (``BATCH``) where the shift of scenario stream ``name`` at ``at``
+    is complete: gradual's ramp lasts ``n / 10`` events (``streams_of``)."""
+    end = at + (n // 10 if name.startswith("gradual") else 0)
+    return -(-end // BATCH) * BATCH
 
 
 def recovery_vs(r: dict[str, Any], ref: dict[str, Any], shift: int, n: int) -> int | str:
@@ -266,6 +295,12 @@ def main(argv: list[str] | None = None) -> int:
         "--streams",
         default=",".join(SCENARIOS + HISTORY + TAOBAO),
         help=f"comma-separated streams (default all: {','.join(SCENARIOS + HISTORY + TAOBAO)})",
+    )
+    p.add_argument(
+        "--bound",
+        action="store_true",
+        help="run abrupt and gradual (and their long twins) a third time, drift handling off "
+        "and every model reset where the shift ends: the most any recalibration could do",
     )
     args = p.parse_args(argv)
     names = [s.strip() for s in args.streams.split(",") if s.strip()]
@@ -300,6 +335,12 @@ def main(argv: list[str] | None = None) -> int:
             if isinstance(rec_on, int) and isinstance(rec_off, int):
                 row["sooner"] = f"{rec_off / rec_on:.2f} x"  # the budget: at least 2 x
             row.update(after_on=mean_after(on, mid), after_off=mean_after(off, mid))
+            if args.bound and name.removesuffix("-long") in LONG:
+                bound = run(events, False, reset_at=shift_end(name, mid, n))
+                _, rec_reset = recovery(bound, mid, len(events))
+                row["recovery_reset"] = rec_reset
+                if isinstance(rec_reset, int) and isinstance(rec_off, int):
+                    row["sooner_reset"] = f"{rec_off / rec_reset:.2f} x"
         row["seconds_on"], row["seconds_off"] = round(on["seconds"], 1), round(off["seconds"], 1)
         rows.append(row)
         details[name] = {
@@ -347,11 +388,14 @@ def table(rows: list[dict[str, Any]]) -> str:
         ("recovery_on", "back to 90 %: on"),
         ("recovery_off", "off"),
         ("sooner", "off / on"),
+        ("recovery_reset", "reset: back"),
+        ("sooner_reset", "off / reset"),
         ("vs_placebo_on", "vs placebo: on"),
         ("vs_placebo_off", "off"),
         ("after_on", "Recall@10 over 20k after: on"),
         ("after_off", "off"),
     ]
+    cols = [c for c in cols if c[0] not in OPTIONAL or any(c[0] in r for r in rows)]
     cells = [[h for _, h in cols]]
     for r in rows:
         cells.append([_fmt(r.get(k)) if k in r else "-" for k, _ in cols])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.drift import DATA, Probe, taobao_with_shift
+from bench.drift import BATCH, DATA, Probe, reset, run, shift_end, taobao_with_shift
 from freshrec import Engine
 from freshrec.sim.scenarios import DriftScenario
 
@@ -39,6 +39,34 @@ def test_the_probe_is_read_only_and_dense() -> None:
     assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets)
     plain.close()
     probed.close()
+
+
+def test_the_bounds_reset_leaves_every_model_as_a_new_engines() -> None:
+    events = DriftScenario("abrupt", seed=3, shift_at=3000, n_shoppers=300).take(4000)
+    engine, _ = _run(events, probe=False)
+    learned = {m.name: m.state_dict() for m in engine.processor.models}
+    reset(engine, float(events[3000]["timestamp"]))
+    for model in engine.processor.models:
+        state, new = model.state_dict(), type(model)(**model.params()).state_dict()
+        assert set(state) - set(new) <= {"stale"}  # co-visitation's history discount
+        for key in new:
+            np.testing.assert_array_equal(state[key], new[key], err_msg=f"{model.name}.{key}")
+        assert any(  # it had learned something that is gone now
+            learned[model.name][k].shape != new[k].shape
+            or not np.array_equal(learned[model.name][k], new[k])
+            for k in new
+        ), model.name
+    covis = next(m for m in engine.processor.models if m.name == "covisitation")
+    assert covis._stale_weight == 0.0 and covis._stale_before == events[3000]["timestamp"]
+    engine.close()
+
+
+def test_the_bound_run_resets_at_a_batch_boundary_where_the_shift_is_complete() -> None:
+    assert shift_end("abrupt", 50_000, 100_000) == 50_000
+    assert shift_end("gradual", 50_000, 100_000) == 60_000  # after the 10,000-event ramp
+    assert shift_end("gradual", 20_000, 40_000) == 25_000 == 5 * BATCH  # 24,000, rounded up
+    with pytest.raises(ValueError, match="multiple"):
+        run([], False, reset_at=BATCH + 1)
 
 
 @pytest.mark.skipif(not (DATA / "userbehavior_user_sample.csv").exists(), reason="no Taobao data")
