@@ -233,6 +233,7 @@ LONG = {"abrupt", "gradual"}  # run to 3 x the shift point: "off" comes back wit
 HISTORY = ("abrupt-long", "gradual-long")  # the same shifts after twice the history
 TAOBAO = ("taobao+permute", "taobao+remap", "taobao")
 SHIFTS = {"taobao+permute": "permute", "taobao+remap": "rename", "taobao": "none"}
+RAMP = 10  # gradual's shift lasts n / RAMP events
 OPTIONAL = {"recovery_reset", "sooner_reset"}  # columns of --bound only
 PLACEBO = {"taobao"}  # no shift injected: recovery read at the midpoint, every detection false
 
@@ -248,7 +249,7 @@ def streams_of(names: list[str], n: int, seed: int, quick: bool) -> list[tuple[s
             at = n if name in HISTORY else n // 2  # HISTORY: "off" back within 1.6 n after it
             size = n * 26 // 10 if name in HISTORY else 3 * at if name in LONG else n
             kind = name.removesuffix("-long")
-            scenario = DriftScenario(kind, seed=seed, shift_at=at, span=n // 10, period=2 * at)
+            scenario = DriftScenario(kind, seed=seed, shift_at=at, span=n // RAMP, period=2 * at)
             out.append((name, scenario.take(size), at))
         elif not (DATA / "userbehavior_user_sample.csv").exists():
             log(f"skipping {name}: {DATA} not found")
@@ -260,8 +261,8 @@ def streams_of(names: list[str], n: int, seed: int, quick: bool) -> list[tuple[s
 
 def shift_end(name: str, at: int, n: int) -> int:
     """The first batch boundary (``BATCH``) where the shift of scenario stream ``name`` at ``at``
-    is complete: gradual's ramp lasts ``n / 10`` events (``streams_of``)."""
-    end = at + (n // 10 if name.startswith("gradual") else 0)
+    is complete: gradual's ramp lasts ``n / RAMP`` events."""
+    end = at + (n // RAMP if name.startswith("gradual") else 0)
     return -(-end // BATCH) * BATCH
 
 
