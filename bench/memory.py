@@ -28,9 +28,10 @@ import tempfile
 import time
 
 from bench import Result, log, machine, make_result, parser, report
-from bench.processor import CHUNK, fill, warm_up
+from bench.processor import CHUNK, fill
 from bench.synthetic import generate, logged_events
 from freshrec import Engine
+from freshrec.engine.warmup import compile_kernels
 
 
 def rss_mb() -> float:
@@ -49,7 +50,7 @@ def run(quick: bool = False, seed: int = 42) -> Result:
     n_events, n_users, n_items = (
         (200_000, 100_000, 10_000) if quick else (2_000_000, 1_000_000, 100_000)
     )
-    warm_up(seed)
+    compile_kernels()
     # two-event sessions, so that 2M events give every one of the 1M users a session
     workload = generate(n_events, n_users, n_items, seed=seed, session_events=2.0)
     log(f"workload: {n_events:,} events, {n_users:,} users, {n_items:,} items")

@@ -7,8 +7,9 @@ Method: generate ~1M synthetic events, append them to the SQLite log of an on-di
 chunks of 500 (what ``POST /v1/events`` batches of 500 produce), then time ``engine.process()``
 alone: log read + msgpack decode, id mapping and sessions, both models, offset commits and the
 periodic snapshots. numba kernels are warmed up on a small in-memory engine first so compile (or
-cache-load) time is excluded. The micro-batch size is ``Settings.processor_batch_events``
-(override with ``FRESHREC_PROCESSOR_BATCH_EVENTS``).
+cache-load) time is excluded (``freshrec.engine.warmup``, as a server does before it listens).
+The micro-batch size is ``Settings.processor_batch_events`` (override with
+``FRESHREC_PROCESSOR_BATCH_EVENTS``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 from bench import Result, busy_note, load_average, log, machine, make_result, parser, report
 from bench.synthetic import generate, logged_events, summary
 from freshrec import Engine
+from freshrec.engine.warmup import compile_kernels
 
 CHUNK = 500  # events per log append, as an HTTP batch of 500 would write
 
@@ -70,22 +72,11 @@ def fill(
     return time.perf_counter() - t
 
 
-def warm_up(seed: int) -> float:
-    """Run every numba kernel once (compile or load from cache) on a tiny in-memory engine."""
-    t = time.perf_counter()
-    w = generate(3_000, n_users=300, n_items=500, seed=seed + 1)
-    with Engine.open() as engine:
-        engine.log.append(logged_events(w))
-        engine.process()
-        engine.recommend("u1", k=10)
-    return time.perf_counter() - t
-
-
 def run(quick: bool = False, seed: int = 42) -> Result:
     n_events, n_users, n_items = (
         (100_000, 20_000, 10_000) if quick else (1_000_000, 100_000, 100_000)
     )
-    warm = warm_up(seed)
+    warm = compile_kernels()
     log(f"numba warm-up {warm:.1f} s (excluded)")
     workload = generate(n_events, n_users, n_items, seed=seed)
     with tempfile.TemporaryDirectory(prefix="freshrec-bench-proc-") as tmp:

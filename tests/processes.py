@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 
 HOST = "127.0.0.1"
-START_TIMEOUT = 90.0  # a cold numba cache compiles the models on first start
+# a cold numba cache: a server compiles every kernel before it listens (a minute on a slow machine)
+START_TIMEOUT = 240.0
 
 
 def free_port() -> int:

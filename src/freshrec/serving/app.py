@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,6 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
 
 from freshrec.engine import Engine
+from freshrec.engine.warmup import compile_kernels
 from freshrec.errors import FreshrecError
 from freshrec.features.useragent import warm_up
 from freshrec.serving.lane import FastLane, LaneApp
@@ -30,6 +32,8 @@ from freshrec.serving.routes import (
 )
 from freshrec.serving.service import RecommendService
 from freshrec.serving.shop_metrics import ShopCollector
+
+log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 
@@ -56,6 +60,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         warm_up()  # load the User-Agent rules now, not on the first request that needs them
+        if run_processor:  # its first micro-batch would compile them while requests wait
+            seconds = compile_kernels()
+            if seconds:
+                log.info("kernels compiled or loaded in %.1f s", seconds)
         app.state.service.warm_up()
         if freeze_heap:
             gc.collect()
