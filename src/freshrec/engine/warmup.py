@@ -28,15 +28,15 @@ import time
 
 import numpy as np
 
+from freshrec.engine.engine import Engine
 from freshrec.models.quantised import QuantisedRows
+from freshrec.sim import ShopSimulator
 from freshrec.state.catalogue import Item
 
 EVENTS = 2000  # of the throwaway shop: enough for sessions, purchases and a live-quality test
 ITEMS = 120
 
 log = logging.getLogger(__name__)
-
-
 _compiled = False  # in this process: the kernels stay loaded once they are
 
 
@@ -46,9 +46,6 @@ def compile_kernels() -> float:
     global _compiled
     if _compiled:
         return 0.0
-    from freshrec.engine.engine import Engine  # the engine imports this module's users
-    from freshrec.sim import ShopSimulator
-
     log.info("loading the compiled kernels (compiling them on a first start takes a minute)")
     started = time.perf_counter()
     shop = ShopSimulator(n_items=ITEMS, n_categories=4, n_shoppers=30, seed=0)
