@@ -12,7 +12,7 @@ call returns at once). Every path is covered:
 
 - the online state;
 - every model's learning and scoring, the ensemble's blend and live quality;
-- cold start and the filters;
+- cold start and the filters (``rank_every_path``, which a server also runs on its own engine);
 - the int8 copy of MF's item factors, which is scanned only above a few thousand items, so a
   small shop would not reach it.
 
@@ -54,12 +54,29 @@ def compile_kernels() -> float:
         events = shop.take(EVENTS)
         engine.ingest(events)
         engine.process()
-        shopper, category = events[-1]["user_id"], shop.catalogue.category_names[0]
-        for given in ({}, {"category": category, "max_per_category": 2, "exclude_viewed": True}):
-            for user in (shopper, "nobody-yet"):
-                engine.serve(user, 10, engine.default_filters(**given))
+        rank_every_path(engine)
         engine.similar(events[-1]["item_id"], k=5)
     rows = QuantisedRows(4)  # the int8 copy: refresh, quantise and scan
     rows.top(np.eye(4, dtype=np.float32), np.ones(4, dtype=np.float32), 4, 2)
     _compiled = True
     return time.perf_counter() - started
+
+
+def rank_every_path(engine: Engine) -> None:
+    """Rank once along every path of ``engine``: cold start and a known shopper's history, each
+    kind of filter, and the cold-start strategy."""
+    users = engine.state.users
+    someone = users.key(len(users) - 1) if len(users) else ""
+    category = next(
+        (item.category for item in engine.catalogue.records if item and item.category), "x"
+    )
+    variants = [
+        {},
+        {"category": category},
+        {"min_price": 1.0, "max_price": 100.0},
+        {"max_per_category": 2, "exclude_viewed": True},
+    ]
+    for given in variants:
+        for user in ("", someone):
+            engine.serve(user, 10, engine.default_filters(**given))
+    engine.serve("", 10, engine.default_filters(), strategy="cold_start")

@@ -37,6 +37,7 @@ from freshrec.engine.experiments import SETTINGS_EXPERIMENT, Arm, Experiments, E
 from freshrec.engine.feedback import Feedback
 from freshrec.engine.filters import Filters
 from freshrec.engine.recommender import STRATEGIES, Served
+from freshrec.engine.warmup import rank_every_path
 from freshrec.errors import FreshrecError, ValidationError
 from freshrec.features import Context, enrich
 from freshrec.serving.cache import ResponseCache
@@ -113,25 +114,10 @@ class RecommendService:
         self.experiments.create(spec, persist=False)
 
     def warm_up(self) -> None:
-        """Rank once along every path (cold start, a history, each kind of filter), so the
-        first shoppers do not pay for loading compiled kernels -- nor trip the budget guard."""
-        engine = self.engine
-        users = engine.state.users
-        someone = users.key(len(users) - 1) if len(users) else ""
-        category = next(
-            (item.category for item in engine.catalogue.records if item and item.category), "x"
-        )
-        variants = [
-            {},
-            {"category": category},
-            {"min_price": 1.0, "max_price": 100.0},
-            {"max_per_category": 2, "exclude_viewed": True},
-        ]
+        """Rank once along every path (``rank_every_path``), so the first shoppers do not pay
+        for loading compiled kernels -- nor trip the budget guard."""
         try:
-            for given in variants:
-                for user in ("", someone):
-                    engine.serve(user, 10, engine.default_filters(**given))
-            engine.serve("", 10, engine.default_filters(), strategy="cold_start")
+            rank_every_path(self.engine)
         except Exception:  # a warm-up must never stop the server
             log.exception("warm-up recommendation failed")
 
